@@ -1,0 +1,129 @@
+"""Composition root: configuration -> one MultiService of listeners and services.
+
+This is the only module that knows every service. An existing Twisted
+`Application` can add freescore with `makeService({"config": path})`, and an
+existing `twisted.web` site can mount one of `service.roots`.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Mapping
+from typing import Any
+
+from twisted.application.service import MultiService, Service
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+from twisted.web.server import Site
+
+from freescore import config as configmod
+from freescore import registry
+from freescore.hub.memory import MemoryHub
+from freescore.listeners import ListenerService
+from freescore.metrics import Metrics
+from freescore.service import ProtocolService, ServiceContext
+from freescore.web import MetricsPage, Root, Status
+from freescore.websocket import ConnectionRegistry
+
+log = Logger(namespace="freescore")
+
+
+class _GoingAway(Service):
+    """On stop, closes every WebSocket with 1001 and waits (bounded) for them to go."""
+
+    def __init__(self, connections: ConnectionRegistry, reactor: Any, timeout: float) -> None:
+        self.connections = connections
+        self.reactor = reactor
+        self.timeout = timeout
+
+    def stopService(self) -> Deferred[Any]:
+        super().stopService()
+        count = len(self.connections.open)
+        if count:
+            log.info("freescore: closing {count} WebSocket connections (1001)", count=count)
+        return self.connections.close_all(self.reactor, self.timeout)
+
+
+class FreescoreService(MultiService):
+    """The whole of freescore as one Twisted service."""
+
+    def __init__(self, cfg: configmod.Config, reactor: Any) -> None:
+        super().__init__()
+        self.setName("freescore")
+        self.config = cfg
+        self.reactor = reactor
+        self.metrics = Metrics()
+        self.connections = ConnectionRegistry()
+        self.hub = make_hub(cfg, reactor)
+        self.protocols: dict[str, ProtocolService] = {}
+        self.roots = [self._make_root() for _ in cfg.listeners]
+        for name, settings in cfg.services.items():
+            ctx = ServiceContext(
+                name=name, settings=settings, config=cfg, hub=self.hub, reactor=reactor,
+                metrics=self.metrics.for_service(name), connections=self.connections,
+            )
+            service = registry.module(name).make_service(ctx)
+            service.setServiceParent(self)
+            self.protocols[name] = service
+            for index in cfg.listeners_for(name):
+                for path, resource in service.resources.items():
+                    self.roots[index].mount(path, resource)
+        _GoingAway(self.connections, reactor, cfg.http.shutdown_timeout).setServiceParent(self)
+        self.listeners = []
+        for index, (listener, root) in enumerate(zip(cfg.listeners, self.roots, strict=True)):
+            site = Site(root)
+            site.displayTracebacks = False
+            lst = ListenerService(index, listener, site, reactor)
+            lst.setServiceParent(self)
+            self.listeners.append(lst)
+
+    def _make_root(self) -> Root:
+        root = Root()
+        root.putChild(b"status", Status(self.down, self.config.http.cors_origin))
+        root.putChild(b"metrics", MetricsPage(self.metrics.render))
+        return root
+
+    def down(self) -> list[str]:
+        """Names of what is not up, for /status."""
+        down = [name for name, svc in self.protocols.items() if not svc.is_up()]
+        if not self.hub.is_up():
+            down.append("hub")
+        return down
+
+    def reload_tls(self) -> None:
+        for lst in self.listeners:
+            if lst.tls is not None:
+                lst.tls.reload()
+
+    def startService(self) -> None:
+        super().startService()
+        log.info(
+            "freescore: services {services} on {count} listener(s)",
+            services=", ".join(self.protocols) or "(none)", count=len(self.listeners),
+        )
+        if hasattr(signal, "SIGHUP"):
+            try:
+                signal.signal(signal.SIGHUP, self._on_sighup)
+            except ValueError:  # not the main thread (embedded use)
+                pass
+
+    def _on_sighup(self, signum: int, frame: Any) -> None:
+        log.info("freescore: SIGHUP, reloading TLS certificates")
+        self.reactor.callFromThread(self.reload_tls)
+
+
+def make_hub(cfg: configmod.Config, reactor: Any) -> Any:
+    start_ms = int(reactor.seconds() * 1000)
+    if cfg.hub.backend == "memory":
+        return MemoryHub(start_ms)
+    raise configmod.ConfigError(cfg.file, "hub.backend", "the redis backend is not available in this version yet")
+
+
+def makeService(options: Mapping[str, Any], reactor: Any = None) -> FreescoreService:
+    """Build freescore from `options["config"]` (a TOML path). Raises ConfigError."""
+    if reactor is None:
+        from twisted.internet import reactor as default_reactor
+
+        reactor = default_reactor
+    cfg = configmod.load(options["config"])
+    return FreescoreService(cfg, reactor)

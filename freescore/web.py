@@ -1,0 +1,108 @@
+"""The HTTP root of every listener: /status, /metrics and each service's mounts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from twisted.web.resource import IResource, Resource
+from twisted.web.server import Request
+
+from freescore.websocket import encode_json
+
+
+def json_error(request: Request, code: int, message: str, **extra: Any) -> bytes:
+    """The JSON error body freescore answers HTTP errors with."""
+    request.setResponseCode(code)
+    request.setHeader("content-type", "application/json")
+    return encode_json({"error": message, **extra})
+
+
+class JsonError(Resource):
+    isLeaf = True
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__()
+        self.code = code
+        self.message = message
+
+    def render(self, request: Request) -> bytes:
+        return json_error(request, self.code, self.message)
+
+
+class Status(Resource):
+    """`OK` while every enabled service (and the hub) is up, else 503 naming what is down."""
+
+    isLeaf = True
+
+    def __init__(self, check: Callable[[], list[str]], cors_origin: str) -> None:
+        super().__init__()
+        self._check = check
+        self._cors_origin = cors_origin
+
+    def render_GET(self, request: Request) -> bytes:
+        request.setHeader("content-type", "text/plain; charset=utf-8")
+        request.setHeader("access-control-allow-origin", self._cors_origin)
+        request.setHeader("cache-control", "no-store")
+        down = self._check()
+        if down:
+            request.setResponseCode(503)
+            return ("DEGRADED: " + ", ".join(down) + " down\n").encode()
+        return b"OK"
+
+    render_HEAD = render_GET
+
+
+class MetricsPage(Resource):
+    isLeaf = True
+
+    def __init__(self, render: Callable[[], bytes]) -> None:
+        super().__init__()
+        self._render = render
+
+    def render_GET(self, request: Request) -> bytes:
+        from prometheus_client import CONTENT_TYPE_LATEST
+
+        request.setHeader("content-type", CONTENT_TYPE_LATEST)
+        return self._render()
+
+
+class Root(Resource):
+    """Dispatches by the longest mounted path prefix; everything else is a 404 JSON error.
+
+    Mount paths may have several segments (`/fedmsg/publish`); `""` mounts at
+    the root so a dedicated listener can serve one protocol at `/`.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._mounts: dict[tuple[bytes, ...], IResource] = {}
+
+    def mount(self, path: str, resource: IResource) -> None:
+        segments = tuple(s.encode() for s in path.strip("/").split("/") if s)
+        if segments in self._mounts:
+            raise ValueError(f"path {path!r} is mounted twice")
+        self._mounts[segments] = resource
+
+    def mounted(self) -> list[str]:
+        return sorted("/" + "/".join(s.decode() for s in k) for k in self._mounts)
+
+    def getChild(self, path: bytes, request: Request) -> IResource:
+        wanted = (path, *request.postpath)
+        best: tuple[bytes, ...] | None = None
+        for prefix in self._mounts:
+            if prefix and wanted[: len(prefix)] == prefix and (best is None or len(prefix) > len(best)):
+                best = prefix
+        if best is not None:
+            for _ in range(len(best) - 1):
+                request.prepath.append(request.postpath.pop(0))
+            return self._mounts[best]
+        if () in self._mounts:
+            request.postpath.insert(0, request.prepath.pop())
+            return self._mounts[()]
+        return JsonError(404, "not found")
+
+    def render(self, request: Request) -> bytes:
+        if () in self._mounts:
+            return self._mounts[()].render(request)
+        return json_error(request, 404, "not found")

@@ -1,0 +1,283 @@
+"""The shared Autobahn base every WebSocket protocol in freescore uses.
+
+It owns what each protocol would otherwise get subtly wrong: explicit limits,
+a keepalive that counts any pong as alive, no Host-port check, connection
+logging and metrics, and a prepared-frame broadcast.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from autobahn.twisted.resource import WebSocketResource
+from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
+from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
+from twisted.internet.defer import Deferred, DeferredList, succeed
+from twisted.logger import Logger
+from twisted.web.resource import IResource
+from twisted.web.server import Request
+from zope.interface import implementer
+
+from freescore.metrics import ServiceMetrics
+
+log = Logger(namespace="freescore.websocket")
+
+CLOSE_GOING_AWAY = 1001
+
+
+@dataclass(frozen=True)
+class WebSocketLimits:
+    """Per-factory limits; every protocol sets them from its settings."""
+
+    max_frame: int = 65536
+    max_message: int = 1048576
+    open_timeout: float = 10.0
+    close_timeout: float = 3.0
+    max_connections: int = 10000
+    allowed_origins: tuple[str, ...] = ("*",)
+    keepalive: float = 30.0
+    """Seconds between server pings; 0 turns the keepalive off."""
+
+
+class ConnectionRegistry:
+    """Every open WebSocket of the process, so a stop can close them all with 1001."""
+
+    def __init__(self) -> None:
+        self.open: set[FreescoreServerProtocol] = set()
+
+    def close_all(self, reactor: Any, timeout: float) -> Deferred[Any]:
+        """Send 1001 to every connection; fire when all are gone or `timeout` passed."""
+        waits = []
+        for proto in list(self.open):
+            waits.append(proto.going_away())
+        if not waits:
+            return succeed(None)
+        done: Deferred[Any] = DeferredList(waits, consumeErrors=True)
+        timer = reactor.callLater(timeout, self._abort_rest)
+        done.addBoth(lambda r: (timer.cancel() if timer.active() else None, r)[1])
+        return done
+
+    def _abort_rest(self) -> None:
+        for proto in list(self.open):
+            proto.dropConnection(abort=True)
+
+
+class FreescoreServerProtocol(WebSocketServerProtocol):
+    """Subclass and implement `handshake`, `opened`, `received`, `closed`.
+
+    Autobahn's own callbacks (onConnect, onOpen, onMessage, onClose, onPong)
+    are used here for the shared bookkeeping; do not override them.
+    """
+
+    factory: "FreescoreServerFactory"
+    request: ConnectionRequest | None = None
+    _keepalive_call: Any = None
+    _alive: bool = True
+    _counted: bool = False
+
+    # -- hooks for protocols -------------------------------------------------
+    def handshake(self, request: ConnectionRequest) -> Any:
+        """Accept (return None or a subprotocol) or raise ConnectionDeny."""
+        return None
+
+    def opened(self) -> None:
+        pass
+
+    def received(self, payload: bytes, is_binary: bool) -> None:
+        pass
+
+    def closed(self, was_clean: bool, code: int | None, reason: str | None) -> None:
+        pass
+
+    # -- shared bookkeeping --------------------------------------------------
+    @property
+    def peer_label(self) -> str:
+        return str(self.peer)
+
+    def onConnect(self, request: ConnectionRequest) -> Any:
+        self.request = request
+        if len(self.factory.open) >= self.factory.limits.max_connections:
+            log.warn(
+                "{service}: refusing {peer} on {path}: {limit} connections open",
+                service=self.factory.service, peer=self.peer, path=request.path,
+                limit=self.factory.limits.max_connections,
+            )
+            raise ConnectionDeny(503, "too many connections")
+        return self.handshake(request)
+
+    def onOpen(self) -> None:
+        self.factory.track_open(self)
+        self._counted = True
+        path = self.request.path if self.request else "?"
+        log.info("{service}: open {peer} {path}", service=self.factory.service, peer=self.peer, path=path)
+        if self.factory.limits.keepalive > 0:
+            self._keepalive_call = self.factory.reactor.callLater(self.factory.limits.keepalive, self._keepalive_tick)
+        self.opened()
+
+    def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        self._alive = True
+        self.factory.metrics.messages_in.inc()
+        self.received(payload, isBinary)
+
+    def onPong(self, payload: bytes) -> None:
+        # Some devices answer with the literal payload "pong": any pong counts.
+        self._alive = True
+
+    def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
+        if self._keepalive_call is not None and self._keepalive_call.active():
+            self._keepalive_call.cancel()
+        self._keepalive_call = None
+        if not self._counted:
+            return
+        self._counted = False
+        self.factory.track_close(self)
+        path = self.request.path if self.request else "?"
+        log.info(
+            "{service}: close {peer} {path} code={code} clean={clean}",
+            service=self.factory.service, peer=self.peer, path=path, code=code, clean=wasClean,
+        )
+        self.closed(wasClean, code, reason)
+
+    def _keepalive_tick(self) -> None:
+        self._keepalive_call = None
+        if not self._alive:
+            log.info(
+                "{service}: {peer} answered no ping within {interval}s, dropping",
+                service=self.factory.service, peer=self.peer, interval=self.factory.limits.keepalive,
+            )
+            self.dropConnection(abort=True)
+            return
+        self._alive = False
+        self.sendPing()
+        self._keepalive_call = self.factory.reactor.callLater(self.factory.limits.keepalive, self._keepalive_tick)
+
+    def going_away(self) -> Deferred[None]:
+        """Close with 1001 and fire when the connection is gone."""
+        d: Deferred[None] = Deferred()
+        self._gone_waiters = getattr(self, "_gone_waiters", [])
+        self._gone_waiters.append(d)
+        self.sendClose(CLOSE_GOING_AWAY, "server shutting down")
+        return d
+
+    def connectionLost(self, reason: Any) -> None:
+        super().connectionLost(reason)
+        for d in getattr(self, "_gone_waiters", []):
+            d.callback(None)
+        self._gone_waiters = []
+
+    # -- sending ------------------------------------------------------------
+    def sendMessage(self, payload: bytes, isBinary: bool = False, *args: Any, **kwargs: Any) -> None:
+        self.factory.metrics.messages_out.inc()
+        super().sendMessage(payload, isBinary, *args, **kwargs)
+
+    def sendPreparedMessage(self, preparedMsg: Any) -> None:
+        self.factory.metrics.messages_out.inc()
+        super().sendPreparedMessage(preparedMsg)
+
+    def send_text(self, text: str) -> None:
+        self.sendMessage(text.encode("utf-8"), False)
+
+    def send_json(self, obj: Any) -> None:
+        self.sendMessage(encode_json(obj), False)
+
+    def is_open(self) -> bool:
+        return self.state == WebSocketServerProtocol.STATE_OPEN
+
+
+def encode_json(obj: Any) -> bytes:
+    """Compact UTF-8 JSON, the one encoder for frames."""
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+class FreescoreServerFactory(WebSocketServerFactory):
+    """Factory with explicit limits, shared registry and metrics."""
+
+    def __init__(
+        self,
+        protocol: type[FreescoreServerProtocol],
+        *,
+        service: str,
+        limits: WebSocketLimits,
+        metrics: ServiceMetrics,
+        connections: ConnectionRegistry,
+        reactor: Any,
+        subprotocols: Iterable[str] = (),
+    ) -> None:
+        # No url: with one, Autobahn checks the Host header's port and rejects
+        # devices that send a Host without a port on a non-standard port.
+        super().__init__(url=None, protocols=list(subprotocols) or None, reactor=reactor)
+        self.protocol = protocol
+        self.service = service
+        self.limits = limits
+        self.metrics = metrics
+        self.connections = connections
+        self.open: set[FreescoreServerProtocol] = set()
+        options: dict[str, Any] = dict(
+            maxFramePayloadSize=limits.max_frame,
+            maxMessagePayloadSize=limits.max_message,
+            openHandshakeTimeout=limits.open_timeout,
+            closeHandshakeTimeout=limits.close_timeout,
+            autoFragmentSize=0,
+            failByDrop=False,
+        )
+        if tuple(limits.allowed_origins) != ("*",):
+            options["allowedOrigins"] = list(limits.allowed_origins)
+        self.setProtocolOptions(**options)
+
+    def track_open(self, proto: FreescoreServerProtocol) -> None:
+        self.open.add(proto)
+        self.connections.open.add(proto)
+        self.metrics.connections.inc()
+
+    def track_close(self, proto: FreescoreServerProtocol) -> None:
+        self.open.discard(proto)
+        self.connections.open.discard(proto)
+        self.metrics.connections.dec()
+
+    def broadcast(self, recipients: Iterable[FreescoreServerProtocol], payload: bytes, is_binary: bool = False) -> int:
+        """Frame `payload` once and write the same bytes to every open recipient."""
+        prepared = None
+        sent = 0
+        for proto in recipients:
+            if proto.state != WebSocketServerProtocol.STATE_OPEN:
+                continue
+            if prepared is None:
+                prepared = self.prepareMessage(payload, isBinary=is_binary)
+            proto.sendPreparedMessage(prepared)
+            sent += 1
+        return sent
+
+
+@implementer(IResource)
+class WebSocketEndpoint:
+    """Mountable resource: WebSocket upgrades go to Autobahn, plain HTTP to `http`.
+
+    Without `http`, a plain request gets 426 Upgrade Required with a JSON body.
+    """
+
+    isLeaf = True
+
+    def __init__(self, factory: FreescoreServerFactory, http: IResource | None = None) -> None:
+        self.factory = factory
+        self._ws = WebSocketResource(factory)
+        self._http = http
+
+    def getChildWithDefault(self, name: bytes, request: Request) -> IResource:
+        return self
+
+    def putChild(self, path: bytes, child: IResource) -> None:
+        raise NotImplementedError("a WebSocket endpoint has no children")
+
+    def render(self, request: Request) -> Any:
+        upgrade = (request.getHeader("upgrade") or "").lower()
+        if upgrade == "websocket":
+            return self._ws.render(request)
+        if self._http is not None:
+            return self._http.render(request)
+        request.setResponseCode(426)
+        request.setHeader("upgrade", "websocket")
+        request.setHeader("content-type", "application/json")
+        return encode_json({"error": "this path takes WebSocket connections only"})

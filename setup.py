@@ -1,0 +1,35 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="freescore",
+    version="0.1.0",
+    description="Real-time WebSocket protocols (FreeScore worldclass, RopeScore clicker, DMOJ events, "
+    "webhook gateway, fedmsg) in one Twisted reactor, with TLS built in.",
+    python_requires=">=3.11",
+    packages=find_packages(include=["freescore", "freescore.*"]) + ["twisted.plugins"],
+    package_data={"twisted.plugins": ["freescore_plugin.py"]},
+    install_requires=[
+        "twisted[tls]>=24.3",
+        "autobahn>=23.6",
+        "service-identity>=24.1",
+        "pyOpenSSL>=24.0",
+        "prometheus_client>=0.20",
+        "treq>=23.11",
+        "txredisapi>=1.4.10",
+        "pyzmq>=25",
+        "pika>=1.3",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=8",
+            "pytest-twisted>=1.14",
+            "hypothesis>=6.100",
+            "websockets>=13",
+            "python-socketio[client]>=5.11",
+            "requests>=2.31",
+            "cryptography>=42",
+            "aiohttp>=3.9",
+            "ruff>=0.5",
+        ],
+    },
+)

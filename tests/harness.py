@@ -1,0 +1,126 @@
+"""Run a real `twistd -n freescore` for tests and talk to it.
+
+Listeners use port 0; the harness reads the real ports from the start-up
+log lines ("freescore: listening on URL"), so there is no port race.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+LISTENING = re.compile(r"freescore: listening on (\S+)")
+TWISTD = "import sys; from twisted.scripts.twistd import run; sys.argv[0] = 'twistd'; run()"
+
+
+def env() -> dict[str, str]:
+    e = dict(os.environ)
+    e["PYTHONPATH"] = str(REPO) + os.pathsep + e.get("PYTHONPATH", "")
+    e["PYTHONUNBUFFERED"] = "1"
+    return e
+
+
+def run_twistd(config: Path, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    """Run twistd to completion (for configurations that must fail)."""
+    return subprocess.run(
+        [sys.executable, "-c", TWISTD, "-n", "--pidfile=", "freescore", "--config", str(config)],
+        env=env(), capture_output=True, text=True, timeout=timeout, cwd=config.parent,
+    )
+
+
+class FreescoreProcess:
+    """A running `twistd -n freescore --config FILE`."""
+
+    def __init__(self, config_text: str, workdir: Path, name: str = "freescore.toml") -> None:
+        self.workdir = workdir
+        self.config = workdir / name
+        self.config.write_text(config_text)
+        self.lines: list[str] = []
+        self.urls: list[str] = []
+        self._cond = threading.Condition()
+        self.proc: subprocess.Popen[str] | None = None
+
+    def start(self, timeout: float = 30) -> FreescoreProcess:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", TWISTD, "-n", "--pidfile=", "freescore", "--config", str(self.config)],
+            env=env(), cwd=self.workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        threading.Thread(target=self._read, daemon=True).start()
+        expected = self.config.read_text().count("[[listen]]")
+        self.wait_for(lambda: len(self.urls) >= expected, timeout, "listeners to start")
+        return self
+
+    def _read(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        for line in self.proc.stdout:
+            with self._cond:
+                self.lines.append(line.rstrip("\n"))
+                m = LISTENING.search(line)
+                if m:
+                    self.urls.append(m.group(1))
+                self._cond.notify_all()
+        with self._cond:
+            self._cond.notify_all()
+
+    def wait_for(self, predicate, timeout: float = 15, what: str = "condition") -> None:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not predicate():
+                left = deadline - time.monotonic()
+                if left <= 0 or (self.proc is not None and self.proc.poll() is not None and not predicate()):
+                    raise AssertionError(f"freescore: waiting for {what} failed; log:\n" + self.log())
+                self._cond.wait(min(left, 0.2))
+
+    def wait_log(self, pattern: str, timeout: float = 15) -> str:
+        rx = re.compile(pattern)
+        found: list[str] = []
+
+        def seen() -> bool:
+            found[:] = [ln for ln in self.lines if rx.search(ln)]
+            return bool(found)
+
+        self.wait_for(seen, timeout, f"log line /{pattern}/")
+        return found[0]
+
+    def log(self) -> str:
+        with self._cond:
+            return "\n".join(self.lines)
+
+    def url(self, index: int = 0, scheme: str | None = None) -> str:
+        """Base URL of listener `index` without trailing slash; `scheme` ws/wss swaps http(s)."""
+        base = self.urls[index].rstrip("/")
+        if scheme in ("ws", "wss"):
+            base = base.replace("https://", "wss://").replace("http://", "ws://")
+        return base
+
+    def port(self, index: int = 0) -> int:
+        return int(self.urls[index].rstrip("/").rsplit(":", 1)[1])
+
+    def signal(self, sig: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+
+    def stop(self, timeout: float = 15) -> int:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError("freescore did not stop within %ss; log:\n%s" % (timeout, self.log())) from None
+
+    def __enter__(self) -> FreescoreProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
