@@ -53,7 +53,8 @@ class FreescoreProcess:
             [sys.executable, "-c", TWISTD, "-n", "--pidfile=", "freescore", "--config", str(self.config)],
             env=env(), cwd=self.workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
-        threading.Thread(target=self._read, daemon=True).start()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
         expected = self.config.read_text().count("[[listen]]")
         self.wait_for(lambda: len(self.urls) >= expected, timeout, "listeners to start")
         return self
@@ -113,7 +114,9 @@ class FreescoreProcess:
             return self.proc.returncode if self.proc else 0
         self.proc.send_signal(signal.SIGTERM)
         try:
-            return self.proc.wait(timeout)
+            code = self.proc.wait(timeout)
+            self._reader.join(5)
+            return code
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
