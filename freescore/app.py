@@ -97,15 +97,18 @@ class FreescoreService(MultiService):
 
     def startService(self) -> None:
         super().startService()
-        log.info(
-            "freescore: services {services} on {count} listener(s)",
-            services=", ".join(self.protocols) or "(none)", count=len(self.listeners),
-        )
+        self.reactor.callWhenRunning(self._ready)
         if hasattr(signal, "SIGHUP"):
             try:
                 signal.signal(signal.SIGHUP, self._on_sighup)
             except ValueError:  # not the main thread (embedded use)
                 pass
+
+    def _ready(self) -> None:
+        log.info(
+            "freescore: ready, services {services} on {count} listener(s)",
+            services=", ".join(self.protocols) or "(none)", count=len(self.listeners),
+        )
 
     def _on_sighup(self, signum: int, frame: Any) -> None:
         log.info("freescore: SIGHUP, reloading TLS certificates")

@@ -57,6 +57,7 @@ class FreescoreProcess:
         self._reader.start()
         expected = self.config.read_text().count("[[listen]]")
         self.wait_for(lambda: len(self.urls) >= expected, timeout, "listeners to start")
+        self.wait_log(r"freescore: ready", timeout)
         return self
 
     def _read(self) -> None:
