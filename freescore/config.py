@@ -213,6 +213,13 @@ def _load_listener(file: Path, index: int, table: Any) -> ListenerSettings:
         path = getattr(listener, attr)
         if path is not None and not path.is_file():
             raise ConfigError(file, f"{key}.{attr}", f"no such file: {path}")
+    if listener.tls:
+        from freescore.listeners import TLSConfigError, load_tls_context
+
+        try:
+            load_tls_context(listener.certificate, listener.private_key)  # type: ignore[arg-type]
+        except TLSConfigError as e:
+            raise ConfigError(file, f"{key}.certificate", str(e)) from None
     if listener.tls and listener.endpoint.split(":", 1)[0] in ("ssl", "tls"):
         raise ConfigError(
             file, f"{key}.endpoint", "give a plain endpoint (tcp:8443) with certificate/private_key, not ssl:"
