@@ -10,7 +10,6 @@ import os
 from twisted.application.service import Application
 
 from freescore.app import makeService
-from freescore.metrics import Metrics
 from freescore.websocket import (
     FreescoreServerFactory,
     FreescoreServerProtocol,
@@ -34,7 +33,7 @@ limits = WebSocketLimits(
     max_connections=int(os.environ.get("ECHO_MAX_CONNECTIONS", "100")),
 )
 factory = FreescoreServerFactory(
-    Echo, service="echo", limits=limits, metrics=Metrics().for_service("echo"),
+    Echo, service="echo", limits=limits, metrics=freescore.metrics.for_service("echo"),
     connections=freescore.connections, reactor=freescore.reactor,
 )
 for root in freescore.roots:

@@ -181,3 +181,27 @@ def test_connection_open_and_close_are_logged_with_peer_and_path(echo):
     fs.wait_log(r"echo: close tcp4?:127\.0\.0\.1:\d+ /echo code=1000")
     opened = fs.wait_log(r"echo: open tcp4?:127\.0\.0\.1:\d+ /echo")
     assert "secret" not in opened
+
+
+def test_metrics_count_connections_and_messages(echo):
+    fs = echo()
+
+    def sample(name):
+        text = requests.get(fs.url() + "/metrics", timeout=5).text
+        for line in text.splitlines():
+            if line.startswith(name + '{service="echo"}'):
+                return float(line.split()[-1])
+        raise AssertionError(f"{name} missing in:\n{text}")
+
+    async def scenario():
+        async with connect(fs.url(0, "ws") + "/echo") as ws:
+            for i in range(3):
+                await ws.send(str(i))
+                await ws.recv()
+            return await asyncio.to_thread(sample, "freescore_connections")
+
+    assert asyncio.run(scenario()) == 1
+    assert sample("freescore_messages_in_total") == 3
+    assert sample("freescore_messages_out_total") == 3
+    fs.wait_log(r"echo: close")
+    assert sample("freescore_connections") == 0
