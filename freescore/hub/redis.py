@@ -187,9 +187,12 @@ def parse_url(url: str) -> RedisURL:
 
 
 class _Subscription:
+    """`ready` fires once Redis confirmed the channel's SUBSCRIBE (messages published after it arrive)."""
+
     def __init__(self, hub: RedisHub, channel: str) -> None:
         self._hub = hub
         self._channel = channel
+        self.ready: Deferred[None] = Deferred()
 
     def cancel(self) -> None:
         self._hub._unsubscribe(self._channel, id(self))
@@ -286,6 +289,8 @@ class RedisHub(Service):
         self._was_up = False
         self._warned = False
         self._listeners: dict[str, dict[int, Listener]] = {}
+        self._confirmed: set[str] = set()
+        self._waiting: dict[str, list[Deferred[None]]] = {}
         self._presence: dict[str, dict[str, Any]] = {}
         self._spaces: set[str] = set()
         self._kv_cache: dict[str, str] = {}
@@ -373,14 +378,26 @@ class RedisHub(Service):
 
     def _subscriber_up(self, conn: Any) -> None:
         self._sub = conn
-        if self._listeners:
-            conn.execute_command("SUBSCRIBE", *map(self._rchannel, self._listeners), apply_timeout=False)
+        for channel in self._listeners:
+            self._send_subscribe(channel)
         self._state_changed()
 
     def _subscriber_down(self, conn: Any) -> None:
         if self._sub is conn:
             self._sub = None
+            self._confirmed.clear()
             self._state_changed()
+
+    def _send_subscribe(self, channel: str) -> None:
+        # One channel per command, so each confirmation answers its own command.
+        d = self._sub.execute_command("SUBSCRIBE", self._rchannel(channel), apply_timeout=False)
+        d.addCallbacks(lambda _: self._confirm(channel), self._command_failed, errbackArgs=("subscribe",))
+
+    def _confirm(self, channel: str) -> None:
+        if channel in self._listeners and self._sub is not None:
+            self._confirmed.add(channel)
+        for d in self._waiting.pop(channel, ()):
+            d.callback(None)
 
     def _sync(self, conn: Any) -> None:
         """After (re)connecting: heartbeat, id floor, presence and pending sets back into Redis."""
@@ -507,10 +524,12 @@ class RedisHub(Service):
         listeners = self._listeners.setdefault(channel, {})
         first = not listeners
         listeners[id(sub)] = listener
+        if channel in self._confirmed:
+            sub.ready.callback(None)
+        else:
+            self._waiting.setdefault(channel, []).append(sub.ready)
         if first and self._sub is not None:
-            self._sub.execute_command("SUBSCRIBE", self._rchannel(channel), apply_timeout=False).addErrback(
-                self._command_failed, "subscribe"
-            )
+            self._send_subscribe(channel)
         return sub
 
     def _unsubscribe(self, channel: str, key: int) -> None:
@@ -518,6 +537,7 @@ class RedisHub(Service):
         if listeners is None or listeners.pop(key, None) is None or listeners:
             return
         del self._listeners[channel]
+        self._confirmed.discard(channel)
         if self._sub is not None:
             self._sub.execute_command("UNSUBSCRIBE", self._rchannel(channel), apply_timeout=False).addErrback(
                 self._command_failed, "unsubscribe"
