@@ -64,12 +64,30 @@ class HubSettings:
     backend: str = "memory"
     url: str = "redis://127.0.0.1:6379/0"
     history: int = 100
+    # Redis backend only (docs/redis.md):
+    node: str = ""  # unique name of this node; default host:pid
+    presence_ttl: float = 15.0  # a crashed node's members disappear after this (s)
+    timeout: float = 5.0  # connect and reply timeout (s)
+    retry_min: float = 0.5  # reconnect backoff, first delay (s)
+    retry_max: float = 10.0  # reconnect backoff, longest delay (s)
 
     def validate(self, base: Path) -> "HubSettings":
         if self.backend not in ("memory", "redis"):
             raise SettingError("backend", f"must be 'memory' or 'redis', not {self.backend!r}")
         if self.history < 1:
             raise SettingError("history", "must be at least 1")
+        for key in ("presence_ttl", "timeout", "retry_min", "retry_max"):
+            if getattr(self, key) <= 0:
+                raise SettingError(key, "must be positive")
+        if self.retry_max < self.retry_min:
+            raise SettingError("retry_max", "must be at least retry_min")
+        if self.backend == "redis":
+            from freescore.hub.redis import parse_url
+
+            try:
+                parse_url(self.url)
+            except ValueError as e:
+                raise SettingError("url", str(e)) from None
         return self
 
 
