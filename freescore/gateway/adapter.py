@@ -214,11 +214,17 @@ class PushAPI(Resource):
             return
         status, body = reply
         if status == 410:
-            request.write(_error(request, wire.gone()))
+            body = _error(request, wire.gone())
         elif status == 204:
             request.setResponseCode(204)
+            body = b""
         else:
-            request.write(_json(request, status, body))
+            body = _json(request, status, body)
+        # One write with a length: a chunked end marker as a second small write
+        # would wait for the client's delayed ACK (Nagle).
+        request.setHeader("content-length", str(len(body)))
+        if body:
+            request.write(body)
         request.finish()
 
     def _failed(self, failure: Failure, request: Request) -> None:

@@ -1,6 +1,7 @@
-"""The backend's webhooks over treq: POST on connect, PUT per message, DELETE on close.
+"""The backend's webhooks: POST on connect, PUT per message, DELETE on close.
 
-One HTTPClient over one persistent connection pool serves every connection.
+One Twisted Agent over one persistent connection pool (TCP_NODELAY) serves
+every connection; treq reads the responses.
 Each call fires with a `HookResult` and never fails, so callers decide by
 looking at the result rather than by catching.
 """
@@ -11,11 +12,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import treq
+from hyperlink import URL
 from prometheus_client import Counter
-from treq.client import HTTPClient
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.python.failure import Failure
-from twisted.web.client import Agent, HTTPConnectionPool
+from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, HTTPConnectionPool, _StandardEndpointFactory
+from twisted.web.http_headers import Headers
+from twisted.web.iweb import IAgentEndpointFactory, IBodyProducer
+from zope.interface import implementer
 
 from freescore.gateway import logic, wire
 
@@ -46,16 +51,23 @@ class Backend:
         self.pool = HTTPConnectionPool(reactor, persistent=True)
         self.pool.maxPersistentPerHost = pool_size
         self.pool.cachedConnectionTimeout = 60
-        self.client = HTTPClient(Agent(reactor, pool=self.pool, connectTimeout=timeout))
+        endpoints = _NoDelayEndpoints(_StandardEndpointFactory(reactor, BrowserLikePolicyForHTTPS(), timeout, None))
+        self.agent = Agent.usingEndpointFactory(reactor, endpoints, pool=self.pool)
+        # treq's HTTPClient parses and re-encodes the URL on every request (~0.2 ms);
+        # hooks go to one base URL, so it is encoded once and the pooled agent is
+        # called directly; treq reads the response bodies.
+        self._base = URL.from_text(api_uri).to_uri().to_text().rstrip("/").encode("ascii")
         self.calls = Counter(
             "freescore_gateway_hooks", "Backend hook calls by hook and outcome", ["hook", "outcome"],
             registry=registry,
         )
 
     def call(self, method: str, conn_id: str, credential: str, content_type: str, body: bytes) -> Deferred[HookResult]:
-        headers = {"Content-Type": [content_type], "Authorization": [credential]}
+        headers = Headers({b"content-type": [content_type.encode("ascii")],
+                           b"authorization": [credential.encode("utf-8")]})
         timed_out = [False]
-        d: Deferred[Any] = self.client.request(method, wire.hook_url(self.api_uri, conn_id), headers=headers, data=body)
+        url = self._base + b"/" + conn_id.encode("ascii")
+        d: Deferred[Any] = self.agent.request(method.encode("ascii"), url, headers, _Body(body))
         d.addCallback(lambda resp: treq.content(resp).addCallback(lambda data: HookResult(resp.code, data)))
 
         def expire() -> None:
@@ -103,6 +115,61 @@ class Backend:
 
     def stop(self) -> Deferred[Any]:
         return self.pool.closeCachedConnections()
+
+
+@implementer(IBodyProducer)
+class _Body:
+    """The whole body at once (treq's file producer writes it a reactor turn later)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.length = len(data)
+
+    def startProducing(self, consumer: Any) -> Deferred[None]:
+        consumer.write(self.data)
+        return succeed(None)
+
+    def pauseProducing(self) -> None:
+        pass
+
+    def resumeProducing(self) -> None:
+        pass
+
+    def stopProducing(self) -> None:
+        pass
+
+
+@implementer(IAgentEndpointFactory)
+class _NoDelayEndpoints:
+    """Hook connections with TCP_NODELAY: a request's head and body are separate
+    writes, and Nagle plus the backend's delayed ACK would add ~40 ms to each hook."""
+
+    def __init__(self, standard: Any) -> None:
+        self._standard = standard
+
+    def endpointForURI(self, uri: Any) -> Any:
+        return _NoDelay(self._standard.endpointForURI(uri))
+
+
+@implementer(IStreamClientEndpoint)
+class _NoDelay:
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def connect(self, factory: Any) -> Deferred[Any]:
+        return self._inner.connect(factory).addCallback(_set_nodelay)
+
+
+def _set_nodelay(proto: Any) -> Any:
+    transport = getattr(proto, "transport", None)
+    while transport is not None and not hasattr(transport, "setTcpNoDelay"):
+        transport = getattr(transport, "transport", None)  # TLS wraps TCP
+    if transport is not None:
+        try:
+            transport.setTcpNoDelay(True)
+        except OSError:
+            pass
+    return proto
 
 
 def decide(result: HookResult) -> wire.Decision:
