@@ -50,7 +50,8 @@ class Backend:
     """A backend on loopback that records hooks and admits by the forwarded credential.
 
     Authorization `deny401`/`deny403` -> that status, `no` -> 200 {"code":"NO"},
-    `boom` -> 500, `slow` -> answers after 3 s; anything else is admitted.
+    `boom` -> 500, `slow` -> answers after 3 s, `late-*` -> admits after 0.5 s;
+    anything else is admitted.
     `retry-delete` makes the first DELETE of that connection answer 503.
     """
 
@@ -102,6 +103,9 @@ class Backend:
                 return 500, b"{}"
             if auth == "slow":
                 self.release.wait(3)
+                return 200, ok
+            if auth.startswith("late-"):
+                self.release.wait(0.5)
                 return 200, ok
         if hook.method == "DELETE" and auth == "retry-delete":
             with self.cond:
@@ -299,6 +303,68 @@ def test_credential_from_subprotocol_query_or_none(gw, backend):
             assert hooks[0].headers["authorization"] == "None"
 
     run(main())
+
+
+def raw_handshake(port: int, headers: str = "") -> socket.socket:
+    s = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
+    s.sendall(b"GET /gateway HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+              b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+              + headers.encode() + b"\r\n")
+    return s
+
+
+def test_client_leaving_during_admission_still_gets_close_hook(gw, backend):
+    cred = "late-" + uuid.uuid4().hex
+    s = raw_handshake(gw.port(0), f"Authorization: {cred}\r\n")
+    conn_id = backend.connect_hook(cred).conn_id
+    s.close()  # gone before the backend admits
+    hooks = backend.wait(lambda hs: [h for h in hs if h.conn_id == conn_id and h.method == "DELETE"], "DELETE")
+    assert json.loads(hooks[0].body)["code"] == "CONNECTION_CLOSE"
+    assert [h.method for h in backend.of(conn_id)] == ["POST", "DELETE"]
+
+
+def read_frame(s: socket.socket, buf: bytearray) -> tuple[int, bool, bytes]:
+    """(opcode, fin, payload) of one unmasked server frame."""
+
+    def need(n: int) -> bytes:
+        while len(buf) < n:
+            chunk = s.recv(65536)
+            assert chunk, "connection closed"
+            buf.extend(chunk)
+        out = bytes(buf[:n])
+        del buf[:n]
+        return out
+
+    b0, b1 = need(2)
+    length = b1 & 0x7F
+    if length == 126:
+        length = int.from_bytes(need(2), "big")
+    elif length == 127:
+        length = int.from_bytes(need(8), "big")
+    return b0 & 0x0F, bool(b0 & 0x80), need(length)
+
+
+def test_large_push_is_fragmented_at_max_frame(gw, backend):
+    cred = credential()
+    s = raw_handshake(gw.port(0), f"Authorization: {cred}\r\n")
+    buf = bytearray()
+    while b"\r\n\r\n" not in buf:
+        buf.extend(s.recv(4096))
+    assert buf.startswith(b"HTTP/1.1 101")
+    del buf[:buf.index(b"\r\n\r\n") + 4]
+    conn_id = backend.connect_hook(cred).conn_id
+    r = requests.put(push_url(gw, conn_id), data=b"z" * 100_000, headers=bearer(), timeout=5)
+    assert r.status_code == 200
+    frames = []
+    while not frames or not frames[-1][1]:
+        opcode, fin, payload = read_frame(s, buf)
+        if opcode in (0x9, 0xA):  # a keepalive ping/pong may interleave
+            continue
+        frames.append((opcode, fin, payload))
+    s.close()
+    assert frames[0][0] == 0x1 and all(f[0] == 0x0 for f in frames[1:])
+    assert all(len(f[2]) <= 32768 for f in frames) and len(frames) == 4
+    assert b"".join(f[2] for f in frames) == b"z" * 100_000
 
 
 def test_plain_http_on_path_is_426(gw):
@@ -542,10 +608,7 @@ def test_max_duration_closes_busy_connection(gw_timers, backend):
 
 def test_liveness_drops_silent_peer(gw_timers):
     """A raw client that completes the handshake, then never reads or answers pings."""
-    s = socket.create_connection(("127.0.0.1", gw_timers.port(0)), timeout=WAIT)
-    s.sendall(b"GET /gateway HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-              b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
-              b"Authorization: silent\r\n\r\n")
+    s = raw_handshake(gw_timers.port(0), "Authorization: silent\r\n")
     data = b""
     while b"\r\n\r\n" not in data:
         data += s.recv(4096)
@@ -581,3 +644,13 @@ def test_environment_overrides_and_sigterm_sends_close_hooks(backend, tmp_path, 
     assert [c[0] for c in codes] == [1001, 1001]
     for conn_id in ids:
         assert [h.method for h in backend.of(conn_id, "DELETE")] == ["DELETE"]
+
+
+def test_open_push_api_on_public_listener_refuses_to_start(tmp_path):
+    from harness import run_twistd
+
+    config = tmp_path / "freescore.toml"
+    config.write_text('[[listen]]\nendpoint = "tcp:0"\n\n[gateway]\napi_uri = "http://127.0.0.1:9/websocket"\n')
+    result = run_twistd(config)
+    assert result.returncode != 0
+    assert "gateway.push_listen" in result.stdout + result.stderr
