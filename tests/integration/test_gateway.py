@@ -267,12 +267,16 @@ def test_refusals_are_real_http_statuses_without_hooks(gw, backend, cred, status
     assert requests.get(gw.url(0) + "/status", timeout=5).text == "OK"
 
 
-def test_backend_down_gives_502_and_process_stays_up(tmp_path):
+def test_backend_down_gives_502_and_process_stays_up_and_push_allow(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         dead = s.getsockname()[1]
-    fs = FreescoreProcess(gateway_config(f"http://127.0.0.1:{dead}/websocket"), tmp_path).start()
+    config = gateway_config(f"http://127.0.0.1:{dead}/websocket", 'push_allow = ["10.0.0.0/8"]')
+    fs = FreescoreProcess(config, tmp_path).start()
     try:
+        r = requests.put(push_url(fs, str(uuid.uuid4())), data=b"x", headers=bearer(), timeout=5)
+        assert (r.status_code, r.json()["code"]) == (403, "FORBIDDEN")  # 127.0.0.1 is not in push_allow
+
         async def main():
             for _ in range(2):
                 with pytest.raises(InvalidStatus) as e:
