@@ -14,10 +14,16 @@ from typing import Any
 import treq
 from hyperlink import URL
 from prometheus_client import Counter
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, DeferredSemaphore, succeed
 from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.python.failure import Failure
-from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, HTTPConnectionPool, _StandardEndpointFactory
+from twisted.web.client import (
+    Agent,
+    BrowserLikePolicyForHTTPS,
+    HTTPConnectionPool,
+    _HTTP11ClientFactory,
+    _StandardEndpointFactory,
+)
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IAgentEndpointFactory, IBodyProducer
 from zope.interface import implementer
@@ -48,7 +54,7 @@ class Backend:
         self.reactor = reactor
         self.api_uri = api_uri
         self.timeout = timeout
-        self.pool = HTTPConnectionPool(reactor, persistent=True)
+        self.pool = _QuietPool(reactor, persistent=True)
         self.pool.maxPersistentPerHost = pool_size
         self.pool.cachedConnectionTimeout = 60
         endpoints = _NoDelayEndpoints(_StandardEndpointFactory(reactor, BrowserLikePolicyForHTTPS(), timeout, None))
@@ -57,6 +63,9 @@ class Backend:
         # hooks go to one base URL, so it is encoded once and the pooled agent is
         # called directly; treq reads the response bodies.
         self._base = URL.from_text(api_uri).to_uri().to_text().rstrip("/").encode("ascii")
+        # At most one request per pooled connection: when the backend slows down,
+        # hooks wait here instead of opening ever more connections.
+        self.slots = DeferredSemaphore(pool_size)
         self.calls = Counter(
             "freescore_gateway_hooks", "Backend hook calls by hook and outcome", ["hook", "outcome"],
             registry=registry,
@@ -67,8 +76,13 @@ class Backend:
                            b"authorization": [credential.encode("utf-8")]})
         timed_out = [False]
         url = self._base + b"/" + conn_id.encode("ascii")
-        d: Deferred[Any] = self.agent.request(method.encode("ascii"), url, headers, _Body(body))
-        d.addCallback(lambda resp: treq.content(resp).addCallback(lambda data: HookResult(resp.code, data)))
+
+        def send(_: Any) -> Deferred[HookResult]:
+            r: Deferred[Any] = self.agent.request(method.encode("ascii"), url, headers, _Body(body))
+            r.addCallback(lambda resp: treq.content(resp).addCallback(lambda data: HookResult(resp.code, data)))
+            return r.addBoth(_release, self.slots)
+
+        d: Deferred[Any] = self.slots.acquire().addCallback(send)
 
         def expire() -> None:
             timed_out[0] = True
@@ -115,6 +129,19 @@ class Backend:
 
     def stop(self) -> Deferred[Any]:
         return self.pool.closeCachedConnections()
+
+
+def _release(result: Any, slots: DeferredSemaphore) -> Any:
+    slots.release()
+    return result
+
+
+class _QuietFactory(_HTTP11ClientFactory):
+    noisy = False  # no "Starting factory" log lines per backend connection
+
+
+class _QuietPool(HTTPConnectionPool):
+    _factory = _QuietFactory
 
 
 @implementer(IBodyProducer)
