@@ -90,7 +90,8 @@ class GatewayProtocol(FreescoreServerProtocol):
         self._schedule_timer(now)
 
     def received(self, payload: bytes, is_binary: bool) -> None:
-        assert self.record is not None
+        if self.record is None or not self.live():
+            return  # closing (e.g. after 1013): nothing more goes to the backend
         self.record.touch(self.gateway.reactor.seconds())
         if not self.backlog.add(logic.Hook(payload, is_binary)):
             self.gateway.log.warn("gateway: {id}: backend too slow, {n} PUTs queued; closing 1013",

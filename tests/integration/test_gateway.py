@@ -52,7 +52,8 @@ class Backend:
     Authorization `deny401`/`deny403` -> that status, `no` -> 200 {"code":"NO"},
     `boom` -> 500, `slow` -> answers after 3 s, `late-*` -> admits after 0.5 s;
     anything else is admitted.
-    `retry-delete` makes the first DELETE of that connection answer 503.
+    `retry-delete` makes the first DELETE of that connection answer 503; `stall-*`
+    makes every PUT wait 3 s (beyond the gateway's hook timeout).
     """
 
     def __init__(self) -> None:
@@ -107,6 +108,9 @@ class Backend:
             if auth.startswith("late-"):
                 self.release.wait(0.5)
                 return 200, ok
+        if hook.method == "PUT" and auth.startswith("stall-"):
+            self.release.wait(3)
+            return 200, ok
         if hook.method == "DELETE" and auth == "retry-delete":
             with self.cond:
                 deletes = [h for h in self.hooks if h.method == "DELETE" and h.path == hook.path]
@@ -414,6 +418,18 @@ def test_close_hook_retried_after_503(gw, backend):
     hooks = backend.wait(lambda hs: [h for h in hs if h.method == "DELETE"
                                      and h.headers["authorization"] == "retry-delete"][1:], "second DELETE")
     assert len(hooks) == 1
+
+
+def test_backend_too_slow_closes_1013(gw, backend):
+    cred = "stall-" + uuid.uuid4().hex
+
+    async def main():
+        async with connect(ws_url(gw), additional_headers={"Authorization": cred}) as ws:
+            for i in range(300):  # far more than 256 while the first PUT hangs
+                await ws.send(f"m{i}")
+            return await closed_code(ws)
+
+    assert run(main()) == (1013, "Backend too slow")
 
 
 # -- push API ------------------------------------------------------------------------------
