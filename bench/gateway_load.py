@@ -359,11 +359,13 @@ max_connections = {args.clients + 100}
         pout = ctx.Queue()
         pusher = ctx.Process(target=pusher_main, args=(uris, args.push_rate, when, pout), daemon=True)
         pusher.start()
-        cpu0, wall0 = cpu_seconds(gw.pid), time.time()
         for q in [bctl, *cctl]:
             q.put(when)
-        results = [cout.get(timeout=args.duration + 60)[1] for _ in procs]
+        time.sleep(max(0.0, start + args.warmup - time.time()))
+        cpu0, wall0 = cpu_seconds(gw.pid), time.time()  # the measured window only
+        time.sleep(max(0.0, start + args.duration - time.time()))
         cpu1, wall1 = cpu_seconds(gw.pid), time.time()
+        results = [cout.get(timeout=args.duration + 60)[1] for _ in procs]
         push_result = pout.get(timeout=60)
         bctl.put("report")
         backend_result = {**bout.get(timeout=60), **push_result}
@@ -386,7 +388,8 @@ max_connections = {args.clients + 100}
     p_put = percentiles(put_lat)
     p_http = percentiles(backend_result["push_http"])
     cpu = (cpu1 - cpu0) / (wall1 - wall0) * 100
-    ops = backend_result["pushes"] - backend_result["dropped"] + sent
+    window = args.duration - args.warmup
+    ops = (backend_result["pushes"] - backend_result["dropped"] + sent) * window / args.duration
     us_per_op = (cpu1 - cpu0) / ops * 1e6 if ops else float("nan")
     command = "python3 bench/gateway_load.py " + " ".join(sys.argv[1:])
     load = os.getloadavg()
@@ -417,7 +420,7 @@ clients sending {args.send_rate} msgs/s in total, each becoming an ordered `PUT`
   clients: {received}.
 - Client messages sent: {sent}; hooks seen by the backend during the run: {backend_result["hooks"]};
   after the clients left: {final}.
-- Gateway process CPU during the load: {cpu:.0f}% of one core, about {us_per_op:.0f} µs of CPU per
+- Gateway process CPU in the measured window: {cpu:.0f}% of one core, about {us_per_op:.0f} µs of CPU per
   operation (one push delivered or one client message forwarded).
 - Target (both p99 under 20 ms): **{verdict}** in this run.
 """

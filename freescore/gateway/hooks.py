@@ -18,6 +18,7 @@ from twisted.internet.defer import Deferred, DeferredSemaphore, succeed
 from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.python.failure import Failure
 from twisted.web.client import (
+    URI,
     Agent,
     BrowserLikePolicyForHTTPS,
     HTTPConnectionPool,
@@ -62,7 +63,8 @@ class Backend:
         # treq's HTTPClient parses and re-encodes the URL on every request (~0.2 ms);
         # hooks go to one base URL, so it is encoded once and the pooled agent is
         # called directly; treq reads the response bodies.
-        self._base = URL.from_text(api_uri).to_uri().to_text().rstrip("/").encode("ascii")
+        self._base = URI.fromBytes(URL.from_text(api_uri).to_uri().to_text().rstrip("/").encode("ascii"))
+        self._endpoints = endpoints
         # At most one request per pooled connection: when the backend slows down,
         # hooks wait here instead of opening ever more connections.
         self.slots = DeferredSemaphore(pool_size)
@@ -75,10 +77,12 @@ class Backend:
         headers = Headers({b"content-type": [content_type.encode("ascii")],
                            b"authorization": [credential.encode("utf-8")]})
         timed_out = [False]
-        url = self._base + b"/" + conn_id.encode("ascii")
+        base = self._base
+        uri = URI(base.scheme, base.netloc, base.host, base.port, base.path + b"/" + conn_id.encode("ascii"),
+                  b"", base.query, b"")
 
         def send(_: Any) -> Deferred[HookResult]:
-            r: Deferred[Any] = self.agent.request(method.encode("ascii"), url, headers, _Body(body))
+            r: Deferred[Any] = self._request(method.encode("ascii"), uri, headers, _Body(body))
             r.addCallback(lambda resp: treq.content(resp).addCallback(lambda data: HookResult(resp.code, data)))
             return r.addBoth(_release, self.slots)
 
@@ -100,6 +104,14 @@ class Backend:
 
         d.addBoth(finish)
         return d
+
+    def _request(self, method: bytes, uri: URI, headers: Headers, body: _Body) -> Deferred[Any]:
+        """Agent.request without re-parsing the URL (Twisted parses every request's URL again)."""
+        with_endpoint = getattr(self.agent, "_requestWithEndpoint", None)
+        if with_endpoint is None:
+            return self.agent.request(method, uri.toBytes(), headers, body)
+        key = (uri.scheme, uri.host, uri.port)
+        return with_endpoint(key, self._endpoints.endpointForURI(uri), method, uri, headers, body, uri.originForm)
 
     def connect(self, conn_id: str, credential: str, ws: str, timeout_ms: int) -> Deferred[wire.Decision]:
         d = self.call("POST", conn_id, credential, wire.TEXT_TYPE, wire.connect_body(ws, timeout_ms))
@@ -174,8 +186,15 @@ class _NoDelayEndpoints:
     def __init__(self, standard: Any) -> None:
         self._standard = standard
 
+        self._cache: dict[tuple[bytes, bytes, int], Any] = {}
+
     def endpointForURI(self, uri: Any) -> Any:
-        return _NoDelay(self._standard.endpointForURI(uri))
+        # Agent asks for every request; building a HostnameEndpoint IDNA-encodes the host each time.
+        key = (uri.scheme, uri.host, uri.port)
+        endpoint = self._cache.get(key)
+        if endpoint is None:
+            endpoint = self._cache[key] = _NoDelay(self._standard.endpointForURI(uri))
+        return endpoint
 
 
 @implementer(IStreamClientEndpoint)
