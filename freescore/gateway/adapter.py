@@ -106,6 +106,18 @@ class GatewayProtocol(FreescoreServerProtocol):
             self.record.touch(self.gateway.reactor.seconds())
         self.sendMessage(payload, binary)
 
+    def outbound_buffered(self) -> int:
+        """Bytes written but not yet sent to this client (Twisted's write buffer, under any TLS layer)."""
+        total = 0
+        transport = self.transport
+        while transport is not None:
+            data = getattr(transport, "dataBuffer", None)
+            if data is not None:
+                total += len(data) - getattr(transport, "offset", 0) + getattr(transport, "_tempDataLen", 0)
+                break
+            transport = getattr(transport, "transport", None)
+        return total
+
     def live(self) -> bool:
         """Open for data. (Autobahn's `is_open` attribute is a Future, which shadows the base's method.)"""
         return self.state == self.STATE_OPEN
@@ -216,6 +228,8 @@ class PushAPI(Resource):
         status, body = reply
         if status == 410:
             body = _error(request, wire.gone())
+        elif status == 429:
+            body = _error(request, wire.buffer_full())
         elif status == 204:
             request.setResponseCode(204)
             body = b""

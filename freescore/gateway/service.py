@@ -92,7 +92,10 @@ class GatewayService(ProtocolService):
         factory.gateway = self  # type: ignore[attr-defined]
         factory.setProtocolOptions(autoFragmentSize=s.max_frame)
         self.factory = factory
-        self.resources = {s.path: WebSocketEndpoint(factory), s.push_path: PushAPI(self)}
+        endpoint = WebSocketEndpoint(factory)
+        self.resources = {s.path: endpoint, s.push_path: PushAPI(self)}
+        if not shares_listeners(ctx):
+            self.resources[""] = endpoint  # listeners of its own: any path takes clients, as upstream
 
     # -- lifecycle ------------------------------------------------------------------
     def startService(self) -> None:
@@ -238,11 +241,19 @@ class GatewayService(ProtocolService):
             d.callback((int(p["status"]), str(p.get("body", "")).encode("utf-8")))
 
 
+def shares_listeners(ctx: ServiceContext) -> bool:
+    """Does another service use one of the gateway's listeners?"""
+    mine = set(ctx.config.listeners_for(ctx.name))
+    return any(mine & set(ctx.config.listeners_for(name)) for name in ctx.config.services if name != ctx.name)
+
+
 def execute(proto: GatewayProtocol, command: wire.PushCommand) -> Reply:
     """Carry out a push command on a connection held by this node."""
     if not proto.live():
         return (410, b"")
     if isinstance(command, wire.PushSend):
+        if proto.outbound_buffered() > proto.gateway.settings.max_outbound_buffer:
+            return (429, b"")
         proto.push(command.payload, command.binary)
         return (200, wire.OK_BODY)
     if isinstance(command, wire.PushInfo):

@@ -44,6 +44,8 @@ class Settings(ServiceSettings):
     max_connections: int = 10000
     hook_pool_size: int = 128
     """Persistent connections kept to the backend."""
+    max_outbound_buffer: int = 1048576
+    """Bytes waiting to be written to one client beyond which a push gets 429."""
     close_retry_delays: tuple[float, ...] = (1.0, 2.0)
     """Pauses between DELETE hook attempts (3 attempts in all by default)."""
 
@@ -66,7 +68,7 @@ class Settings(ServiceSettings):
         if not 1 <= s.timeout <= MAX_TIMEOUT_MS:
             raise SettingError("timeout", f"must be 1..{MAX_TIMEOUT_MS} ms")
         hook_timeout = min(max(s.hook_timeout, HOOK_TIMEOUT_RANGE[0]), HOOK_TIMEOUT_RANGE[1])
-        for key in ("max_frame", "max_message", "max_connections", "hook_pool_size"):
+        for key in ("max_frame", "max_message", "max_connections", "hook_pool_size", "max_outbound_buffer"):
             if getattr(s, key) < 1:
                 raise SettingError(key, "must be positive")
         for key in ("idle_timeout", "max_duration"):

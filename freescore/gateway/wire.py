@@ -45,6 +45,10 @@ def gone() -> PushError:
     return PushError(410, "NOT_FOUND", GONE_MESSAGE, "GoneException")
 
 
+def buffer_full() -> PushError:
+    return PushError(429, "LIMIT_EXCEEDED", "The client's outbound buffer is full", "LimitExceededException")
+
+
 def unauthorized(message: str) -> PushError:
     return PushError(401, "UNAUTHORIZED", message, "UnauthorizedException")
 

@@ -375,6 +375,42 @@ def test_large_push_is_fragmented_at_max_frame(gw, backend):
     assert b"".join(f[2] for f in frames) == b"z" * 100_000
 
 
+def test_push_to_a_client_that_does_not_read_gets_429(gw, backend):
+    cred = credential()
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.settimeout(WAIT)
+    s.connect(("127.0.0.1", gw.port(0)))
+    s.sendall(b"GET /gateway HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+              b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+              + f"Authorization: {cred}\r\n\r\n".encode())
+    assert s.recv(4096).startswith(b"HTTP/1.1 101")
+    url = push_url(gw, backend.connect_hook(cred).conn_id)
+    statuses = []
+    with requests.Session() as http_session:
+        for _ in range(400):  # the client never reads: kernel buffers fill, then freescore's
+            r = http_session.put(url, data=b"q" * 131072, headers=bearer(), timeout=WAIT)
+            statuses.append(r.status_code)
+            if r.status_code != 200:
+                break
+    s.close()
+    assert statuses[-1] == 429, statuses[-3:]
+    assert r.json()["code"] == "LIMIT_EXCEEDED"
+    assert r.headers["x-amzn-ErrorType"] == "LimitExceededException"
+
+
+def test_any_path_on_listeners_of_its_own(gw, backend):
+    cred = credential()
+
+    async def main():
+        async with connect(gw.url(0, "ws") + "/any/path", additional_headers={"Authorization": cred}) as ws:
+            await ws.send("anywhere")
+            conn_id = backend.connect_hook(cred).conn_id
+            await asyncio.to_thread(backend.wait, lambda hs: backend.of(conn_id, "PUT"))
+
+    run(main())
+
+
 def test_plain_http_on_path_is_426(gw):
     r = requests.get(gw.url(0) + "/gateway", timeout=5)
     assert r.status_code == 426
