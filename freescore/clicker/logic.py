@@ -114,7 +114,9 @@ class Registry:
 class RetryFilter:
     """Remembers recent SCOREs per id so a retried one is relayed only once.
 
-    draft-2: a repeat is an msgId seen since that id's msgId last went down.
+    draft-2: a repeat is an msgId seen (with the same timestamp and score) since
+    that id's msgId last went down. A seen msgId arriving with another timestamp
+    or score is a reboot (the firmware restarts msgId at 1), not a retry.
     draft-1: a repeat is a timestamp among that id's recent SCOREs.
     Memory is bounded: `window` entries per id, `max_ids` ids (least recent dropped).
     """
@@ -134,42 +136,43 @@ class RetryFilter:
             self._ids.move_to_end(device_id)
         if score.msg_id is None:
             return seen.timestamp_repeat(score.timestamp)
-        return seen.msg_repeat(score.msg_id)
+        return seen.msg_repeat(score.msg_id, (score.timestamp, score.score))
 
 
 class _Seen:
-    __slots__ = ("window", "last_msg", "msg_ids", "msg_order", "timestamps", "ts_order")
+    __slots__ = ("window", "last_msg", "msgs", "msg_order", "timestamps", "ts_order")
 
     def __init__(self, window: int) -> None:
         self.window = window
         self.last_msg: tuple[int, int, str] | None = None
-        self.msg_ids: set[str] = set()
+        self.msgs: dict[str, tuple[str, str]] = {}
         self.msg_order: deque[str] = deque()
         self.timestamps: set[str] = set()
         self.ts_order: deque[str] = deque()
 
-    def msg_repeat(self, msg_id: str) -> bool:
-        if msg_id in self.msg_ids:
+    def msg_repeat(self, msg_id: str, body: tuple[str, str]) -> bool:
+        known = self.msgs.get(msg_id)
+        if known == body:
             return True
         key = wire.int_key(msg_id)
-        if self.last_msg is not None and key < self.last_msg:  # msgId went down: a reboot
-            self.msg_ids.clear()
+        if known is not None or (self.last_msg is not None and key < self.last_msg):  # msgId went down
+            self.msgs.clear()
             self.msg_order.clear()
         self.last_msg = key
-        self._remember(msg_id, self.msg_ids, self.msg_order)
+        self.msgs[msg_id] = body
+        self.msg_order.append(msg_id)
+        if len(self.msg_order) > self.window:
+            self.msgs.pop(self.msg_order.popleft(), None)
         return False
 
     def timestamp_repeat(self, timestamp: str) -> bool:
         if timestamp in self.timestamps:
             return True
-        self._remember(timestamp, self.timestamps, self.ts_order)
+        self.timestamps.add(timestamp)
+        self.ts_order.append(timestamp)
+        if len(self.ts_order) > self.window:
+            self.timestamps.discard(self.ts_order.popleft())
         return False
-
-    def _remember(self, value: str, members: set[str], order: deque[str]) -> None:
-        members.add(value)
-        order.append(value)
-        if len(order) > self.window:
-            members.discard(order.popleft())
 
 
 @dataclass(eq=False)
