@@ -163,16 +163,33 @@ def test_score_replies_per_spec(fs):
     run(scenario())
 
 
-def test_ten_thousand_registers_on_one_connection_change_nothing(fs):
+def rss_mb(proc) -> float:
+    for line in Path(f"/proc/{proc.proc.pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_floods_on_one_connection_change_nothing_and_memory_stays_bounded(fs):
     state = fs.workdir / "state" / "registry.json"
 
     async def scenario():
         async with connect(fs) as ws:
             await register(ws)
             before = state.read_bytes()
+            rss_before = rss_mb(fs)
             for i in range(0, 10000, 500):
                 await asyncio.gather(*(ws.send("REGISTER" if j % 2 else f"REGISTER s{j}") for j in range(i, i + 500)))
             await expect_only(ws, [], [])
+            assert state.read_bytes() == before
+            junk = "GARBAGE " + "x" * (65536 - 8)
+            for _ in range(300):  # ~20 MB of 64 KiB lines, then garbage verbs and binary frames
+                await ws.send(junk)
+            for i in range(5000):
+                await ws.send(f"VERB{i} 1 2 3")
+                await ws.send(b"\x00" * 64)
+            await expect_only(ws, [""] * 1000, [])
+            assert rss_mb(fs) - rss_before < 40, "memory grew with ignored input"
             assert state.read_bytes() == before
 
     run(scenario())
@@ -429,3 +446,23 @@ def test_bad_settings_are_refused(tmp_path, key, value):
     result = run_twistd(config)
     assert result.returncode != 0
     assert f"clicker.{key}" in result.stderr
+
+
+def test_concurrent_registrations_get_distinct_ids_all_saved(freescore, tmp_path):
+    proc = freescore(CONFIG.format(ping=30))
+
+    async def scenario():
+        sockets = []
+        for _ in range(10):
+            sockets += await asyncio.gather(*(connect(proc).__aenter__() for _ in range(50)))
+        try:
+            issued = await asyncio.gather(*(register(ws) for ws in sockets))
+        finally:
+            await asyncio.gather(*(ws.close() for ws in sockets))
+        return issued
+
+    issued = run(scenario())
+    ids = [i for i, _ in issued]
+    assert len(set(ids)) == 500
+    saved = json.loads((tmp_path / "state" / "registry.json").read_text())["secrets"]
+    assert saved == {s: i for i, s in issued}  # every issued secret is on disk
