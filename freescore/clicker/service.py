@@ -43,6 +43,7 @@ class ClickerProtocol(FreescoreServerProtocol):
     _held: list[bytes] | None = None
     _paused = False
     _gone = False
+    _told_role = False
 
     def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:
         """Autobahn's sendData minus its debug log, whose arguments are coloured eagerly.
@@ -110,7 +111,9 @@ class ClickerProtocol(FreescoreServerProtocol):
             self.factory.metrics.errors.inc()
             return
         if registration is None:
-            log.info("clicker: {peer} sent REGISTER again; ignored", peer=self.peer)
+            if not self._told_role:  # once per connection: a flood must not flood the log
+                self._told_role = True
+                log.info("clicker: {peer} sent REGISTER with a role already set; ignored", peer=self.peer)
             self.factory.metrics.errors.inc()
             return
         if not registration.created:
