@@ -292,7 +292,8 @@ class FedmsgService(ProtocolService):
             "fedmsg: {peer} has more than {limit} bytes unsent, closing (1013)",
             peer=proto.peer, limit=self.settings.max_outbound_buffer,
         )
-        proto.sendClose(CLOSE_TRY_AGAIN_LATER, "slow consumer")
+        # sendClose() refuses 1013 (it allows only 1000 and 3000-4999); the frame itself is fine.
+        proto.sendCloseFrame(code=CLOSE_TRY_AGAIN_LATER, reasonUtf8=b"slow consumer", isReply=False)
 
 
 def raise_nofile(wanted: int) -> None:

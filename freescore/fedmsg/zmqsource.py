@@ -18,7 +18,10 @@ from zope.interface import implementer
 log = Logger(namespace="freescore.fedmsg")
 
 BATCH = 500
-"""Messages read per wake-up before yielding to the reactor."""
+BATCH_BYTES = 64 * 1024
+"""Messages and bytes read per wake-up before yielding to the reactor, so that
+writes to browsers happen between bursts: Twisted writes at most 128 KiB per
+connection per reactor turn, so a browser that keeps up never builds a backlog."""
 
 
 @implementer(IReadDescriptor)
@@ -59,6 +62,7 @@ class SocketReader:
         if self._again is not None and self._again.active():
             self._again.cancel()
         self._again = None
+        size = 0
         for _ in range(BATCH):
             if self._closed:
                 return
@@ -73,6 +77,9 @@ class SocketReader:
                 self.on_message(parts)
             except Exception:
                 log.failure("fedmsg: handling a ZeroMQ message failed")
+            size += sum(len(p) for p in parts)
+            if size >= BATCH_BYTES:
+                break
         self._again = self.reactor.callLater(0, self.doRead)
 
 

@@ -413,3 +413,41 @@ def test_bad_settings_stop_start_up(tmp_path, table, key):
     result = run_twistd(path)
     assert result.returncode != 0
     assert key in result.stdout + result.stderr
+
+
+def test_slow_consumer_is_closed_and_others_unaffected(freescore, pub):
+    import socket
+
+    fs = freescore(config(pub.port, "max_outbound_buffer = 1048576"))
+    send = zmq_sender(pub)
+    chunk = json.dumps({"pad": "z" * 50000}).encode()
+
+    async def scenario():
+        url = fs.url(0, "ws") + "/fedmsg"
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", fs.port(0)))
+        slow = await Browser.open(url, "slow", sock=sock, max_queue=1, max_size=None)
+        fast = await Browser.open(url, "fast", max_size=None)
+        for b in (slow, fast):
+            await b.subscribe("bulk.")
+            await b.ready(send)
+        # The slow browser now reads nothing while 10 MB of matching traffic arrives.
+        for _ in range(200):
+            send("bulk.data", chunk)
+        got = await fast.collect(send)
+        fs.wait_log(r"more than 1048576 bytes unsent, closing \(1013\)")
+        codes = []
+        try:
+            async with asyncio.timeout(TIMEOUT):
+                while True:
+                    await slow.ws.recv()
+        except ConnectionClosed as e:
+            codes.append(e.rcvd.code if e.rcvd else None)
+        await fast.ws.close()
+        return got, codes
+
+    got, codes = asyncio.run(scenario())
+    assert len(got) == 200
+    assert codes in ([1013], [None])  # the close frame, unless the close handshake timed out first
+    assert requests.get(fs.url(0) + "/status", timeout=5).text == "OK"
