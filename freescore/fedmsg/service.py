@@ -12,6 +12,7 @@ import resource
 from typing import Any
 
 import zmq
+from prometheus_client import Gauge
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.web.resource import Resource
@@ -158,6 +159,15 @@ class FedmsgService(ProtocolService):
         self._zmq: zmq.Context | None = None
         self.subscribers: list[Subscriber] = []
         self.publisher: Publisher | None = None
+        self.zmq_gauge = Gauge(
+            "freescore_fedmsg_zmq_connected", "1 while the ZeroMQ SUB endpoint is connected, 0 while connecting",
+            ["endpoint"], registry=ctx.metrics.registry,
+        )
+        patterns = Gauge(
+            "freescore_fedmsg_connections_subscribed", "Connections with at least one pattern",
+            registry=ctx.metrics.registry,
+        )
+        patterns.set_function(self.index.connections)
 
     # -- lifecycle -------------------------------------------------------------
     def startService(self) -> None:
@@ -188,6 +198,7 @@ class FedmsgService(ProtocolService):
                 )
                 sub.start()
                 self.subscribers.append(sub)
+                self.zmq_gauge.labels(endpoint=endpoint).set(0)
                 log.info("fedmsg: ZeroMQ SUB {method} {endpoint}", method=s.subscribe_method, endpoint=endpoint)
 
     def stopService(self) -> Any:
@@ -207,6 +218,7 @@ class FedmsgService(ProtocolService):
 
     def _zmq_state(self, endpoint: str, state: str) -> None:
         log.info("fedmsg: ZeroMQ {endpoint} {state}", endpoint=endpoint, state=state)
+        self.zmq_gauge.labels(endpoint=endpoint).set(1 if state == "connected" else 0)
 
     def zmq_states(self) -> dict[str, str]:
         return {sub.endpoint: sub.state for sub in self.subscribers}

@@ -184,6 +184,8 @@ def test_zmq_patterns_deliver_once_in_order(freescore, pub):
     # The signed envelope arrives byte-identical inside the outer frame.
     assert bodhi_raw[0] == '{"topic":"' + BODHI + '","body":' + SIGNED_BODY + "}"
     assert got_bodhi[0]["body"]["signature"] == "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo=\nYWJjZGVm\n"
+    metrics = requests.get(fs.url(0) + "/metrics", timeout=5).text
+    assert f'freescore_fedmsg_zmq_connected{{endpoint="tcp://127.0.0.1:{pub.port}"}} 1.0' in metrics
     fs.wait_log(r"dropped a ZeroMQ message .*not JSON")
     fs.wait_log(r"dropped a ZeroMQ message .*got 3")
 
