@@ -248,6 +248,7 @@ def main() -> None:
         sys.exit(f"open-files hard limit {hard} is below {need}; raise it (ulimit -Hn)")
 
     import zmq
+
     from harness import FreescoreProcess
 
     scaling = index_scaling()

@@ -18,9 +18,10 @@ import ssl
 import pytest
 import requests
 import zmq
-from harness import run_twistd
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
+
+from harness import run_twistd
 
 pytestmark = pytest.mark.integration
 
