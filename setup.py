@@ -16,6 +16,7 @@ setup(
         "prometheus_client>=0.20",
         "treq>=23.11",
         "txredisapi>=1.4.10",
+        "hiredis>=2",  # txredisapi's fast reply parser (the Redis hub)
         "pyzmq>=25",
         "pika>=1.3",
     ],
