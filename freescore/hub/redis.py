@@ -555,15 +555,17 @@ class RedisHub(Service):
     def history(self, channel: str, after: int | None = None, limit: int | None = None) -> Deferred[list[HubMessage]]:
         if limit is not None and limit <= 0:
             return succeed([])
+        if after is not None and after >= 2**63 - 1:
+            return succeed([])  # past any stream id (client-supplied catch-up ids may be anything)
         conn = self._conn
         if conn is None:
             return succeed(self._history_locally(channel, after, limit))
         key = self._key("h:", channel)
-        low = "-" if after is None else f"{after + 1}-0"
+        low = "-" if after is None or after < 0 else f"{after + 1}-0"
         if limit is None:
             d = _cmd(conn, "XRANGE", key, low, "+")
         else:
-            d = _cmd(conn, "XREVRANGE", key, "+", low, "COUNT", limit).addCallback(
+            d = _cmd(conn, "XREVRANGE", key, "+", low, "COUNT", min(limit, 2**31)).addCallback(
                 lambda rows: list(reversed(rows))
             )
 

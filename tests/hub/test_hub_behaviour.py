@@ -86,6 +86,9 @@ def test_history_keeps_the_newest_and_honours_after_and_limit(make_hub):
     assert (yield hub.history("h", limit=2)) == sent[-2:]
     assert (yield hub.history("h", after=sent[3].id, limit=10)) == sent[4:]
     assert (yield hub.history("h", limit=0)) == []
+    assert (yield hub.history("h", after=-5)) == sent[-4:]  # catch-up ids come from clients
+    assert (yield hub.history("h", after=10**30)) == []
+    assert (yield hub.history("h", limit=10**30)) == sent[-4:]
     assert (yield hub.history("other")) == []
 
 
