@@ -83,3 +83,12 @@ def test_invalid_redis_url_stops_start_with_one_line(tmp_path):
         f"freescore: {config}: hub.url: invalid Redis URL 'http://127.0.0.1:6379': "
         "give redis://host:port/db (or rediss:// for TLS)"
     ]
+
+
+def test_stops_promptly_while_redis_is_down(freescore, redis_server):
+    fs = freescore(CONFIG.format(url=redis_server.url))
+    fs.wait_log(r"redis hub: node node-a connected")
+    redis_server.kill()
+    wait_status(fs, 503)
+    assert fs.stop(timeout=10) in (0, -15)
+    assert "Traceback" not in fs.log()
