@@ -288,6 +288,7 @@ class RedisHub(Service):
         self._sub: Any = None
         self._was_up = False
         self._warned = False
+        self._errors_logged: set[tuple[str, Any, str]] = set()
         self._listeners: dict[str, dict[int, Listener]] = {}
         self._confirmed: set[str] = set()
         self._waiting: dict[str, list[Deferred[None]]] = {}
@@ -351,6 +352,7 @@ class RedisHub(Service):
         if up and not self._was_up:
             log.info("redis hub: node {node} connected to {url}", node=self.node, url=str(self.url))
             self._warned = False
+            self._errors_logged.clear()
         elif self._was_up and not up and self.running:
             self._warn(f"lost the connection to {self.url}")
         self._was_up = up
@@ -440,8 +442,13 @@ class RedisHub(Service):
     def _command_failed(self, failure: Failure, what: str) -> None:
         if failure.check(txredisapi.ConnectionError):
             self._warn(f"{what} failed: {failure.getErrorMessage()}")
-        else:
-            log.failure("redis hub: {what} failed", failure, what=what)
+            return
+        # e.g. Redis out of memory: once per kind of error until the next reconnection, not per message
+        error = (what, failure.type, failure.getErrorMessage())
+        if error in self._errors_logged or len(self._errors_logged) > 100:
+            return
+        self._errors_logged.add(error)
+        log.failure("redis hub: {what} failed (logged once until reconnected)", failure, what=what)
 
     # -- ids and delivery ------------------------------------------------------
 
@@ -465,8 +472,11 @@ class RedisHub(Service):
             except Exception:
                 log.failure("hub listener on {channel} failed", channel=message.channel)
 
-    def _received(self, rchannel: str, data: str) -> None:
-        if not rchannel.startswith(self._channel_prefix):
+    def _received(self, rchannel: Any, data: Any) -> None:
+        if not isinstance(rchannel, str) or not rchannel.startswith(self._channel_prefix):
+            return
+        if not isinstance(data, str):  # not UTF-8: not from a freescore node
+            log.warn("redis hub: dropped a non-UTF-8 message on {channel}", channel=rchannel)
             return
         channel = rchannel[len(self._channel_prefix):]
         # Our own message coming back: recognised without decoding the payload.

@@ -66,11 +66,10 @@ class RedisServer:
     def ping(self) -> bool:
         return self.command("PING") == b"+PONG\r\n"
 
-    def command(self, *args: str) -> bytes | None:
+    def command(self, *args: str | bytes) -> bytes | None:
         """One raw RESP command; the first reply chunk, or None if Redis is not reachable."""
-        payload = f"*{len(args)}\r\n".encode() + b"".join(
-            f"${len(a.encode())}\r\n".encode() + a.encode() + b"\r\n" for a in args
-        )
+        raw = [a if isinstance(a, bytes) else a.encode() for a in args]
+        payload = f"*{len(raw)}\r\n".encode() + b"".join(f"${len(a)}\r\n".encode() + a + b"\r\n" for a in raw)
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
                 s.sendall(payload)
