@@ -92,3 +92,25 @@ def test_stops_promptly_while_redis_is_down(freescore, redis_server):
     wait_status(fs, 503)
     assert fs.stop(timeout=10) in (0, -15)
     assert "Traceback" not in fs.log()
+
+
+def heartbeats(server: RedisServer) -> set[str]:
+    reply = server.command("KEYS", "freescore:hb:*") or b""
+    return {line for line in reply.decode().split("\r\n") if line.startswith("freescore:hb:")}
+
+
+def test_two_nodes_share_one_redis_and_a_clean_stop_leaves_at_once(freescore, redis_server, tmp_path):
+    config = CONFIG.format(url=redis_server.url).replace("presence_ttl = 2", "presence_ttl = 60")
+    a = freescore(config, "node-a.toml")
+    b = freescore(config.replace("node-a", "node-b"), "node-b.toml")
+    a.wait_log(r"redis hub: node node-a connected")
+    b.wait_log(r"redis hub: node node-b connected")
+    assert wait_status(a, 200).text == wait_status(b, 200).text == "OK"
+    deadline = time.monotonic() + 10
+    while {key.split("#")[0] for key in heartbeats(redis_server)} != {"freescore:hb:node-a", "freescore:hb:node-b"}:
+        assert time.monotonic() < deadline, heartbeats(redis_server)
+        time.sleep(0.05)
+    assert b.stop() in (0, -15)
+    # long before presence_ttl (60 s): the stopped node removed its heartbeat itself
+    assert {key.split("#")[0] for key in heartbeats(redis_server)} == {"freescore:hb:node-a"}
+    assert wait_status(a, 200).text == "OK"
