@@ -3,24 +3,7 @@
 from __future__ import annotations
 
 import pytest_twisted
-from conftest import now_ms, wait_until
-
-
-@pytest_twisted.inlineCallbacks
-def listen(hub, channel):
-    """Subscribe a list; wait until the hub confirmed the subscription (Redis)."""
-    got = []
-    sub = hub.subscribe(channel, got.append)
-    yield getattr(sub, "ready", None)
-    return got, sub
-
-
-@pytest_twisted.inlineCallbacks
-def barrier(hub, channel, got):
-    """Publish a marker and wait for it: anything sent before has been delivered (or never will be)."""
-    marker = yield hub.publish(channel, {"barrier": True})
-    yield wait_until(lambda: marker in got, what="the barrier message")
-    got.remove(marker)
+from hubutil import barrier, listen, now_ms
 
 
 @pytest_twisted.inlineCallbacks

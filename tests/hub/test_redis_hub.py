@@ -8,8 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest_twisted
-from conftest import now_ms, wait_until
-from test_hub_behaviour import barrier, listen
+from hubutil import barrier, listen, now_ms, wait_until
 from twisted.internet import reactor, task
 
 REPO = Path(__file__).resolve().parents[2]
