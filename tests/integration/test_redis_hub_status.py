@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import requests
+
 from harness import run_twistd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "hub"))
