@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from freescore.config import Config, ServiceSettings
 
 SERVICES: dict[str, str] = {
+    "clicker": "freescore.clicker",
+    "fedmsg": "freescore.fedmsg",
     "gateway": "freescore.gateway",
 }
 

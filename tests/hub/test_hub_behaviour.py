@@ -3,24 +3,7 @@
 from __future__ import annotations
 
 import pytest_twisted
-from conftest import now_ms, wait_until
-
-
-@pytest_twisted.inlineCallbacks
-def listen(hub, channel):
-    """Subscribe a list; wait until the hub confirmed the subscription (Redis)."""
-    got = []
-    sub = hub.subscribe(channel, got.append)
-    yield getattr(sub, "ready", None)
-    return got, sub
-
-
-@pytest_twisted.inlineCallbacks
-def barrier(hub, channel, got):
-    """Publish a marker and wait for it: anything sent before has been delivered (or never will be)."""
-    marker = yield hub.publish(channel, {"barrier": True})
-    yield wait_until(lambda: marker in got, what="the barrier message")
-    got.remove(marker)
+from hubutil import barrier, listen, now_ms
 
 
 @pytest_twisted.inlineCallbacks
@@ -86,6 +69,9 @@ def test_history_keeps_the_newest_and_honours_after_and_limit(make_hub):
     assert (yield hub.history("h", limit=2)) == sent[-2:]
     assert (yield hub.history("h", after=sent[3].id, limit=10)) == sent[4:]
     assert (yield hub.history("h", limit=0)) == []
+    assert (yield hub.history("h", after=-5)) == sent[-4:]  # catch-up ids come from clients
+    assert (yield hub.history("h", after=10**30)) == []
+    assert (yield hub.history("h", limit=10**30)) == sent[-4:]
     assert (yield hub.history("other")) == []
 
 

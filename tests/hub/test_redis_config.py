@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+from pathlib import Path
+
 import pytest
 
-from freescore.config import ConfigError, parse
+from freescore.config import ConfigError, load, parse
 from freescore.hub.redis import RedisURL, parse_url
 
 BASE = '[[listen]]\nendpoint = "tcp:0:interface=127.0.0.1"\n[hub]\nbackend = "redis"\n'
@@ -62,3 +66,22 @@ def test_retry_max_not_below_retry_min():
 def test_redis_settings_accepted():
     cfg = parse(BASE + 'url = "redis://10.0.0.5:6379/2"\nnode = "node-a"\npresence_ttl = 5\n')
     assert (cfg.hub.url, cfg.hub.node, cfg.hub.presence_ttl) == ("redis://10.0.0.5:6379/2", "node-a", 5.0)
+
+
+TWO_NODES = Path(__file__).resolve().parents[2] / "etc" / "two-nodes"
+
+
+def test_two_node_example_configs_are_valid():
+    a = load(TWO_NODES / "node-a.toml")
+    b = load(TWO_NODES / "node-b.toml")
+    assert a.hub.backend == b.hub.backend == "redis"
+    assert a.hub.url == b.hub.url
+    assert a.hub.node != b.hub.node
+    assert a.listeners[0].endpoint != b.listeners[0].endpoint
+
+
+@pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy not installed (apt-get install haproxy)")
+def test_two_node_haproxy_example_is_valid():
+    result = subprocess.run(["haproxy", "-c", "-f", str(TWO_NODES / "haproxy.cfg")], capture_output=True, text=True,
+                            timeout=30)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -8,8 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest_twisted
-from conftest import now_ms, wait_until
-from test_hub_behaviour import barrier, listen
+from hubutil import barrier, listen, now_ms, wait_until
 from twisted.internet import reactor, task
 
 REPO = Path(__file__).resolve().parents[2]
@@ -101,7 +100,7 @@ def test_members_of_a_crashed_node_expire(redis_hubs, redis_server):
 def test_malformed_message_on_a_channel_is_dropped(redis_hubs, redis_server):
     a = yield redis_hubs.start("a")
     got, _ = yield listen(a, "c")
-    for junk in ("not json", '{"id": "x", "inst": "y", "payload": 1}', "[]"):
+    for junk in ("not json", '{"id": "x", "inst": "y", "payload": 1}', "[]", b"\xff\xfe not UTF-8"):
         assert redis_server.command("PUBLISH", "freescore:0:c:c", junk) is not None
     yield barrier(a, "c", got)
     assert got == []
@@ -191,3 +190,31 @@ def test_hub_started_before_redis_connects_when_it_comes(redis_server):
         yield hub.stopService()
     assert not hub.is_up()
 
+
+
+@pytest_twisted.inlineCallbacks
+def test_redis_refusing_writes_degrades_and_logs_once(redis_hubs, redis_server):
+    from twisted.logger import globalLogPublisher
+
+    a = yield redis_hubs.start("a")
+    got, _ = yield listen(a, "c")
+    seen = []
+
+    def observer(event):
+        if event.get("log_namespace") == "freescore.hub.redis" and event.get("what") == "publish":
+            seen.append(event)
+
+    globalLogPublisher.addObserver(observer)
+    try:
+        assert b"+OK" in redis_server.command("CONFIG", "SET", "maxmemory", "1")
+        sent = []
+        for i in range(5):
+            sent.append((yield a.publish("c", i, keep=5)))
+        yield wait_until(lambda: all(m in got for m in sent), what="local delivery while Redis refuses writes")
+        assert len(seen) == 1, "one log entry for the kind of error, not one per message"
+        assert b"+OK" in redis_server.command("CONFIG", "SET", "maxmemory", "0")
+        after = yield a.publish("c", "ok again", keep=5)
+        assert (yield a.history("c")) == [after]
+        assert after.id > max(m.id for m in sent)
+    finally:
+        globalLogPublisher.removeObserver(observer)

@@ -1,0 +1,396 @@
+"""Clicker load: N devices sending SCOREs at a fixed rate, M listeners relaying, on loopback.
+
+Starts its own `twistd freescore` (state in a temporary folder), then runs
+asyncio worker processes, each owning a share of the devices and of the
+listeners that watch them. The client is a lean hand-framed WebSocket
+(`--client raw`, default, so the generator leaves the 2 cores to the server)
+or the `websockets` library (`--client websockets`). Every device REGISTERs, every listener
+SUBSCRIBEs (half of them LISTEN, for the draft-1 order) to its devices, then
+devices send `SCORE <msgId> <timestamp> <score>` paced at `--rate` per second
+without waiting for the acknowledgement, as the firmware does. The timestamp
+field carries the send time in microseconds (CLOCK_MONOTONIC, shared by all
+processes), so listeners measure relay latency from the line they get.
+
+Bounded: each level runs `--warmup + --duration` seconds, then stops. Writes
+a Markdown report (default bench/reports/clicker.md) with the command line.
+
+    python3 bench/clicker_load.py --devices 1000 --rates 10,20 --listeners 50 --per-listener 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import os
+import platform
+import resource
+import shlex
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+
+CONFIG = """
+[[listen]]
+endpoint = "tcp:0:interface=127.0.0.1"
+
+[clicker]
+state = "state"
+ping_interval = 30.0
+"""
+
+
+def now_us() -> int:
+    return time.monotonic_ns() // 1000
+
+
+# -- clients ---------------------------------------------------------------------------
+class RawClient(asyncio.Protocol):
+    """A lean WebSocket client: hand-framed, zero mask key, so the generator spends little CPU.
+
+    The zero mask is legal on the wire (the server unmasks with it) and keeps
+    each send to one bytes concatenation; the server does the full work.
+    """
+
+    def __init__(self, host: str) -> None:
+        self.host = host
+        self.on_text = None
+        self.buf = b""
+        self.open = asyncio.get_running_loop().create_future()
+        self.transport = None
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        transport.write(
+            f"GET /ws HTTP/1.1\r\nHost: {self.host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+
+    def data_received(self, data: bytes) -> None:
+        buf = self.buf + data
+        if not self.open.done():
+            head, sep, rest = buf.partition(b"\r\n\r\n")
+            if not sep:
+                self.buf = buf
+                return
+            if not head.startswith(b"HTTP/1.1 101"):
+                self.open.set_exception(RuntimeError(head[:80].decode()))
+                return
+            self.open.set_result(None)
+            buf = rest
+        pos, n = 0, len(buf)
+        while n - pos >= 2:
+            b0, b1 = buf[pos], buf[pos + 1] & 0x7F
+            hdr = 2
+            if b1 == 126:
+                if n - pos < 4:
+                    break
+                b1 = int.from_bytes(buf[pos + 2:pos + 4], "big")
+                hdr = 4
+            elif b1 == 127:
+                if n - pos < 10:
+                    break
+                b1 = int.from_bytes(buf[pos + 2:pos + 10], "big")
+                hdr = 10
+            if n - pos < hdr + b1:
+                break
+            payload = buf[pos + hdr:pos + hdr + b1]
+            pos += hdr + b1
+            opcode = b0 & 0x0F
+            if opcode == 1 and self.on_text is not None:
+                self.on_text(payload.decode())
+            elif opcode == 9:
+                self._frame(0xA, payload)
+        self.buf = buf[pos:]
+
+    def _frame(self, opcode: int, payload: bytes) -> None:
+        n = len(payload)
+        if n < 126:
+            header = bytes((0x80 | opcode, 0x80 | n))
+        else:
+            header = bytes((0x80 | opcode, 0x80 | 126)) + n.to_bytes(2, "big")
+        self.transport.write(header + b"\0\0\0\0" + payload)
+
+    def send(self, text: str) -> None:
+        self._frame(1, text.encode())
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.write(b"\x88\x82\0\0\0\0\x03\xe8")
+            self.transport.close()
+
+
+class WebsocketsClient:
+    """The same interface over the `websockets` library (heavier; for comparison)."""
+
+    def __init__(self, ws) -> None:
+        self.ws = ws
+        self.on_text = None
+        self.task = asyncio.ensure_future(self._read())
+
+    async def _read(self) -> None:
+        try:
+            async for line in self.ws:
+                if self.on_text is not None:
+                    self.on_text(line)
+        except Exception:
+            pass
+
+    def send(self, text: str) -> None:
+        asyncio.ensure_future(self.ws.send(text))
+
+    def close(self) -> None:
+        self.task.cancel()
+        asyncio.ensure_future(self.ws.close())
+
+
+async def open_client(url: str, kind: str):
+    if kind == "websockets":
+        import websockets
+
+        ws = await websockets.connect(url, proxy=None, ping_interval=None, compression=None, max_queue=None,
+                                      open_timeout=60)
+        return WebsocketsClient(ws)
+    host, port = url.split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)
+    loop = asyncio.get_running_loop()
+    _, proto = await loop.create_connection(lambda: RawClient(host), host, int(port))
+    await proto.open
+    return proto
+
+
+async def request(client, line: str) -> str:
+    fut = asyncio.get_running_loop().create_future()
+    client.on_text = lambda text: fut.done() or fut.set_result(text)
+    client.send(line)
+    return await asyncio.wait_for(fut, 60)
+
+
+# -- worker process ----------------------------------------------------------------
+async def _worker(url: str, kind: str, devices: int, listeners: int, per_listener: int, rate: float,
+                  ready: mp.Queue, go: mp.Queue, results: mp.Queue, warmup: float, duration: float) -> None:
+    devs = []
+    for i in range(0, devices, 50):  # connect in batches: a burst of 1000 SYNs overflows the backlog
+        devs.extend(await asyncio.gather(*(open_client(url, kind) for _ in range(min(50, devices - i)))))
+    ids = [reply.split(" ")[1] for reply in await asyncio.gather(*(request(d, "REGISTER") for d in devs))]
+    subs = []
+    for n in range(listeners):
+        client = await open_client(url, kind)
+        watched = ids[n * per_listener:(n + 1) * per_listener]
+        verb = "SUBSCRIBE" if n % 2 == 0 else "LISTEN"
+        lines: asyncio.Queue[str] = asyncio.Queue()
+        client.on_text = lines.put_nowait
+        client.send(f"{verb} " + " ".join(watched))
+        connected: list[str] = []
+        while len(connected) < len(watched):  # every watched device is registered: all are listed
+            connected += (await asyncio.wait_for(lines.get(), 60)).split(" ")[1:]
+        subs.append(client)
+    ready.put(os.getpid())
+    t0 = go.get()
+    start_us = int((t0 + warmup) * 1e6)
+    end_send = t0 + warmup + duration
+
+    rtts: list[float] = []
+    relays: list[float] = []
+    counts = {"sent": 0, "acked": 0, "relayed": 0, "late_ms": 0.0}
+    pending: list[dict[str, int]] = [{} for _ in devs]
+
+    def on_ack(k: int):
+        waiting = pending[k]
+
+        def handle(line: str) -> None:
+            sent = waiting.pop(line.split(" ", 2)[1], None)
+            if sent is not None:
+                rtts.append((now_us() - sent) / 1000.0)
+                counts["acked"] += 1
+        return handle
+
+    def on_relay(line: str) -> None:
+        ts = int(line.split(" ", 2)[1]) if line.startswith("SCORE ") else 0
+        if ts >= start_us:
+            relays.append((now_us() - ts) / 1000.0)
+            counts["relayed"] += 1
+
+    for k, d in enumerate(devs):
+        d.on_text = on_ack(k)
+    for client in subs:
+        client.on_text = on_relay
+
+    # One pacing loop: device k is due at t0 + k/n * period, then every period.
+    period = 1.0 / rate
+    n = len(devs)
+    due = [t0 + k / n * period for k in range(n)]
+    msg = [0] * n
+    ptr = 0
+    await asyncio.sleep(max(0.0, t0 - time.monotonic()))
+    while True:
+        now = time.monotonic()
+        if now >= end_send:
+            break
+        while due[ptr] <= now:
+            counts["late_ms"] = max(counts["late_ms"], (now - due[ptr]) * 1000)
+            msg[ptr] += 1
+            ts = now_us()
+            if ts >= start_us:
+                pending[ptr][str(msg[ptr])] = ts
+                counts["sent"] += 1
+            devs[ptr].send(f"SCORE {msg[ptr]} {ts} {msg[ptr]}")
+            due[ptr] += period
+            ptr = (ptr + 1) % n
+        await asyncio.sleep(max(0.0, min(due[ptr], end_send) - time.monotonic()))
+    await asyncio.sleep(3.0)  # let the last acknowledgements and relays arrive
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    results.put({"rtts": rtts, "relays": relays, "counts": counts, "cpu": usage.ru_utime + usage.ru_stime,
+                 "unacked": sum(len(p) for p in pending)})
+    for c in devs + subs:
+        c.close()
+    await asyncio.sleep(0.2)
+
+
+def worker_main(*args) -> None:
+    asyncio.run(_worker(*args))
+
+
+# -- server measurements --------------------------------------------------------------
+def proc_cpu(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, int(p / 100 * len(values)))]
+
+
+def run_level(fs, args, rate: float) -> dict:
+    url = fs.url(0, "ws") + "/ws"
+    ctx = mp.get_context("spawn")
+    ready, go, results = ctx.Queue(), ctx.Queue(), ctx.Queue()
+    procs = []
+    per_proc_dev = args.devices // args.procs
+    per_proc_lis = args.listeners // args.procs
+    for _ in range(args.procs):
+        p = ctx.Process(target=worker_main, args=(url, args.client, per_proc_dev, per_proc_lis, args.per_listener,
+                                                  rate, ready, go, results, args.warmup, args.duration))
+        p.start()
+        procs.append(p)
+    for _ in procs:
+        ready.get(timeout=120)
+    pid = fs.proc.pid
+    gen_cpu0 = sum(proc_cpu(p.pid) for p in procs)
+    rss_idle = proc_rss_mb(pid)
+    t0 = time.monotonic() + 0.5
+    for _ in procs:
+        go.put(t0)
+    time.sleep(max(0.0, t0 + args.warmup - time.monotonic()))
+    cpu0, w0 = proc_cpu(pid), time.monotonic()
+    rss_peak = 0.0
+    while time.monotonic() < t0 + args.warmup + args.duration:
+        rss_peak = max(rss_peak, proc_rss_mb(pid))
+        time.sleep(0.5)
+    cpu1, w1 = proc_cpu(pid), time.monotonic()
+    gen_cpu = (sum(proc_cpu(p.pid) for p in procs) - gen_cpu0) / (w1 - w0 + args.warmup + 0.5) * 100
+    got = [results.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(30)
+    rtts = [x for g in got for x in g["rtts"]]
+    relays = [x for g in got for x in g["relays"]]
+    sent = sum(g["counts"]["sent"] for g in got)
+    acked = sum(g["counts"]["acked"] for g in got)
+    return {
+        "rate": rate, "offered": args.devices * rate, "sent": sent, "acked": acked,
+        "acked_per_s": acked / args.duration, "relayed": sum(g["counts"]["relayed"] for g in got),
+        "unacked": sum(g["unacked"] for g in got),
+        "late_ms": max(g["counts"]["late_ms"] for g in got),
+        "rtt_p50": pct(rtts, 50), "rtt_p99": pct(rtts, 99), "rtt_max": max(rtts, default=float("nan")),
+        "relay_p50": pct(relays, 50), "relay_p99": pct(relays, 99),
+        "server_cpu": (cpu1 - cpu0) / (w1 - w0) * 100, "rss_idle": rss_idle, "rss_peak": rss_peak,
+        "gen_cpu": gen_cpu,
+        "mean_rtt": statistics.fmean(rtts) if rtts else float("nan"),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--devices", type=int, default=1000)
+    ap.add_argument("--rates", default="10", help="SCOREs per second per device, comma-separated levels")
+    ap.add_argument("--listeners", type=int, default=50)
+    ap.add_argument("--per-listener", type=int, default=20)
+    ap.add_argument("--procs", type=int, default=2, help="load generator processes")
+    ap.add_argument("--client", choices=["raw", "websockets"], default="raw",
+                    help="raw: lean hand-framed asyncio client; websockets: the websockets library")
+    ap.add_argument("--warmup", type=float, default=3.0)
+    ap.add_argument("--duration", type=float, default=15.0)
+    ap.add_argument("--report", type=Path, default=REPO / "bench" / "reports" / "clicker.md")
+    args = ap.parse_args()
+    if args.listeners * args.per_listener > args.devices:
+        ap.error("listeners x per-listener must not exceed devices (each device is watched once)")
+    from harness import FreescoreProcess
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        fs = FreescoreProcess(CONFIG, Path(tmp)).start()
+        try:
+            for rate in (float(r) for r in args.rates.split(",")):
+                row = run_level(fs, args, rate)
+                rows.append(row)
+                print(
+                    f"rate {rate:g}/s/device: acked {row['acked_per_s']:.0f}/s, SCORED p50 {row['rtt_p50']:.1f} ms "
+                    f"p99 {row['rtt_p99']:.1f} ms, relay p50 {row['relay_p50']:.1f} ms p99 {row['relay_p99']:.1f} ms, "
+                    f"server CPU {row['server_cpu']:.0f}%, RSS {row['rss_peak']:.0f} MB", flush=True,
+                )
+        finally:
+            fs.stop()
+    write_report(args, rows)
+
+
+def write_report(args, rows: list[dict]) -> None:
+    cmd = "python3 " + " ".join(shlex.quote(a) for a in ["bench/clicker_load.py", *sys.argv[1:]])
+    lines = [
+        "# clicker load report",
+        "",
+        f"Command: `{cmd}`",
+        "",
+        f"Taken {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {platform.node()} "
+        f"({os.cpu_count()} cores, Python {platform.python_version()}), loopback, load generator "
+        f"({args.procs} asyncio processes, `{args.client}` client) on the same machine as the server, "
+        "**under contention** from other builds and benchmarks sharing the 2 cores.",
+        "",
+        f"{args.devices} devices each sending `SCORE <msgId> <timestamp> <score>` at the given rate "
+        "(not waiting for the acknowledgement), "
+        f"{args.listeners} listeners each watching {args.per_listener} devices (half SUBSCRIBE, half LISTEN), "
+        f"so every SCORE is relayed once. {args.warmup:g} s warm-up, then {args.duration:g} s measured.",
+        "SCORED round trip: device send to its `SCORED`. Relay latency: device send to the listener's `SCORE` line.",
+        "Generator lag: the worst delay of a SCORE behind its schedule (the generator itself falling behind).",
+        "",
+        "| SCORE/s offered | SCORE/s acked | SCORED p50 | SCORED p99 | relay p50 | relay p99 | unacked | "
+        "server CPU | server RSS (idle/peak) | generator CPU | generator lag |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['offered']:.0f} | {r['acked_per_s']:.0f} | {r['rtt_p50']:.1f} ms | {r['rtt_p99']:.1f} ms | "
+            f"{r['relay_p50']:.1f} ms | {r['relay_p99']:.1f} ms | {r['unacked']} | {r['server_cpu']:.0f}% | "
+            f"{r['rss_idle']:.0f}/{r['rss_peak']:.0f} MB | {r['gen_cpu']:.0f}% | {r['late_ms']:.0f} ms |"
+        )
+    lines.append("")
+    args.report.parent.mkdir(parents=True, exist_ok=True)
+    args.report.write_text("\n".join(lines))
+    print(f"report written to {args.report}")
+
+
+if __name__ == "__main__":
+    main()

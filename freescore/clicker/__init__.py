@@ -1,0 +1,46 @@
+"""RopeScore clicker: counting devices send scores, receivers watch them live.
+
+Spec: shared/specs/clicker.md; user docs: docs/clicker.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+from freescore.config import ServiceSettings, SettingError
+from freescore.service import ProtocolService, ServiceContext
+
+
+@dataclass(frozen=True)
+class Settings(ServiceSettings):
+    path: str = "/ws"
+    """WebSocket mount path; the devices use exactly /ws."""
+    state: Path = Path("var/clicker")
+    """Folder for registry.json (secret -> id), created at start; relative to the config file."""
+    ping_interval: float = 30.0
+    """Seconds between server pings; a peer silent for a whole interval after one is dropped (0: off)."""
+    max_ids: int = 64
+    """Ids kept from one SUBSCRIBE/LISTEN."""
+    close_timeout: float = 1.0
+    """Seconds to wait for a close frame echo; the devices never send one."""
+
+    def validate(self, base: Path) -> Settings:
+        if not self.path.startswith("/"):
+            raise SettingError("path", f"must start with '/', not {self.path!r}")
+        if self.ping_interval < 0:
+            raise SettingError("ping_interval", "must be 0 (off) or positive")
+        if self.max_ids < 1:
+            raise SettingError("max_ids", "must be at least 1")
+        if self.close_timeout <= 0:
+            raise SettingError("close_timeout", "must be positive")
+        if not self.state.is_absolute():
+            return dataclasses.replace(self, state=base / self.state)
+        return self
+
+
+def make_service(ctx: ServiceContext) -> ProtocolService:
+    from freescore.clicker.service import ClickerService
+
+    return ClickerService(ctx)
