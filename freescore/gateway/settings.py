@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,8 +128,8 @@ def is_loopback(listener: ListenerSettings) -> bool:
         return True
     if kind not in ("tcp", "tcp6"):
         return False
-    for part in rest.split(":"):
-        key, eq, value = part.partition("=")
+    for part in re.split(r"(?<!\\):", rest):  # Twisted escapes colons in values as "\:"
+        key, eq, value = part.replace("\\:", ":").partition("=")
         if eq and key == "interface":
             value = value.strip("[]")
             if value == "localhost":
