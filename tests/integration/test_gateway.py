@@ -625,7 +625,7 @@ def test_inbound_size_limits_close_1009(gw, backend):
 
 @pytest.fixture(scope="module")
 def gw_timers(backend, tmp_path_factory):
-    config = gateway_config(backend.url, "idle_timeout = 1.5\nmax_duration = 4\ntimeout = 2000\n")
+    config = gateway_config(backend.url, "idle_timeout = 2.5\nmax_duration = 5\ntimeout = 3000\n")
     fs = FreescoreProcess(config, tmp_path_factory.mktemp("gateway-timers")).start()
     yield fs
     fs.stop()
