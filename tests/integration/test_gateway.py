@@ -311,6 +311,7 @@ def test_credential_from_subprotocol_query_or_none(gw, backend):
             assert hooks[0].headers["authorization"] == "None"
 
     run(main())
+    assert sub not in gw.log() and query not in gw.log()  # credentials are never logged
 
 
 def raw_handshake(port: int, headers: str = "") -> socket.socket:
