@@ -496,6 +496,9 @@ def test_push_text_binary_and_post(gw, backend):
             assert (r.status_code, r.json()["code"]) == (400, "BAD_REQUEST")
 
     run(main())
+    requests.get(gw.url(1) + "/status", timeout=5)
+    gw.wait_log(r'"GET /status HTTP/1.1" 200')  # other requests keep their access log line...
+    assert '"PUT /@connections/' not in gw.log()  # ...but not pushes (push_access_log = false)
 
 
 def test_push_api_only_on_push_listener(gw, backend):
