@@ -72,6 +72,7 @@ class Backend:
             "freescore_gateway_hooks", "Backend hook calls by hook and outcome", ["hook", "outcome"],
             registry=registry,
         )
+        self._counters: dict[tuple[str, str], Any] = {}
 
     def call(self, method: str, conn_id: str, credential: str, content_type: str, body: bytes) -> Deferred[HookResult]:
         headers = Headers({b"content-type": [content_type.encode("ascii")],
@@ -99,7 +100,11 @@ class Backend:
                 timer.cancel()
             if isinstance(result, Failure):
                 result = HookResult(None, timed_out=timed_out[0], error=result.getErrorMessage())
-            self.calls.labels(hook=method, outcome=_outcome(result)).inc()
+            key = (method, _outcome(result))
+            counter = self._counters.get(key)
+            if counter is None:
+                counter = self._counters[key] = self.calls.labels(hook=method, outcome=key[1])
+            counter.inc()
             return result
 
         d.addBoth(finish)
