@@ -21,6 +21,7 @@ import multiprocessing as mp
 import os
 import random
 import resource
+import shutil
 import socket
 import subprocess
 import sys
@@ -379,6 +380,7 @@ max_connections = {args.clients + 100}
         gw.wait(30)
         log.close()
         backend.terminate()
+    shutil.rmtree(work, ignore_errors=True)  # kept (with twistd.log) only when the run failed
 
     push_lat = [v for r in results for v in r["latency"]]
     put_lat = backend_result["put_latency"]
