@@ -78,6 +78,28 @@ class Registry:
         self.version += 1
         return Registration(device_id, fresh, True)
 
+    def adopt(self, secret: str, device_id: str) -> Registration:
+        """Record a pairing made elsewhere (another node, through the hub); created=True if it is new here."""
+        known = self.secrets.get(secret)
+        if known is not None:
+            return Registration(known, secret, False)
+        self.secrets[secret] = device_id
+        self.allocated.add(device_id)
+        self.version += 1
+        return Registration(device_id, secret, True)
+
+    def reserve_id(self) -> str:
+        """A never-used id, marked allocated at once (a shared claim for it may still fail)."""
+        device_id = self._allocate_id()
+        self.allocated.add(device_id)
+        return device_id
+
+    def fresh_secret(self) -> str:
+        fresh = self._new_secret()
+        while fresh in self.secrets:
+            fresh = self._new_secret()
+        return fresh
+
     def _allocate_id(self) -> str:
         if len(self.allocated) >= ID_SPACE:
             raise IdsExhausted("all 1000000 clicker ids are allocated")
@@ -221,9 +243,19 @@ class Clicker:
             return None
         registration = self.registry.register(command.secret)
         session.role = SENDER
+        self.assign(session, registration)
+        return registration
+
+    def claim_sender(self, session: Session) -> bool:
+        """Make the connection a sender before a registration that completes later; False if it has a role."""
+        if session.role is not None:
+            return False
+        session.role = SENDER
+        return True
+
+    def assign(self, session: Session, registration: Registration) -> None:
         session.device_id = registration.device_id
         session.secret = registration.secret
-        return registration
 
     def sender_live(self, session: Session) -> bool:
         """Mark the sender connected after REGISTERED went out; True on this node's 0 -> 1."""

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from autobahn.websocket.protocol import WebSocketProtocol
 from autobahn.websocket.types import ConnectionRequest
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -28,8 +28,15 @@ log = Logger(namespace="freescore.clicker")
 
 CHANNEL = "clicker"
 PRESENCE = "clicker"
+SECRET_KEY = "clicker:secret:"
+"""Hub store keys (several nodes): secret -> id, and id -> secret (the claim)."""
+ID_KEY = "clicker:id:"
 MAX_HELD_FRAMES = 64
 """Frames buffered behind a REGISTER whose write is in flight before reading pauses."""
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, str) and len(value) == 6 and value.isascii() and value.isdigit()
 
 
 def _secret_label(secret: str) -> str:
@@ -104,6 +111,9 @@ class ClickerProtocol(FreescoreServerProtocol):
 
     def _register(self, command: wire.Register) -> None:
         svc = self.factory.clicker
+        if svc.shared and svc.logic.registry.lookup(command.secret) is None:
+            self._register_shared(command)
+            return
         try:
             registration = svc.logic.register(self.session, command)
         except IdsExhausted:
@@ -111,10 +121,7 @@ class ClickerProtocol(FreescoreServerProtocol):
             self.factory.metrics.errors.inc()
             return
         if registration is None:
-            if not self._told_role:  # once per connection: a flood must not flood the log
-                self._told_role = True
-                log.info("clicker: {peer} sent REGISTER with a role already set; ignored", peer=self.peer)
-            self.factory.metrics.errors.inc()
+            self._register_ignored()
             return
         if not registration.created:
             self._registered(registration)
@@ -123,6 +130,36 @@ class ClickerProtocol(FreescoreServerProtocol):
         svc.store.commit().addCallbacks(
             lambda _: self._registered(registration), lambda f: self._register_failed(f, registration)
         )
+
+    def _register_ignored(self) -> None:
+        if not self._told_role:  # once per connection: a flood must not flood the log
+            self._told_role = True
+            log.info("clicker: {peer} sent REGISTER with a role already set; ignored", peer=self.peer)
+        self.factory.metrics.errors.inc()
+
+    def _register_shared(self, command: wire.Register) -> None:
+        """A secret this node does not know, with several nodes: ask the hub, or claim a new id there."""
+        svc = self.factory.clicker
+        if not svc.logic.claim_sender(self.session):
+            self._register_ignored()
+            return
+        self._held = []
+
+        def assigned(registration: Registration) -> Any:
+            svc.logic.assign(self.session, registration)
+            if not registration.created:
+                return registration
+            return svc.store.commit().addCallback(lambda _: registration)
+
+        def failed(failure: Failure) -> None:
+            if failure.check(IdsExhausted):
+                log.error("clicker: every id is allocated; REGISTER from {peer} gets no reply", peer=self.peer)
+                self.factory.metrics.errors.inc()
+                self._held = None
+                return
+            self._register_failed(failure, None)
+
+        svc.shared_registration(command.secret).addCallback(assigned).addCallbacks(self._registered, failed)
 
     def _registered(self, registration: Registration) -> None:
         held, self._held = self._held, None
@@ -145,9 +182,10 @@ class ClickerProtocol(FreescoreServerProtocol):
             self._paused = False
             self.transport.resumeProducing()
 
-    def _register_failed(self, failure: Failure, registration: Registration) -> None:
+    def _register_failed(self, failure: Failure, registration: Registration | None) -> None:
         log.failure(
-            "clicker: could not save the registry; no REGISTERED for {id}", failure, id=registration.device_id
+            "clicker: could not save the registry; no REGISTERED for {id}", failure,
+            id=registration.device_id if registration is not None else self.session.device_id,
         )
         self.factory.metrics.errors.inc()
         self._held = None
@@ -198,6 +236,8 @@ class ClickerService(ProtocolService):
         self.settings = settings
         self.hub = ctx.hub
         self.node = ctx.hub.node
+        self.shared = ctx.config.hub.backend != "memory"
+        """Several nodes: secrets and ids are also kept in the hub's store, so any node knows them."""
         try:
             registry = load_registry(settings.state)
         except (OSError, ValueError) as e:
@@ -220,6 +260,8 @@ class ClickerService(ProtocolService):
         super().startService()
         self._subscription = self.hub.subscribe(CHANNEL, self._on_hub)
         self.hub.members(PRESENCE).addCallbacks(self._seed_presence, self._hub_failed)
+        if self.shared:
+            self._share_registry().addErrback(self._hub_failed)
         log.info(
             "clicker: {count} registered device(s) in {path}", count=len(self.logic.registry), path=str(self.store.path)
         )
@@ -242,6 +284,48 @@ class ClickerService(ProtocolService):
     def device_down(self, device_id: str) -> None:
         self.hub.leave(PRESENCE, device_id).addErrback(self._hub_failed)
         self.publish(["down", device_id, self.node])
+
+    @inlineCallbacks
+    def shared_registration(self, secret: str) -> Any:
+        """The hub's id for `secret`, or a fresh secret with an id claimed in the hub; a Registration.
+
+        An id is claimed by checking that no node holds it, setting it, and
+        reading it back; two nodes would both win only by drawing the same
+        random id (1 in 1,000,000) within one Redis round trip of each other.
+        """
+        registry = self.logic.registry
+        if secret:
+            known = yield self.hub.get(SECRET_KEY + secret)
+            if _is_id(known):
+                return registry.adopt(secret, known)
+        for _ in range(64):
+            device_id = registry.reserve_id()
+            if (yield self.hub.get(ID_KEY + device_id)) is not None:
+                continue  # another node's; now reserved here too
+            fresh = registry.fresh_secret()
+            yield self.hub.set(ID_KEY + device_id, fresh)
+            if (yield self.hub.get(ID_KEY + device_id)) != fresh:
+                continue  # lost a concurrent claim
+            yield self.hub.set(SECRET_KEY + fresh, device_id)
+            return registry.adopt(fresh, device_id)
+        raise IdsExhausted("no free id found in the hub")
+
+    @inlineCallbacks
+    def _share_registry(self) -> Any:
+        """Put this node's registry (e.g. from before it joined others) into the hub's store."""
+        conflicts = 0
+        for secret, device_id in list(self.logic.registry.secrets.items()):
+            owner = yield self.hub.get(ID_KEY + device_id)
+            if owner is None:
+                yield self.hub.set(ID_KEY + device_id, secret)
+            elif owner != secret:
+                conflicts += 1
+                continue
+            if (yield self.hub.get(SECRET_KEY + secret)) is None:
+                yield self.hub.set(SECRET_KEY + secret, device_id)
+        if conflicts:
+            log.warn("clicker: {count} id(s) of this node's registry belong to another secret in the hub; "
+                     "those devices are known on this node only", count=conflicts)
 
     def _seed_presence(self, members: dict[str, Any]) -> None:
         for device_id, info in members.items():

@@ -9,7 +9,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from freescore.clicker import logic, wire
-from freescore.clicker.logic import Clicker, CorruptRegistry, IdsExhausted, Registry, RetryFilter, Session
+from freescore.clicker.logic import (
+    Clicker,
+    CorruptRegistry,
+    IdsExhausted,
+    Registration,
+    Registry,
+    RetryFilter,
+    Session,
+)
 from freescore.clicker.wire import Listen, Register, Score
 
 UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
@@ -207,3 +215,21 @@ def test_presence_across_nodes():
     assert c.device_down("000001", "n2") is True
     assert c.device_down("000001", "n2") is False
     assert c.present == {}
+
+
+def test_adopt_reserve_and_claim_for_shared_registration():
+    reg = Registry(rng=random.Random(7))
+    taken = reg.reserve_id()
+    assert taken in reg.allocated and len(reg) == 0 and reg.version == 0
+    adopted = reg.adopt("s-from-b", "123456")
+    assert adopted == Registration("123456", "s-from-b", True) and reg.version == 1
+    assert reg.adopt("s-from-b", "999999") == Registration("123456", "s-from-b", False)
+    assert reg.register("s-from-b").device_id == "123456"
+    assert all(reg.reserve_id() not in (taken, "123456") for _ in range(100))
+    assert reg.fresh_secret() not in reg.secrets
+    logic = Clicker(reg)
+    session = Session()
+    assert logic.claim_sender(session) and not logic.claim_sender(session)
+    assert logic.register(session, Register("")) is None
+    logic.assign(session, adopted)
+    assert (session.device_id, session.secret) == ("123456", "s-from-b")
