@@ -11,6 +11,7 @@ import socketio
 from scale_nodes import no_tracebacks, redis_server, start_nodes, wait_subscribed  # noqa: F401
 
 pytestmark = pytest.mark.integration
+pytest.importorskip("freescore.events", reason="the events service is not in this tree")
 
 TOKEN = "scale-token"
 TABLE = f"""
