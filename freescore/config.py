@@ -64,12 +64,30 @@ class HubSettings:
     backend: str = "memory"
     url: str = "redis://127.0.0.1:6379/0"
     history: int = 100
+    # Redis backend only (docs/redis.md):
+    node: str = ""  # unique name of this node; default host:pid
+    presence_ttl: float = 15.0  # a crashed node's members disappear after this (s)
+    timeout: float = 5.0  # connect and reply timeout (s)
+    retry_min: float = 0.5  # reconnect backoff, first delay (s)
+    retry_max: float = 10.0  # reconnect backoff, longest delay (s)
 
     def validate(self, base: Path) -> "HubSettings":
         if self.backend not in ("memory", "redis"):
             raise SettingError("backend", f"must be 'memory' or 'redis', not {self.backend!r}")
         if self.history < 1:
             raise SettingError("history", "must be at least 1")
+        for key in ("presence_ttl", "timeout", "retry_min", "retry_max"):
+            if getattr(self, key) <= 0:
+                raise SettingError(key, "must be positive")
+        if self.retry_max < self.retry_min:
+            raise SettingError("retry_max", "must be at least retry_min")
+        if self.backend == "redis":
+            from freescore.hub.redis import parse_url
+
+            try:
+                parse_url(self.url)
+            except ValueError as e:
+                raise SettingError("url", str(e)) from None
         return self
 
 
@@ -213,6 +231,13 @@ def _load_listener(file: Path, index: int, table: Any) -> ListenerSettings:
         path = getattr(listener, attr)
         if path is not None and not path.is_file():
             raise ConfigError(file, f"{key}.{attr}", f"no such file: {path}")
+    if listener.tls:
+        from freescore.listeners import TLSConfigError, load_tls_context
+
+        try:
+            load_tls_context(listener.certificate, listener.private_key)  # type: ignore[arg-type]
+        except TLSConfigError as e:
+            raise ConfigError(file, f"{key}.certificate", str(e)) from None
     if listener.tls and listener.endpoint.split(":", 1)[0] in ("ssl", "tls"):
         raise ConfigError(
             file, f"{key}.endpoint", "give a plain endpoint (tcp:8443) with certificate/private_key, not ssl:"

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 SERVICES: dict[str, str] = {
     "clicker": "freescore.clicker",
+    "fedmsg": "freescore.fedmsg",
 }
 
 

@@ -7,6 +7,7 @@ logging and metrics, and a prepared-frame broadcast.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -38,6 +39,8 @@ class WebSocketLimits:
     close_timeout: float = 3.0
     max_connections: int = 10000
     allowed_origins: tuple[str, ...] = ("*",)
+    """fnmatch patterns matched against the raw Origin header (`https://*.example.org`,
+    `Espruino`); a request without Origin (a non-browser client) is always allowed."""
     keepalive: float = 30.0
     """Seconds between server pings; 0 turns the keepalive off."""
 
@@ -77,6 +80,8 @@ class FreescoreServerProtocol(WebSocketServerProtocol):
     _keepalive_call: Any = None
     _alive: bool = True
     _counted: bool = False
+    origin: str | None = None
+    """The raw Origin header (Autobahn never sees it; see WebSocketEndpoint)."""
 
     # -- hooks for protocols -------------------------------------------------
     def handshake(self, request: ConnectionRequest) -> Any:
@@ -99,6 +104,14 @@ class FreescoreServerProtocol(WebSocketServerProtocol):
 
     def onConnect(self, request: ConnectionRequest) -> Any:
         self.request = request
+        if self.origin is not None:
+            request.origin = self.origin
+            if not origin_allowed(self.origin, self.factory.limits.allowed_origins):
+                log.info(
+                    "{service}: refusing {peer} on {path}: origin {origin!r} not allowed",
+                    service=self.factory.service, peer=self.peer, path=request.path, origin=self.origin,
+                )
+                raise ConnectionDeny(403, "origin not allowed")
         if len(self.factory.open) >= self.factory.limits.max_connections:
             log.warn(
                 "{service}: refusing {peer} on {path}: {limit} connections open",
@@ -159,8 +172,18 @@ class FreescoreServerProtocol(WebSocketServerProtocol):
         d: Deferred[None] = Deferred()
         self._gone_waiters = getattr(self, "_gone_waiters", [])
         self._gone_waiters.append(d)
-        self.sendClose(CLOSE_GOING_AWAY, "server shutting down")
+        self.close_with(CLOSE_GOING_AWAY, "server shutting down")
         return d
+
+    def close_with(self, code: int, reason: str = "") -> None:
+        """Start the closing handshake with any RFC 6455 code (1001, 1008, 1009, 1011...).
+
+        Autobahn's public `sendClose` only takes 1000 and 3000-4999.
+        """
+        if self.state == WebSocketServerProtocol.STATE_OPEN:
+            self.sendCloseFrame(code=code, reasonUtf8=reason.encode("utf-8")[:123], isReply=False)
+        elif self.state in (WebSocketServerProtocol.STATE_CONNECTING, WebSocketServerProtocol.STATE_PROXY_CONNECTING):
+            self.dropConnection(abort=True)
 
     def connectionLost(self, reason: Any) -> None:
         super().connectionLost(reason)
@@ -185,6 +208,10 @@ class FreescoreServerProtocol(WebSocketServerProtocol):
 
     def is_open(self) -> bool:
         return self.state == WebSocketServerProtocol.STATE_OPEN
+
+
+def origin_allowed(origin: str, patterns: Iterable[str]) -> bool:
+    return any(fnmatch.fnmatchcase(origin.lower(), p.lower()) for p in patterns)
 
 
 def encode_json(obj: Any) -> bytes:
@@ -223,9 +250,14 @@ class FreescoreServerFactory(WebSocketServerFactory):
             autoFragmentSize=0,
             failByDrop=False,
         )
-        if tuple(limits.allowed_origins) != ("*",):
-            options["allowedOrigins"] = list(limits.allowed_origins)
         self.setProtocolOptions(**options)
+        self._next_origin: str | None = None
+
+    def buildProtocol(self, addr: Any) -> Any:
+        proto = super().buildProtocol(addr)
+        if proto is not None:
+            proto.origin, self._next_origin = self._next_origin, None
+        return proto
 
     def track_open(self, proto: FreescoreServerProtocol) -> None:
         self.open.add(proto)
@@ -274,7 +306,16 @@ class WebSocketEndpoint:
     def render(self, request: Request) -> Any:
         upgrade = (request.getHeader("upgrade") or "").lower()
         if upgrade == "websocket":
-            return self._ws.render(request)
+            # Autobahn refuses an Origin that is not a URL with a host, and
+            # devices send `Origin: Espruino`: freescore applies its own origin
+            # policy (onConnect), so Autobahn gets the handshake without it.
+            origin = request.getHeader("origin")
+            request.requestHeaders.removeHeader("origin")
+            self.factory._next_origin = origin
+            try:
+                return self._ws.render(request)
+            finally:
+                self.factory._next_origin = None
         if self._http is not None:
             return self._http.render(request)
         request.setResponseCode(426)

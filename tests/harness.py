@@ -39,8 +39,13 @@ def run_twistd(config: Path, timeout: float = 30) -> subprocess.CompletedProcess
 class FreescoreProcess:
     """A running `twistd -n freescore --config FILE`."""
 
-    def __init__(self, config_text: str, workdir: Path, name: str = "freescore.toml") -> None:
+    def __init__(
+        self, config_text: str, workdir: Path, name: str = "freescore.toml", tac: Path | None = None,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
         self.workdir = workdir
+        self.tac = tac
+        self.extra_env = extra_env or {}
         self.config = workdir / name
         self.config.write_text(config_text)
         self.lines: list[str] = []
@@ -49,9 +54,15 @@ class FreescoreProcess:
         self.proc: subprocess.Popen[str] | None = None
 
     def start(self, timeout: float = 30) -> FreescoreProcess:
+        if self.tac is None:
+            args = ["freescore", "--config", str(self.config)]
+        else:
+            args = ["-y", str(self.tac)]
+        e = env()
+        e.update(self.extra_env, FREESCORE_CONFIG=str(self.config))
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", TWISTD, "-n", "--pidfile=", "freescore", "--config", str(self.config)],
-            env=env(), cwd=self.workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            [sys.executable, "-c", TWISTD, "-n", "--pidfile=", *args],
+            env=e, cwd=self.workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -121,7 +132,7 @@ class FreescoreProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-            raise AssertionError("freescore did not stop within %ss; log:\n%s" % (timeout, self.log())) from None
+            raise AssertionError(f"freescore did not stop within {timeout}s; log:\n{self.log()}") from None
 
     def __enter__(self) -> FreescoreProcess:
         return self.start()

@@ -37,6 +37,10 @@ Listener = Callable[[HubMessage], None]
 
 
 class Subscription(Protocol):
+    ready: Deferred[None]
+    """Fires once the backplane confirms the subscription (at once for the memory hub):
+    messages published after it fires reach the listener."""
+
     def cancel(self) -> None: ...
 
 

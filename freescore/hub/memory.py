@@ -18,6 +18,7 @@ class _Subscription:
         self._hub = hub
         self._channel = channel
         self._listener = listener
+        self.ready: Deferred[None] = succeed(None)
 
     def cancel(self) -> None:
         listeners = self._hub._listeners.get(self._channel)

@@ -1,0 +1,93 @@
+"""The `[fedmsg]` table (docs/fedmsg.md lists every key with its upstream name)."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+
+from freescore.config import ServiceSettings, SettingError
+
+_TCP = re.compile(r"^tcp://(?P<host>\[[0-9A-Fa-f:.]+\]|[^\s/:\[\]]+):(?P<port>\d{1,5}|\*)$")
+_OTHER = re.compile(r"^(ipc|inproc|pgm|epgm)://\S+$")
+
+
+def check_endpoint(endpoint: str, method: str, key: str) -> str:
+    """Validate a ZeroMQ endpoint; return it as it will be used (`*` host -> 127.0.0.1 for connect)."""
+    m = _TCP.match(endpoint)
+    if m is None:
+        if _OTHER.match(endpoint):
+            return endpoint
+        raise SettingError(key, f"{endpoint!r} is not a ZeroMQ endpoint like tcp://host:port or ipc:///path")
+    host, port = m.group("host"), m.group("port")
+    if port == "*":
+        if method == "connect":
+            raise SettingError(key, f"{endpoint!r}: a port of * only makes sense with subscribe_method = 'bind'")
+    elif not 0 < int(port) < 65536:
+        raise SettingError(key, f"{endpoint!r}: port out of range")
+    if method == "bind" and host == "localhost":
+        raise SettingError(key, f"{endpoint!r}: bind needs an address or *, not localhost")
+    if method == "connect" and host == "*":
+        return f"tcp://127.0.0.1:{port}"
+    return endpoint
+
+
+@dataclass(frozen=True)
+class Settings(ServiceSettings):
+    path: str = "/fedmsg"
+    endpoints: tuple[str, ...] = ()
+    subscribe_method: str = "connect"
+    strict: bool = False
+    client2server: bool = False
+    publish_path: str = "/fedmsg/publish"
+    publish_token: str | None = None
+    publish_endpoints: tuple[str, ...] = ()
+    zmq_ingest: bool = True
+    high_water_mark: int = 0
+    tcp_keepalive: int = 1
+    tcp_keepalive_cnt: int = 3
+    tcp_keepalive_idle: int = 60
+    tcp_keepalive_intvl: int = 5
+    reconnect_ivl: int = 100
+    reconnect_ivl_max: int = 1000
+    max_patterns: int = 256
+    max_pattern_length: int = 1024
+    max_inbound_message: int = 65536
+    max_outbound_buffer: int = 8 * 1024 * 1024
+    max_publish_body: int = 1024 * 1024
+    max_connections: int = 10000
+    keepalive: float = 30.0
+    allowed_origins: tuple[str, ...] = ("*",)
+    nofile: int = 4096
+
+    def validate(self, base: object) -> "Settings":
+        for key in ("path", "publish_path"):
+            if not getattr(self, key).startswith("/"):
+                raise SettingError(key, "must start with /")
+        if self.path.rstrip("/") == self.publish_path.rstrip("/"):
+            raise SettingError("publish_path", "must differ from path")
+        if self.subscribe_method not in ("connect", "bind"):
+            raise SettingError("subscribe_method", f"must be 'connect' or 'bind', not {self.subscribe_method!r}")
+        if self.publish_token is not None and not self.publish_token.strip():
+            raise SettingError("publish_token", "must not be empty (leave it out to turn HTTP publish off)")
+        endpoints = tuple(
+            check_endpoint(e, self.subscribe_method, f"endpoints[{i}]") for i, e in enumerate(self.endpoints)
+        )
+        for i, e in enumerate(self.publish_endpoints):
+            check_endpoint(e, "bind", f"publish_endpoints[{i}]")
+        overlap = set(endpoints) & set(self.publish_endpoints)
+        if overlap:
+            raise SettingError("publish_endpoints", f"{sorted(overlap)[0]!r} is also in endpoints (double delivery)")
+        for key in ("max_patterns", "max_pattern_length", "max_inbound_message", "max_outbound_buffer",
+                    "max_publish_body", "max_connections"):
+            if getattr(self, key) < 1:
+                raise SettingError(key, "must be at least 1")
+        for key in ("high_water_mark", "tcp_keepalive_cnt", "tcp_keepalive_idle", "tcp_keepalive_intvl",
+                    "reconnect_ivl", "reconnect_ivl_max", "nofile"):
+            if getattr(self, key) < 0:
+                raise SettingError(key, "must not be negative")
+        if self.tcp_keepalive not in (-1, 0, 1):
+            raise SettingError("tcp_keepalive", "must be -1 (OS default), 0 or 1")
+        if self.keepalive < 0:
+            raise SettingError("keepalive", "must not be negative (0 turns pings off)")
+        return dataclasses.replace(self, endpoints=endpoints)

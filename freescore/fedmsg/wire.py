@@ -1,0 +1,126 @@
+"""fedmsg wire format: browser frames in, envelopes out, ZeroMQ and HTTP sources.
+
+Pure functions. Bad input raises `BadMessage`; the caller logs and drops it.
+Message bodies travel as their original JSON text so signed fedmsg
+envelopes reach browsers byte-identical.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+SUBSCRIBE = "__topic_subscribe__"
+UNSUBSCRIBE = "__topic_unsubscribe__"
+
+
+class BadMessage(ValueError):
+    """Input that does not follow the fedmsg WebSocket protocol; the message says why."""
+
+
+@dataclass(frozen=True)
+class Subscribe:
+    pattern: str
+
+
+@dataclass(frozen=True)
+class Unsubscribe:
+    pattern: str
+
+
+@dataclass(frozen=True)
+class Publish:
+    """A browser frame with any other topic (a publish when client2server is on)."""
+
+    topic: str
+    body_text: str
+
+
+ClientFrame = Subscribe | Unsubscribe | Publish
+
+
+def _reject_constant(name: str) -> Any:
+    raise BadMessage(f"{name} is not JSON")
+
+
+def _loads(text: str) -> Any:
+    """Strict JSON: no NaN/Infinity, which browsers' JSON.parse refuses."""
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except BadMessage:
+        raise
+    except (ValueError, RecursionError) as e:
+        raise BadMessage(f"not JSON: {e}") from None
+
+
+def _decode(data: bytes | str, what: str) -> str:
+    if isinstance(data, str):
+        return data
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadMessage(f"{what} is not UTF-8") from None
+
+
+def parse_client_frame(payload: bytes | str, max_pattern_length: int = 1024) -> ClientFrame:
+    """A browser text frame -> Subscribe, Unsubscribe or Publish."""
+    obj = _loads(_decode(payload, "frame"))
+    if not isinstance(obj, dict):
+        raise BadMessage("frame is not a JSON object")
+    topic = obj.get("topic")
+    if not isinstance(topic, str):
+        raise BadMessage("frame has no string 'topic'")
+    body = obj.get("body")
+    if topic in (SUBSCRIBE, UNSUBSCRIBE):
+        if not isinstance(body, str):
+            raise BadMessage(f"{topic} needs a string 'body' (the pattern)")
+        if len(body) > max_pattern_length:
+            raise BadMessage(f"pattern longer than {max_pattern_length} characters")
+        return Subscribe(body) if topic == SUBSCRIBE else Unsubscribe(body)
+    if not topic:
+        raise BadMessage("empty topic")
+    return Publish(topic, encode_json_text(body))
+
+
+def encode_json_text(value: Any) -> str:
+    """Compact JSON text that is always valid UTF-8 (lone surrogates stay escaped)."""
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(value, separators=(",", ":"))
+    return text
+
+
+def check_body_text(text: str) -> str:
+    """Return `text` if it is one JSON value (kept verbatim), else raise BadMessage."""
+    _loads(text)
+    return text
+
+
+def parse_zmq_frames(parts: list[bytes]) -> tuple[str, str]:
+    """A ZeroMQ multipart message `[topic, json_body]` -> (topic, body text)."""
+    if len(parts) != 2:
+        raise BadMessage(f"expected 2 frames [topic, body], got {len(parts)}")
+    topic = _decode(parts[0], "topic")
+    body = check_body_text(_decode(parts[1], "body"))
+    return topic, body
+
+
+def parse_publish_request(data: bytes) -> tuple[str, str]:
+    """An HTTP publish body `{"topic": "...", "body": ...}` -> (topic, body text)."""
+    obj = _loads(_decode(data, "request body"))
+    if not isinstance(obj, dict):
+        raise BadMessage("request body is not a JSON object")
+    topic = obj.get("topic")
+    if not isinstance(topic, str) or not topic:
+        raise BadMessage("'topic' must be a non-empty string")
+    if "body" not in obj:
+        raise BadMessage("'body' is missing")
+    return topic, encode_json_text(obj["body"])
+
+
+def format_envelope(topic: str, body_text: str) -> bytes:
+    """The text frame a browser gets: `{"topic": t, "body": <body JSON as received>}`."""
+    return ('{"topic":' + encode_json_text(topic) + ',"body":' + body_text + "}").encode("utf-8")

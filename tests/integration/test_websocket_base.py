@@ -1,0 +1,207 @@
+"""The shared WebSocket base, driven through a test-only echo app in a real twistd."""
+
+import asyncio
+import base64
+import os
+import socket
+import struct
+from pathlib import Path
+
+import pytest
+import requests
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from harness import FreescoreProcess
+
+ECHO_TAC = Path(__file__).resolve().parent / "echo_app.tac"
+PLAIN = """
+[[listen]]
+endpoint = "tcp:0:interface=127.0.0.1"
+"""
+
+
+@pytest.fixture
+def echo(tmp_path):
+    procs = []
+
+    def start(**env):
+        fs = FreescoreProcess(PLAIN, tmp_path, tac=ECHO_TAC, extra_env={k: str(v) for k, v in env.items()}).start()
+        procs.append(fs)
+        return fs
+
+    yield start
+    for fs in procs:
+        fs.stop()
+
+
+def raw_handshake(port: int, host_header: str, path: str = "/echo", origin: str = "Espruino") -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(
+        (
+            f"GET {path} HTTP/1.1\r\nHost: {host_header}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nOrigin: {origin}\r\n\r\n"
+        ).encode()
+    )
+    return sock
+
+
+def read_http_head(sock: socket.socket) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def masked_frame(opcode: int, payload: bytes) -> bytes:
+    mask = os.urandom(4)
+    body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    assert len(payload) < 126
+    return struct.pack("!BB", 0x80 | opcode, 0x80 | len(payload)) + mask + body
+
+
+def read_frame(sock: socket.socket) -> tuple[int, bytes]:
+    head = sock.recv(2)
+    opcode, length = head[0] & 0x0F, head[1] & 0x7F
+    if length == 126:
+        (length,) = struct.unpack("!H", sock.recv(2))
+    payload = b""
+    while len(payload) < length:
+        payload += sock.recv(length - len(payload))
+    return opcode, payload
+
+
+def test_host_header_without_port_is_accepted_on_a_non_standard_port(echo):
+    fs = echo()
+    sock = raw_handshake(fs.port(), "127.0.0.1")
+    try:
+        head = read_http_head(sock)
+        assert head.startswith(b"HTTP/1.1 101"), head
+        sock.sendall(masked_frame(0x1, b"REGISTER"))
+        assert read_frame(sock) == (0x1, b"REGISTER")
+    finally:
+        sock.close()
+
+
+def test_any_pong_payload_keeps_the_connection_alive_and_silence_drops_it(echo):
+    fs = echo(ECHO_KEEPALIVE=0.3)
+    alive = raw_handshake(fs.port(), "127.0.0.1")
+    silent = raw_handshake(fs.port(), "127.0.0.1")
+    try:
+        assert read_http_head(alive).startswith(b"HTTP/1.1 101")
+        assert read_http_head(silent).startswith(b"HTTP/1.1 101")
+        for _ in range(4):  # four keepalive rounds, each answered with a non-echo pong
+            opcode, _payload = read_frame(alive)
+            assert opcode == 0x9
+            alive.sendall(masked_frame(0xA, b"pong"))
+        alive.sendall(masked_frame(0x1, b"still here"))
+        assert read_frame(alive) == (0x1, b"still here")
+        # The silent peer gets one ping, answers nothing, and is dropped.
+        assert read_frame(silent)[0] == 0x9
+        silent.settimeout(10)
+        try:
+            while silent.recv(4096):
+                pass
+        except ConnectionResetError:
+            pass  # the server aborts the dead peer's TCP connection
+        fs.wait_log(r"answered no ping within 0.3s, dropping")
+    finally:
+        alive.close()
+        silent.close()
+
+
+def test_plain_http_on_a_websocket_path_gets_426(echo):
+    fs = echo()
+    r = requests.get(fs.url() + "/echo", timeout=5)
+    assert r.status_code == 426
+    assert "error" in r.json()
+
+
+def test_oversize_message_closes_with_1009(echo):
+    fs = echo(ECHO_MAX_MESSAGE=1024, ECHO_MAX_FRAME=1024)
+
+    async def scenario():
+        async with connect(fs.url(0, "ws") + "/echo", max_size=None) as ws:
+            await ws.send("x" * 100)
+            assert await ws.recv() == "x" * 100
+            await ws.send("y" * 5000)
+            with pytest.raises(ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), 5)
+            return closed.value.rcvd.code
+
+    assert asyncio.run(scenario()) == 1009
+    assert requests.get(fs.url() + "/status", timeout=5).text == "OK"
+
+
+def test_connection_limit_refuses_with_503(echo):
+    fs = echo(ECHO_MAX_CONNECTIONS=2)
+
+    async def scenario():
+        url = fs.url(0, "ws") + "/echo"
+        async with connect(url), connect(url):
+            with pytest.raises(InvalidStatus) as refused:
+                async with connect(url):
+                    pass
+            return refused.value.response.status_code
+
+    assert asyncio.run(scenario()) == 503
+
+
+def test_stop_closes_websockets_with_1001_and_exits(echo):
+    fs = echo()
+
+    async def scenario():
+        async with connect(fs.url(0, "ws") + "/echo") as ws:
+            await ws.send("hi")
+            assert await ws.recv() == "hi"
+            fs.signal(15)
+            with pytest.raises(ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), 10)
+            return closed.value.rcvd.code
+
+    assert asyncio.run(scenario()) == 1001
+    assert fs.proc.wait(10) in (0, -15)
+    fs._reader.join(5)
+    assert "closing 1 WebSocket connections (1001)" in fs.log()
+
+
+def test_connection_open_and_close_are_logged_with_peer_and_path(echo):
+    fs = echo()
+
+    async def scenario():
+        async with connect(fs.url(0, "ws") + "/echo?token=secret") as ws:
+            await ws.send("x")
+            await ws.recv()
+
+    asyncio.run(scenario())
+    fs.wait_log(r"echo: close tcp4?:127\.0\.0\.1:\d+ /echo code=1000")
+    opened = fs.wait_log(r"echo: open tcp4?:127\.0\.0\.1:\d+ /echo")
+    assert "secret" not in opened
+
+
+def test_metrics_count_connections_and_messages(echo):
+    fs = echo()
+
+    def sample(name):
+        text = requests.get(fs.url() + "/metrics", timeout=5).text
+        for line in text.splitlines():
+            if line.startswith(name + '{service="echo"}'):
+                return float(line.split()[-1])
+        raise AssertionError(f"{name} missing in:\n{text}")
+
+    async def scenario():
+        async with connect(fs.url(0, "ws") + "/echo") as ws:
+            for i in range(3):
+                await ws.send(str(i))
+                await ws.recv()
+            return await asyncio.to_thread(sample, "freescore_connections")
+
+    assert asyncio.run(scenario()) == 1
+    assert sample("freescore_messages_in_total") == 3
+    assert sample("freescore_messages_out_total") == 3
+    fs.wait_log(r"echo: close")
+    assert sample("freescore_connections") == 0
