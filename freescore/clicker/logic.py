@@ -217,13 +217,24 @@ class Clicker:
 
         Raises IdsExhausted when a new id is needed and none is left.
         """
-        if session.role is not None:
+        if not self.claim_sender(session):
             return None
         registration = self.registry.register(command.secret)
+        self.assign(session, registration)
+        return registration
+
+    def claim_sender(self, session: Session) -> bool:
+        """Make a role-less connection a sender (its id comes later); False if it has a role."""
+        if session.role is not None:
+            return False
         session.role = SENDER
+        return True
+
+    def assign(self, session: Session, registration: Registration) -> None:
+        """Give a claimed sender the id and secret a registry answered."""
+        assert session.role == SENDER and session.device_id is None
         session.device_id = registration.device_id
         session.secret = registration.secret
-        return registration
 
     def sender_live(self, session: Session) -> bool:
         """Mark the sender connected after REGISTERED went out; True on this node's 0 -> 1."""

@@ -18,7 +18,7 @@ from twisted.python.failure import Failure
 
 from freescore.clicker import wire
 from freescore.clicker.logic import Clicker, IdsExhausted, Registration, Session
-from freescore.clicker.store import RegistryStore, load_registry
+from freescore.clicker.store import HubRegistry, RegistryStore, load_registry
 from freescore.config import ConfigError
 from freescore.hub import HubMessage
 from freescore.service import ProtocolService, ServiceContext
@@ -104,6 +104,15 @@ class ClickerProtocol(FreescoreServerProtocol):
 
     def _register(self, command: wire.Register) -> None:
         svc = self.factory.clicker
+        if svc.hub_registry is not None:
+            if not svc.logic.claim_sender(self.session):
+                self._ignore_register()
+                return
+            self._held = []
+            svc.hub_registry.register(command.secret).addCallbacks(
+                self._hub_registered, lambda f: self._register_failed(f, None)
+            )
+            return
         try:
             registration = svc.logic.register(self.session, command)
         except IdsExhausted:
@@ -111,18 +120,25 @@ class ClickerProtocol(FreescoreServerProtocol):
             self.factory.metrics.errors.inc()
             return
         if registration is None:
-            if not self._told_role:  # once per connection: a flood must not flood the log
-                self._told_role = True
-                log.info("clicker: {peer} sent REGISTER with a role already set; ignored", peer=self.peer)
-            self.factory.metrics.errors.inc()
+            self._ignore_register()
             return
         if not registration.created:
             self._registered(registration)
             return
         self._held = []
         svc.store.commit().addCallbacks(
-            lambda _: self._registered(registration), lambda f: self._register_failed(f, registration)
+            lambda _: self._registered(registration), lambda f: self._register_failed(f, registration.device_id)
         )
+
+    def _ignore_register(self) -> None:
+        if not self._told_role:  # once per connection: a flood must not flood the log
+            self._told_role = True
+            log.info("clicker: {peer} sent REGISTER with a role already set; ignored", peer=self.peer)
+        self.factory.metrics.errors.inc()
+
+    def _hub_registered(self, registration: Registration) -> None:
+        self.factory.clicker.logic.assign(self.session, registration)
+        self._registered(registration)
 
     def _registered(self, registration: Registration) -> None:
         held, self._held = self._held, None
@@ -145,10 +161,11 @@ class ClickerProtocol(FreescoreServerProtocol):
             self._paused = False
             self.transport.resumeProducing()
 
-    def _register_failed(self, failure: Failure, registration: Registration) -> None:
-        log.failure(
-            "clicker: could not save the registry; no REGISTERED for {id}", failure, id=registration.device_id
-        )
+    def _register_failed(self, failure: Failure, device_id: str | None) -> None:
+        if failure.check(IdsExhausted):
+            log.error("clicker: {why}; REGISTER from {peer} gets no reply", why=str(failure.value), peer=self.peer)
+        else:
+            log.failure("clicker: could not save the registry; no REGISTERED for {id}", failure, id=device_id or "?")
         self.factory.metrics.errors.inc()
         self._held = None
         if not self._gone:
@@ -204,6 +221,8 @@ class ClickerService(ProtocolService):
             raise ConfigError(ctx.config.file, f"{ctx.name}.state", f"cannot read the registry: {e}") from None
         self.logic = Clicker(registry, node=self.node)
         self.store = RegistryStore(settings.state, registry, ctx.reactor)
+        use_hub = settings.registry == "hub" or (settings.registry == "auto" and ctx.config.hub.backend == "redis")
+        self.hub_registry = HubRegistry(ctx.hub) if use_hub else None
         limits = WebSocketLimits(
             max_frame=65536, max_message=65536, close_timeout=settings.close_timeout,
             keepalive=settings.ping_interval, allowed_origins=("*",),
@@ -219,10 +238,17 @@ class ClickerService(ProtocolService):
     def startService(self) -> None:
         super().startService()
         self._subscription = self.hub.subscribe(CHANNEL, self._on_hub)
+        ready = getattr(self._subscription, "ready", None)
+        if ready is not None:
+            ready.addCallback(lambda _: log.info("clicker: subscribed to hub channel {channel}", channel=CHANNEL))
         self.hub.members(PRESENCE).addCallbacks(self._seed_presence, self._hub_failed)
-        log.info(
-            "clicker: {count} registered device(s) in {path}", count=len(self.logic.registry), path=str(self.store.path)
-        )
+        if self.hub_registry is not None:
+            log.info("clicker: device registry in the hub's shared store")
+        else:
+            log.info(
+                "clicker: {count} registered device(s) in {path}", count=len(self.logic.registry),
+                path=str(self.store.path),
+            )
 
     def stopService(self) -> Deferred[None]:
         super().stopService()
