@@ -25,6 +25,8 @@ class Settings(ServiceSettings):
     """Ids kept from one SUBSCRIBE/LISTEN."""
     close_timeout: float = 1.0
     """Seconds to wait for a close frame echo; the devices never send one."""
+    presence_check: float = 10.0
+    """Seconds between checks of the hub's presence for devices of nodes that died silently (0: off)."""
     registry: str = "auto"
     """Where secret -> id lives: "file" (in `state`), "hub" (the hub's shared store), "auto" (hub with Redis)."""
 
@@ -33,6 +35,8 @@ class Settings(ServiceSettings):
             raise SettingError("path", f"must start with '/', not {self.path!r}")
         if self.ping_interval < 0:
             raise SettingError("ping_interval", "must be 0 (off) or positive")
+        if self.presence_check < 0:
+            raise SettingError("presence_check", "must be 0 (off) or positive")
         if self.max_ids < 1:
             raise SettingError("max_ids", "must be at least 1")
         if self.registry not in ("auto", "file", "hub"):

@@ -309,6 +309,19 @@ class Clicker:
         nodes.add(node)
         return False
 
+    def remote_holdings(self) -> set[tuple[str, str]]:
+        """(id, node) pairs this node believes other nodes hold."""
+        return {(i, n) for i, nodes in self.present.items() for n in nodes if n != self.node}
+
+    def reconcile(self, believed: set[tuple[str, str]], listed: set[tuple[str, str]]) -> list[str]:
+        """Drop what other nodes held at the query but the hub's presence no longer lists
+        (a crashed node never says "down"); the ids that became disconnected."""
+        gone = []
+        for device_id, node in believed - listed:
+            if node != self.node and self.device_down(device_id, node):
+                gone.append(device_id)
+        return gone
+
     def device_down(self, device_id: str, node: str) -> bool:
         """A node lost the id; True when it is now connected nowhere."""
         nodes = self.present.get(device_id)

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from autobahn.websocket.protocol import WebSocketProtocol
 from autobahn.websocket.types import ConnectionRequest
 from twisted.internet.defer import Deferred
+from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -234,6 +235,7 @@ class ClickerService(ProtocolService):
         self.factory.clicker = self
         self.resources = {settings.path: ClickerEndpoint(self.factory)}
         self._subscription: Any = None
+        self._presence_loop: LoopingCall | None = None
 
     def startService(self) -> None:
         super().startService()
@@ -242,6 +244,10 @@ class ClickerService(ProtocolService):
         if ready is not None:
             ready.addCallback(lambda _: log.info("clicker: subscribed to hub channel {channel}", channel=CHANNEL))
         self.hub.members(PRESENCE).addCallbacks(self._seed_presence, self._hub_failed)
+        if self.settings.presence_check > 0:
+            self._presence_loop = LoopingCall(self._check_presence)
+            self._presence_loop.clock = self.ctx.reactor
+            self._presence_loop.start(self.settings.presence_check, now=False).addErrback(self._hub_failed)
         if self.hub_registry is not None:
             log.info("clicker: device registry in the hub's shared store")
         else:
@@ -252,6 +258,8 @@ class ClickerService(ProtocolService):
 
     def stopService(self) -> Deferred[None]:
         super().stopService()
+        if self._presence_loop is not None and self._presence_loop.running:
+            self._presence_loop.stop()
         if self._subscription is not None:
             self._subscription.cancel()
             self._subscription = None
@@ -262,18 +270,40 @@ class ClickerService(ProtocolService):
         self.hub.publish(CHANNEL, payload).addErrback(self._hub_failed)
 
     def device_up(self, device_id: str) -> None:
-        self.hub.join(PRESENCE, device_id, {"node": self.node}).addErrback(self._hub_failed)
+        # Join before publishing: a node that saw "up" then finds the member listed.
+        self.hub.join(PRESENCE, f"{device_id}@{self.node}", {"id": device_id, "node": self.node}).addErrback(
+            self._hub_failed
+        )
         self.publish(["up", device_id, self.node])
 
     def device_down(self, device_id: str) -> None:
-        self.hub.leave(PRESENCE, device_id).addErrback(self._hub_failed)
+        self.hub.leave(PRESENCE, f"{device_id}@{self.node}").addErrback(self._hub_failed)
         self.publish(["down", device_id, self.node])
 
+    @staticmethod
+    def _holdings(members: dict[str, Any]) -> set[tuple[str, str]]:
+        held = set()
+        for info in members.values():
+            if isinstance(info, dict) and isinstance(info.get("id"), str) and isinstance(info.get("node"), str):
+                held.add((info["id"], info["node"]))
+        return held
+
     def _seed_presence(self, members: dict[str, Any]) -> None:
-        for device_id, info in members.items():
-            node = info.get("node") if isinstance(info, dict) else None
-            if isinstance(node, str) and node != self.node:
-                self.logic.device_up(device_id, node)
+        for device_id, node in self._holdings(members):
+            if node != self.node and self.logic.device_up(device_id, node):
+                self._to_watchers(device_id, wire.format_connect(device_id))
+
+    def _check_presence(self) -> None:
+        """Catch devices of a node that died without saying "down" (its presence expired in the hub)."""
+        believed = self.logic.remote_holdings()
+        if not believed:
+            return
+
+        def listed(members: dict[str, Any]) -> None:
+            for device_id in self.logic.reconcile(believed, self._holdings(members)):
+                self._to_watchers(device_id, wire.format_disconnect(device_id))
+
+        self.hub.members(PRESENCE).addCallbacks(listed, self._hub_failed)
 
     def _hub_failed(self, failure: Failure) -> None:
         log.failure("clicker: hub operation failed", failure)

@@ -207,3 +207,16 @@ def test_presence_across_nodes():
     assert c.device_down("000001", "n2") is True
     assert c.device_down("000001", "n2") is False
     assert c.present == {}
+
+
+def test_reconcile_drops_only_what_other_nodes_held_at_the_query():
+    c = Clicker(Registry(), node="me")
+    c.device_up("000001", "me")
+    c.device_up("000001", "dead")
+    c.device_up("000002", "dead")
+    c.device_up("000003", "alive")
+    believed = c.remote_holdings()
+    assert believed == {("000001", "dead"), ("000002", "dead"), ("000003", "alive")}
+    c.device_up("000004", "dead")  # arrived after the query: not judged by it
+    assert c.reconcile(believed, {("000003", "alive")}) == ["000002"]
+    assert c.present == {"000001": {"me"}, "000003": {"alive"}, "000004": {"dead"}}

@@ -28,6 +28,7 @@ presence_ttl = 2
 
 [clicker]
 state = "state-{node}"
+presence_check = 0.5
 """
 GUARD = 10.0
 
@@ -86,5 +87,23 @@ def test_two_nodes_share_relays_presence_and_secrets(freescore, redis_server):
                 assert await recv(lis) == f"SCORE 200 {device_id} 4"
             assert await recv(sub) == f"DISCONNECT {device_id}"
             assert await recv(lis) == f"DISCONNECT {device_id}"
+
+    asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+def test_devices_of_a_crashed_node_are_disconnected_elsewhere(freescore, redis_server):
+    a = freescore(CONFIG.format(url=redis_server.url, node="node-a"), "node-a.toml")
+    b = freescore(CONFIG.format(url=redis_server.url, node="node-b"), "node-b.toml")
+    for proc in (a, b):
+        proc.wait_log(r"clicker: subscribed to hub channel clicker")
+
+    async def scenario():
+        dev = await connect(a).__aenter__()
+        await dev.send("REGISTER")
+        device_id = (await recv(dev)).split(" ")[1]
+        async with connect(b) as sub:
+            await watch(sub, "SUBSCRIBE", device_id)
+            a.proc.kill()  # no "down" is ever published; presence expires after presence_ttl (2 s)
+            assert await asyncio.wait_for(sub.recv(), 20) == f"DISCONNECT {device_id}"
 
     asyncio.run(asyncio.wait_for(scenario(), 60))
