@@ -44,7 +44,7 @@ class Settings(ServiceSettings):
         if self.close_timeout <= 0:
             raise SettingError("close_timeout", "must be positive")
         if not self.state.is_absolute():
-            return dataclasses.replace(self, state=base / self.state)
+            return dataclasses.replace(self, state=(base / self.state).resolve())
         return self
 
 
