@@ -5,7 +5,7 @@ import random
 import re
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from freescore.clicker import logic, wire
@@ -119,6 +119,7 @@ def test_reboot_restarting_at_one_is_relayed_again():
     assert not f.is_repeat("a", first_boot[4])  # msgId 5 of the old boot: not seen since msgId went down
 
 
+@settings(deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(["send", "retry", "reboot"]), st.integers(0, 1000)), max_size=80))
 def test_retry_filter_relays_exactly_the_non_retries_of_a_device(actions):
     """A simulated firmware: new SCOREs, retries of ones sent since boot, reboots (msgId back to 1)."""
