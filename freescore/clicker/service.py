@@ -142,8 +142,8 @@ class ClickerProtocol(FreescoreServerProtocol):
         self._registered(registration)
 
     def _registered(self, registration: Registration) -> None:
-        held, self._held = self._held, None
         if self._gone:
+            self._held = None
             return
         svc = self.factory.clicker
         self.send_text(wire.format_registered(registration.device_id, registration.secret))
@@ -154,6 +154,11 @@ class ClickerProtocol(FreescoreServerProtocol):
         )
         if svc.logic.sender_live(self.session):
             svc.device_up(registration.device_id)
+        self._release_held()
+
+    def _release_held(self) -> None:
+        """Handle the frames that arrived while the REGISTER was pending, in order."""
+        held, self._held = self._held, None
         for payload in held or ():
             if self._gone:
                 break
@@ -163,11 +168,12 @@ class ClickerProtocol(FreescoreServerProtocol):
             self.transport.resumeProducing()
 
     def _register_failed(self, failure: Failure, device_id: str | None) -> None:
-        if failure.check(IdsExhausted):
-            log.error("clicker: {why}; REGISTER from {peer} gets no reply", why=str(failure.value), peer=self.peer)
-        else:
-            log.failure("clicker: could not save the registry; no REGISTERED for {id}", failure, id=device_id or "?")
         self.factory.metrics.errors.inc()
+        if failure.check(IdsExhausted):  # no reply, as the spec says; later SCOREs are still answered
+            log.error("clicker: {why}; REGISTER from {peer} gets no reply", why=str(failure.value), peer=self.peer)
+            self._release_held()
+            return
+        log.failure("clicker: could not save the registry; no REGISTERED for {id}", failure, id=device_id or "?")
         self._held = None
         if not self._gone:
             self.dropConnection(abort=True)

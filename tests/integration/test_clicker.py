@@ -473,3 +473,23 @@ def test_concurrent_registrations_get_distinct_ids_all_saved(freescore, tmp_path
     assert len(set(ids)) == 500
     saved = json.loads((tmp_path / "state" / "registry.json").read_text())["secrets"]
     assert saved == {s: i for i, s in issued}  # every issued secret is on disk
+
+
+def test_failed_registry_write_sends_no_registered_and_recovers(freescore, tmp_path):
+    proc = freescore(CONFIG.format(ping=30))
+    blocker = tmp_path / "state" / "registry.json"
+    blocker.mkdir()  # rename onto a directory fails: the write cannot complete
+
+    async def scenario():
+        async with connect(proc) as ws:
+            await ws.send("REGISTER")
+            with pytest.raises(websockets.ConnectionClosed):
+                await recv(ws)  # dropped without a REGISTERED it could not back with the file
+        blocker.rmdir()
+        async with connect(proc) as ws:
+            await register(ws)
+
+    run(scenario())
+    proc.wait_log(r"could not save the registry")
+    saved = json.loads(blocker.read_text())["secrets"]
+    assert len(saved) == 2  # the first id stays allocated, never handed out again
