@@ -215,7 +215,8 @@ def test_strict_mode_and_client2server(freescore, pub):
         # A browser publish (client2server on) reaches the exact subscriber. The sources are
         # independent, so it goes out once the ZeroMQ messages are in.
         await talker.ws.send(json.dumps({"topic": BODHI, "body": {"from": "browser"}}))
-        await talker.ready(send)  # the publish frame was handled before this probe
+        talker.probe = "probe.talker2."  # subscribed after the publish frame, so seen after it
+        await talker.ready(send)
         results = [r + await b.collect(send) for r, b in zip(results, browsers, strict=True)]
         for b in browsers:
             await b.ws.close()
@@ -250,6 +251,7 @@ def test_http_publish_token_and_errors(freescore, pub):
             await b.ready(send)
         # client2server is off: this browser publish reaches no one.
         await talker.ws.send(json.dumps({"topic": "org.x", "body": {"from": "browser"}}))
+        talker.probe = "probe.talker2."  # subscribed after the publish frame, so seen after it
         await talker.ready(send)
         r = requests.post(endpoint, json={"topic": "org.x", "body": {"a": 1}},
                           headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5)
@@ -371,7 +373,7 @@ def test_bad_input_is_ignored_and_limits_hold(freescore, pub):
     async def scenario():
         url = fs.url(0, "ws") + "/fedmsg"
         b = await Browser.open(url, "bad")
-        await b.subscribe(b.probe)  # first, so it fits under max_patterns
+        await b.subscribe(b.probe)  # an early pattern that fits under max_patterns
         for frame in ("not json", "[1]", '{"topic":5}', '{"body":"x"}', '{"topic":"__topic_subscribe__","body":["a"]}',
                       '{"topic":"__topic_subscribe__","body":null}', '{"topic":"__topic_unsubscribe__","body":7}'):
             await b.ws.send(frame)
@@ -380,6 +382,9 @@ def test_bad_input_is_ignored_and_limits_hold(freescore, pub):
         await b.subscribe(*(f"t.{i}." for i in range(2000)))  # only t.0. .. t.8. fit
         await b.subscribe("t.0.")  # a duplicate changes nothing
         await b.ws.send(json.dumps({"topic": "__topic_unsubscribe__", "body": "t.1."}))
+        # A fresh probe pattern subscribed last (it takes t.1.'s slot): seeing it proves every
+        # frame above was handled (the first probe could arrive while they were still queued).
+        b.probe = "probe.bad2."
         await b.ready(send)
         for topic in ("t.0.a", "t.1.a", "t.8.a", "t.9.a", "t.500.a", "x" * 101):
             send(topic, b"{}")
@@ -393,7 +398,7 @@ def test_bad_input_is_ignored_and_limits_hold(freescore, pub):
         return got, closed.value.rcvd.code if closed.value.rcvd else None
 
     got, code = asyncio.run(scenario())
-    assert topics(got) == ["t.0.a", "t.8.a"]
+    assert topics(got) == ["t.0.a", "t.8.a"], fs.log()[-3000:]
     assert code == 1009
     fs.wait_log(r"reached 10 patterns")
     assert requests.get(fs.url(0) + "/status", timeout=5).text == "OK"
