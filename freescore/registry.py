@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 SERVICES: dict[str, str] = {
     "clicker": "freescore.clicker",
     "fedmsg": "freescore.fedmsg",
+    "gateway": "freescore.gateway",
 }
 
 
