@@ -59,7 +59,7 @@ def ack(ack_id: int, *args: Any) -> str:
 
 def decode(text: str) -> Packet:
     """Parse one packet the way socket.io-parser does, and check its payload shape."""
-    if not text or not text[0].isdigit():
+    if not text or text[0] not in "0123456789":
         raise SocketIOError("no packet type")
     kind = int(text[0])
     if kind > BINARY_ACK:
