@@ -21,7 +21,9 @@ class Sessions(dict):
 
 def test_handshake_packet_matches_node():
     text = eio.handshake_packet("abc", ["websocket"], 25000, 300000, 10000)
-    assert text == '0{"sid":"abc","upgrades":["websocket"],"pingInterval":25000,"pingTimeout":300000,"maxPayload":10000}'
+    assert text == (
+        '0{"sid":"abc","upgrades":["websocket"],"pingInterval":25000,"pingTimeout":300000,"maxPayload":10000}'
+    )
 
 
 def test_sid_is_20_url_safe_chars():
@@ -89,7 +91,8 @@ def test_upgraded_session_refuses_polling():
     s = session()
     sessions = Sessions({s.sid: s})
     assert eio.check_request("GET", {"EIO": "4", "transport": "polling", "sid": s.sid}, sessions).sid == s.sid
-    assert eio.check_request("GET", {"EIO": "4", "transport": "websocket", "sid": s.sid}, sessions).transport == "websocket"
+    ws = eio.check_request("GET", {"EIO": "4", "transport": "websocket", "sid": s.sid}, sessions)
+    assert ws.transport == "websocket"
     s.probe()
     s.upgrade()
     with pytest.raises(eio.EngineIOError) as e:

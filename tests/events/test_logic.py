@@ -252,7 +252,9 @@ def test_legacy_receiver_catch_up_and_errors():
     frames, _ = d.legacy_command(r, '{"command":"set-filter","filter":["X"]}', 0)
     assert [json.loads(f)["message"] for f in frames] == ["a", "c"]
     assert r.last_msg == START + 3
-    assert d.legacy_command(r, "{}", 0)[0] == ['{"status":"error","code":"syntax-error","message":"no command specified"}']
+    assert d.legacy_command(r, "{}", 0)[0] == [
+        '{"status":"error","code":"syntax-error","message":"no command specified"}'
+    ]
     assert json.loads(d.legacy_command(r, "{bad", 0)[0][0])["code"] == "syntax-error"
     assert d.legacy_command(r, '{"command":"post"}', 0)[0] == [
         '{"status":"error","code":"bad-command","message":"bad command: post"}'
