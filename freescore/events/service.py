@@ -23,6 +23,7 @@ from freescore.websocket import FreescoreServerFactory, FreescoreServerProtocol,
 log = Logger(namespace="freescore.events")
 
 CLOSE_TOO_BIG = 1009
+CLOSE_UNSUPPORTED = 1003
 
 
 class Conn:
@@ -53,7 +54,7 @@ class Conn:
         if packets:
             if session.transport == "websocket":
                 ws = self.ws
-                if ws is not None:
+                if ws is not None and ws.state == ws.STATE_OPEN:
                     for p in packets:
                         ws.sendMessage(p.encode("utf-8"))
             else:
@@ -314,10 +315,11 @@ class EngineIOProtocol(FreescoreServerProtocol):
         service = conn.service
         if is_binary or len(payload) > conn.max_packet:
             service.ctx.metrics.errors.inc()
+            # Autobahn's sendClose allows only 1000 and 3000-4999; these are protocol codes.
             if is_binary:
-                self.sendClose(1003, "binary frames are not supported")
+                self.sendCloseFrame(code=CLOSE_UNSUPPORTED, reasonUtf8=b"binary frames are not supported")
             else:
-                self.sendClose(CLOSE_TOO_BIG, "message too big")
+                self.sendCloseFrame(code=CLOSE_TOO_BIG, reasonUtf8=b"message too big")
             conn.close("binary or oversized WebSocket message")
             return
         try:

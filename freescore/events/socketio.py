@@ -106,7 +106,7 @@ def _check(p: Packet) -> None:
         if not (isinstance(p.data, list) and p.data and isinstance(p.data[0], str)):
             raise SocketIOError("EVENT payload must be an array starting with the event name")
     elif p.type == ACK:
-        if not isinstance(p.data, list) or p.ack_id is None:
-            raise SocketIOError("ACK needs an id and an array payload")
+        if not isinstance(p.data, list):
+            raise SocketIOError("ACK payload must be an array")
     elif p.type == CONNECT_ERROR:
         raise SocketIOError("CONNECT_ERROR is sent by servers only")
