@@ -9,9 +9,9 @@ import time
 import pytest
 import requests
 import socketio
-from websockets.sync.client import connect as ws_connect
-
 from harness import FreescoreProcess
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import connect as ws_connect
 
 TOKEN = "s3cret-token"
 CONFIG = f"""
@@ -302,7 +302,7 @@ def test_oversized_websocket_message_closes_1009(fs):
         ws.send("40")
         ws.recv(5)
         ws.send('42["x","' + "y" * 20_000 + '"]')
-        with pytest.raises(Exception):
+        with pytest.raises(ConnectionClosed):
             while True:
                 ws.recv(5)
         assert ws.close_code == 1009
@@ -312,14 +312,16 @@ def test_binary_websocket_frame_closes(fs):
     with ws_connect(fs.url(0, "ws") + "/socket.io/?EIO=4&transport=websocket") as ws:
         ws.recv(5)
         ws.send(b"\x04hello")
-        with pytest.raises(Exception):
+        with pytest.raises(ConnectionClosed):
             while True:
                 ws.recv(5)
+        assert ws.close_code == 1003
 
 
 def test_unknown_sid_websocket_is_refused(fs):
-    with pytest.raises(Exception):
+    with pytest.raises(InvalidStatus) as e:
         ws_connect(fs.url(0, "ws") + "/socket.io/?EIO=4&transport=websocket&sid=nosuchsidnosuchsid00", open_timeout=5)
+    assert e.value.response.status_code == 400
 
 
 def test_client_post_unauthorized(fs):
