@@ -2,7 +2,7 @@
 // argv: URL CHANNELS(comma-separated) [START]
 // stdin: one JSON command per line: {"op":"disconnect"} {"op":"connect"} {"op":"emit","event":E,"data":D}
 //        {"op":"filter","channels":[...]} {"op":"exit"}
-// stdout: one JSON event per line: connect, upgrade, message, status, error, last-response, disconnect, connect_error
+// stdout: one JSON event per line: open (engine, first transport), connect, upgrade, message, status, error, last-response, disconnect, connect_error
 const { io } = require("socket.io-client");
 const readline = require("readline");
 
@@ -19,10 +19,13 @@ const socket = io(url, {
   timeout: 10000,
 });
 
-socket.on("connect", () => {
+socket.io.on("open", () => {
   const engine = socket.io.engine;
-  out({ ev: "connect", transport: engine.transport.name });
+  out({ ev: "open", transport: engine.transport.name });
   engine.once("upgrade", (t) => out({ ev: "upgrade", transport: t.name }));
+});
+socket.on("connect", () => {
+  out({ ev: "connect", transport: socket.io.engine.transport.name });
   socket.emit("start-msg", { start: lastMsg });
   socket.emit("set-filter", { filter: channels });
 });
