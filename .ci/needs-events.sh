@@ -9,7 +9,7 @@ fi
 (cd tests/js && npm ci --no-audit --no-fund)
 if ! command -v rabbitmq-server >/dev/null && [ ! -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then
     for i in 1 2 3 4 5; do
-        if apt-get install -y -qq rabbitmq-server; then break; fi
+        if apt-get update -qq && apt-get install -y -qq rabbitmq-server; then break; fi
         sleep 10  # another job may hold the apt lock
     done
 fi
