@@ -360,3 +360,24 @@ def test_capacity(freescore):
         '42["error",{"status":"error","code":"server-capacity","message":"Server at capacity"}]', "41"]
     client = sender(fs)  # senders are exempt
     client.disconnect()
+
+
+def test_rate_limit_error_then_close_on_flood(freescore):
+    fs = freescore(CONFIG.replace("rate_limit = 0.0", "rate_limit = 2.0"))
+    with ws_connect(fs.url(0, "ws") + "/socket.io/?EIO=4&transport=websocket") as ws:
+        ws.recv(5)
+        ws.send("40")
+        ws.recv(5)
+        for _ in range(40):
+            ws.send('42["last-msg"]')
+        names = []
+        with pytest.raises(ConnectionClosed):
+            while True:
+                packet = ws.recv(5)
+                if packet.startswith("42"):
+                    name, body = json.loads(packet[2:])
+                    names.append(body.get("code", name))
+    assert names[:5] == ["last-response"] * 5
+    assert names[5] == "rate-limited"
+    assert names.count("rate-limited") == 1
+    assert requests.get(fs.url() + "/status", timeout=5).text == "OK"
