@@ -8,6 +8,7 @@ from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
+from freescore.events.fanout import fan_out
 from freescore.events.logic import Delivery, LegacyReceiver, LegacySender, RateLimiter, parse_int
 from freescore.websocket import (
     FreescoreServerFactory,
@@ -161,7 +162,7 @@ class LegacyEndpoints:
     def deliver(self, delivery: Delivery) -> None:
         frame = delivery.legacy_frame.encode("utf-8")
         if delivery.legacy:
-            self.receivers.broadcast([r.peer for r in delivery.legacy], frame)
+            fan_out(self.receivers, [r.peer for r in delivery.legacy], frame, self.events.ctx.metrics)
         for waiter in delivery.waiters:
             self._answer(waiter, 200, frame)
 

@@ -15,6 +15,7 @@ from twisted.web.server import NOT_DONE_YET, Request
 from freescore.events import Settings
 from freescore.events import engineio as eio
 from freescore.events import socketio as sio
+from freescore.events.fanout import fan_out
 from freescore.events.logic import Daemon, Limits, Post, Reply, Socket
 from freescore.hub import HubMessage
 from freescore.service import ProtocolService, ServiceContext
@@ -521,7 +522,7 @@ class EventsService(ProtocolService):
                     conn.session.send(frame)
                     conn.flush()
             if direct:
-                self.factory.broadcast(direct, frame.encode("utf-8"))
+                fan_out(self.factory, direct, frame.encode("utf-8"), self.ctx.metrics)
         if self.legacy is not None and (delivery.legacy or delivery.waiters):
             self.legacy.deliver(delivery)
 
