@@ -407,12 +407,18 @@ class EventsService(ProtocolService):
 
             self.legacy = LegacyEndpoints(self)
             self.resources.update(self.legacy.resources())
+        self.amqp = None
         if settings.amqp_url is not None:
             from freescore.events.amqp import AmqpSource
 
-            AmqpSource(self).setServiceParent(self)
+            self.amqp = AmqpSource(self)
+            self.amqp.setServiceParent(self)
 
     # -- life cycle --------------------------------------------------------------------
+    def is_up(self) -> bool:
+        """Down on /status while a configured AMQP broker is not being consumed."""
+        return bool(self.running) and (self.amqp is None or self.amqp.is_up())
+
     def startService(self) -> None:
         super().startService()
         _raise_nofile()
