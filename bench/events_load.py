@@ -287,6 +287,17 @@ def rss_kib(pid: int | None) -> int | None:
     return None
 
 
+def cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU time of a process so far."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def percentile(hist: array, total: int, q: float) -> float:
     if total == 0:
         return float("nan")
@@ -352,9 +363,11 @@ class Run:
         return (self.rss_after - self.rss_before) * 1024 / self.connected
 
     def step(self, step: int, rate: float, duration: float) -> dict:
+        cpu0 = cpu_seconds(self.server_pid)
         self.sender_pipe.send(("step", step, rate, duration))
         _, _, sent, t0, t1 = self.sender_pipe.recv()
         time.sleep(1.0)  # let deliveries in flight arrive
+        cpu1 = cpu_seconds(self.server_pid)
         hist = array("I", bytes(4 * BUCKETS))
         total = 0
         for _, pipe in self.receivers:
@@ -372,6 +385,8 @@ class Run:
             "rate": rate, "posts": sent, "seconds": t1 - t0, "deliveries": total, "expected": expected,
             "deliveries_per_s": total / (t1 - t0), "p50": percentile(hist, total, 0.5),
             "p99": percentile(hist, total, 0.99), "max": percentile(hist, total, 1.0),
+            "cpu_us": (cpu1 - cpu0) * 1e6 / total if cpu0 is not None and cpu1 is not None and total else None,
+            "cpu_pct": (cpu1 - cpu0) * 100 / (time.time() - t0) if cpu0 is not None and cpu1 is not None else None,
         }
 
     def close(self) -> None:
@@ -385,12 +400,13 @@ class Run:
 
 
 def fmt_row(r: dict) -> str:
+    cpu = f"{r['cpu_pct']:.0f} % / {r['cpu_us']:.1f}" if r.get("cpu_us") is not None else "n/a"
     return (f"| {r['rate']:.0f} | {r['posts']} | {r['deliveries']} / {r['expected']:.0f} | "
-            f"{r['deliveries_per_s']:,.0f} | {r['p50']:.1f} | {r['p99']:.1f} | {r['max']:.1f} |")
+            f"{r['deliveries_per_s']:,.0f} | {r['p50']:.1f} | {r['p99']:.1f} | {r['max']:.1f} | {cpu} |")
 
 
-HEADER = ("| posts/s | posts | deliveries / expected | deliveries/s | p50 ms | p99 ms | max ms |\n"
-          "|---|---|---|---|---|---|---|")
+HEADER = ("| posts/s | posts | deliveries / expected | deliveries/s | p50 ms | p99 ms | max ms "
+          "| server CPU / µs per delivery |\n|---|---|---|---|---|---|---|---|")
 
 
 def main() -> None:
