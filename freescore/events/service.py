@@ -73,6 +73,11 @@ class Conn:
         request.write(body)
         request.finish()
 
+    def release_get(self) -> None:
+        """A GET still held when the session moved to WebSocket gets a noop and returns."""
+        if self.get_request is not None:
+            self._answer_get([eio.NOOP])
+
     # -- input ----------------------------------------------------------------------
     def receive(self, text: str, now: float) -> None:
         """One Engine.IO packet from the client, any transport."""
@@ -345,6 +350,7 @@ class EngineIOProtocol(FreescoreServerProtocol):
             self.probing = False
             conn.probe_ws = None
             conn.ws = self
+            conn.release_get()
             conn.flush()
         elif text == eio.NOOP or text.startswith(eio.PONG):
             return
