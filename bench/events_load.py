@@ -583,6 +583,24 @@ def main() -> None:
                          f"{best['deliveries_per_s']:,.0f} deliveries/s (p50 {best['p50']:.1f} ms, "
                          f"p99 {best['p99']:.1f} ms).")
         lines.append("")
+    lines += [
+        "## Reading the figures", "",
+        "- Latency is post -> receive: the sender stamps `time.time()` into the message just before it "
+        "writes the `post`, the receiver subtracts it on arrival (same machine, same clock).",
+        "- A message to 500 subscribers is a burst of 500 socket writes, so p50 is about half the time "
+        "of one burst and p99 the whole burst plus scheduling delay. Server CPU is user+system time of "
+        "the freescore process over the step; µs per delivery divides it by the deliveries.",
+        "- Memory per connection is the server's RSS growth from before the clients connected to after, "
+        "divided by the clients.",
+        "",
+        "## Comparing with another Socket.IO server (e.g. the Node LQDOJ daemon)", "",
+        "The generator speaks plain Engine.IO v4 / Socket.IO v5 over the WebSocket transport and uses "
+        "only the LQDOJ events (`set-filter`, `post`, `message`), so it can be pointed at any such "
+        "server: `python3 bench/events_load.py --url http://127.0.0.1:15100 --token <backend_auth_token> "
+        "--server-pid <pid>` (the pid only for CPU and memory figures). Run both servers on the same "
+        "machine with the same arguments for a fair comparison.",
+        "",
+    ]
     args.report.parent.mkdir(parents=True, exist_ok=True)
     args.report.write_text("\n".join(lines) + "\n")
     print(f"report written to {args.report}")

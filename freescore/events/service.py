@@ -279,6 +279,10 @@ class PollingResource(Resource):
                 self.service.ctx.metrics.errors.inc()
                 conn.close("parse error")
                 return self._error(request, eio.bad_request())
+            except Exception:
+                log.failure("events: handling a POST on {sid} failed", sid=conn.session.sid)
+                conn.close("internal error")
+                return self._error(request, eio.bad_request())
         finally:
             conn.session.end_post()
         self._text(request)
@@ -338,6 +342,9 @@ class EngineIOProtocol(FreescoreServerProtocol):
             log.info("events: bad packet on {sid}: {err}", sid=conn.session.sid, err=str(e))
             service.ctx.metrics.errors.inc()
             conn.close("parse error")
+        except Exception:
+            log.failure("events: handling a packet on {sid} failed", sid=conn.session.sid)
+            conn.close("internal error")
 
     def _probe_step(self, text: str) -> None:
         conn = self.conn
