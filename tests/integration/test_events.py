@@ -388,3 +388,9 @@ def test_rate_limit_error_then_close_on_flood(freescore):
     assert names[5] == "rate-limited"
     assert names.count("rate-limited") == 1
     assert requests.get(fs.url() + "/status", timeout=5).text == "OK"
+
+
+def test_session_without_namespace_join_is_closed(freescore):
+    fs = freescore(CONFIG.replace("rate_limit = 0.0", "rate_limit = 0.0\nconnect_timeout = 300"))
+    p = Poller(fs.url())
+    assert_closed(p)
