@@ -228,6 +228,20 @@ def test_python_socketio_sender_post_and_last_msg(fs):
         client.disconnect()
 
 
+def test_python_socketio_sender_over_polling_only(fs):
+    client = socketio.Client(reconnection=False, request_timeout=0.5)
+    client.connect(fs.url(), auth={"role": "sender", "token": TOKEN}, namespaces=["/"], wait_timeout=0.5,
+                   transports=["polling"])
+    try:
+        assert client.transport() == "polling"
+        first = client.call("post", {"channel": "p", "message": [1, 2]}, timeout=5)["id"]
+        second = client.call("post", {"channel": "p", "message": "x" * 20_000}, timeout=5)["id"]
+        assert second == first + 1
+        assert client.call("last-msg", timeout=5) == {"status": "success", "id": second}
+    finally:
+        client.disconnect()
+
+
 def test_python_socketio_wrong_token_fails(fs):
     with pytest.raises(socketio.exceptions.ConnectionError):
         sender(fs, token="wrong")
