@@ -144,13 +144,18 @@ def test_connect_over_polling_and_client_events(fs):
 
 def test_second_concurrent_get_is_400_and_closes_the_session(fs):
     p = Poller(fs.url())
-    first: list[requests.Response] = []
-    t = threading.Thread(target=lambda: first.append(p.get()))
-    t.start()
-    time.sleep(0.2)  # let the first GET be held (the assertion below does not depend on it)
-    assert error_of(p.get()) == (400, 3) or error_of(p.get()) == (400, 1)
-    t.join(10)
-    assert first and first[0].status_code in (200, 400)
+    p.connect()
+    answers: list[requests.Response] = []
+    threads = [threading.Thread(target=lambda: answers.append(p.get())) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    # Whichever GET came second is refused; the held one then gets the close packet.
+    refused = [r for r in answers if r.status_code == 400]
+    held = [r for r in answers if r.status_code == 200]
+    assert len(refused) == 1 and error_of(refused[0]) == (400, 3)
+    assert len(held) == 1 and held[0].text.split("\x1e")[-1] == "1"
     assert error_of(p.get()) == (400, 1)
 
 
