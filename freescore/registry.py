@@ -21,6 +21,7 @@ SERVICES: dict[str, str] = {
     "clicker": "freescore.clicker",
     "fedmsg": "freescore.fedmsg",
     "gateway": "freescore.gateway",
+    "events": "freescore.events",
 }
 
 
