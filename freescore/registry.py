@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from freescore.config import Config, ServiceSettings
 
 SERVICES: dict[str, str] = {
+    "worldclass": "freescore.worldclass",
 }
 
 
