@@ -543,13 +543,16 @@ def division_score(ctx: Context) -> Outcome:
     )
     form = _current_form(loaded)
     form.judges[judge] = marks
-    ctx.save(state, loaded, f"judge {judge} score")
-    outcome = Outcome(out=[ctx.division_update(state, loaded)])
-    rr = loaded.results.rounds.get(div.round, {}).get(div.current)
-    if rr is not None and div.form < len(rr.forms) and rr.forms[div.form].complete and state.ring != "staging":
+    outcome = Outcome()
+    position = (div.name, div.round, div.current, div.form)
+    if scoring.form_result(form, div.judges).complete and state.ring != "staging":
+        # As upstream, the score broadcast already says autopilot "on"; the steps follow.
         state.autopilot_gen += 1
-        outcome.arm = AutopilotToken(state.autopilot_gen, div.name, div.round, div.current, div.form, req)
+        div.autopilot = "on"
+        outcome.arm = AutopilotToken(state.autopilot_gen, *position, req)
         outcome.cancel = True
+    ctx.save(state, loaded, f"judge {judge} score")
+    outcome.out.append(ctx.division_update(state, loaded))
     return outcome
 
 
