@@ -21,7 +21,7 @@ DB_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
 DIVID_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.]{0,63}$")
 RING_RE = re.compile(r"^[1-9][0-9]{0,2}$")
 JUDGE_RE = re.compile(r"^judge(\d+)$", re.IGNORECASE)
-SILENT = re.compile(r"^(schedule\b.*|register_device)$")
+SILENT = re.compile(r"^(schedule(_.*)?|register_device)$")
 
 
 class RequestError(ValueError):
