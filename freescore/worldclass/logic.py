@@ -175,7 +175,13 @@ def _write(path: Path, text: str) -> tuple[int, int] | None:
 
 
 class History:
-    """Every saved version of a division, numbered 1.1, 1.2, ... (RCS is not required)."""
+    """Every saved version of a division, numbered 1.1, 1.2, ... (RCS is not required).
+
+    Versions live in `<ring dir>/.history/div.<divid>/1.<n>.txt` with a `log` of
+    `{number, datetime, description}` lines; the version count is cached per folder.
+    """
+
+    _counts: dict[Path, int] = {}
 
     def __init__(self, ring_dir: Path, divid: str) -> None:
         self.dir = ring_dir / ".history" / f"div.{divid}"
@@ -192,14 +198,21 @@ class History:
                 continue
         return out
 
+    def count(self) -> int:
+        n = self._counts.get(self.dir)
+        if n is None:
+            n = self._counts[self.dir] = len(self.entries())
+        return n
+
     def add(self, text: str, description: str, now: float) -> str:
         self.dir.mkdir(parents=True, exist_ok=True)
-        n = len(self.entries()) + 1
+        n = self.count() + 1
         number = f"1.{n}"
         (self.dir / f"{number}.txt").write_text(text, encoding="utf-8")
         entry = {"number": number, "datetime": wire.utc_time(now), "description": description}
         with open(self.dir / "log", "a", encoding="utf-8") as f:
             f.write(json.dumps(entry) + "\n")
+        self._counts[self.dir] = n
         return number
 
     def text(self, number: str) -> str | None:
@@ -209,13 +222,16 @@ class History:
         return path.read_text(encoding="utf-8") if path.is_file() else None
 
     def move_to(self, ring_dir: Path, divid: str) -> None:
+        target = ring_dir / ".history" / f"div.{divid}"
+        self._counts.pop(self.dir, None)
+        self._counts.pop(target, None)
         if self.dir.exists():
-            target = ring_dir / ".history" / f"div.{divid}"
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.rmtree(target, ignore_errors=True)
             shutil.move(str(self.dir), str(target))
 
     def delete(self) -> None:
+        self._counts.pop(self.dir, None)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
@@ -284,7 +300,7 @@ class RingState:
         text = format_division(loaded.div)
         self.dir.mkdir(parents=True, exist_ok=True)
         history = History(self.dir, loaded.div.name)
-        if not history.entries() and loaded.path.exists():
+        if not history.count() and loaded.path.exists():
             history.add(loaded.path.read_text(encoding="utf-8"), loaded.div.description, now)
         loaded.stamp = _write(loaded.path, text)
         history.add(text, description, now)

@@ -366,3 +366,37 @@ def test_redis_hub_is_refused(tmp_path):
     result = run_twistd(tmp_path / "fs.toml")
     assert result.returncode != 0
     assert "hub.backend: worldclass is single-node" in result.stdout + result.stderr
+
+
+def test_concurrent_scores_survive_kill_9(freescore, tmp_path):
+    import signal
+
+    fs, forms = start(freescore, tmp_path, scoreboard_delay=30.0)
+    base = fs.url(0, "ws")
+
+    async def scenario():
+        judges = [await Peer.connect(base, f"/worldclass/test/1/judge{j}") for j in range(5)]
+        marks = [(0.3, 0.6, 1.5, 1.4, 1.3), (0.0, 0.5, 1.6, 1.5, 1.4), (0.6, 0.6, 1.2, 1.2, 1.2),
+                 (0.3, 0.3, 1.5, 1.5, 1.5), (0.3, 0.4, 1.4, 1.4, 1.4)]
+        await asyncio.gather(*(p.send(score(j, *marks[j])) for j, p in enumerate(judges)))
+        last = None
+        for _ in range(5):
+            last = await judges[0].expect(is_update("division", "score"))
+        fs.signal(signal.SIGKILL)  # right after the last broadcast
+        form = last["division"]["athletes"][0]["scores"]["prelim"]["forms"][0]
+        assert form["complete"] is True
+        return form["adjusted"]
+
+    adjusted = asyncio.run(scenario())
+    assert adjusted == {"accuracy": 3.267, "presentation": 4.3, "total": 7.567}
+    fs.proc.wait(10)
+    again = freescore(config())
+
+    async def reread():
+        peer = await Peer.connect(again.url(0, "ws"), "/worldclass/test/1/observer")
+        await peer.send({"type": "division", "action": "read"})
+        frame = await peer.expect(is_update("division", "read"))
+        await peer.close()
+        return frame["division"]["athletes"][0]["scores"]["prelim"]["forms"][0]["adjusted"]
+
+    assert asyncio.run(reread()) == adjusted
