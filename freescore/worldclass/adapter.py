@@ -81,6 +81,8 @@ class WorldclassService(ProtocolService):
         self.ping_calls: dict[WorldclassProtocol, Any] = {}
         self.idle_calls: dict[WorldclassProtocol, Any] = {}
         self.ping_intervals: dict[WorldclassProtocol, float] = {}
+        self.pending: list[Any] = []
+        self.flush_call: Any = None
         service = self
 
         class Protocol(WorldclassProtocol):
@@ -224,7 +226,26 @@ class WorldclassService(ProtocolService):
     # -- requests -----------------------------------------------------------
     def _error(self, proto: WorldclassProtocol, message: str, request: Any = None) -> None:
         self.ctx.metrics.errors.inc()
-        proto.sendMessage(wire.error_frame(message, request))
+        self._later(lambda: proto.sendMessage(wire.error_frame(message, request)))
+
+    def _later(self, send: Any) -> None:
+        """Queue a send behind the batch's file writes; one flush per reactor turn (group commit)."""
+        self.pending.append(send)
+        if self.flush_call is None:
+            self.flush_call = self.reactor.callLater(0, self._flush)
+
+    def _flush(self) -> None:
+        self.flush_call = None
+        try:
+            self.model.flush()
+        except Exception:
+            log.failure("worldclass: writing the data directory failed; dropping the batch's broadcasts")
+            self.pending.clear()
+            self.model.tournaments.clear()
+            return
+        pending, self.pending = self.pending, []
+        for send in pending:
+            send()
 
     def receive(self, proto: WorldclassProtocol, payload: bytes, is_binary: bool) -> None:
         client = proto.client
@@ -259,22 +280,24 @@ class WorldclassService(ProtocolService):
             return
         now = self.reactor.seconds()
         try:
-            outcome = self.model.handle(client, request, self.clients(proto), now)
+            outcome = self.model.handle(client, request, self.clients(proto), now, autoflush=False)
         except UnknownRequest:
             log.info("worldclass: unknown request {kind} from {cid}", kind=kind, cid=client.cid)
             self._error(proto, f"Unknown request '{request['type']}' '{request['action']}'", request)
             return
         except RequestError as e:
+            self.model.flush()
             self._invalidate(client)
             msg = e.message if e.message.startswith("Invalid ") else f"Error while processing request: {e.message}\n"
             self._error(proto, msg, request)
             return
         except Exception as e:  # a bug must not take the ring down
             log.failure("worldclass: handler {kind} failed", kind=kind)
+            self.model.flush()
             self._invalidate(client)
             self._error(proto, f"Error while processing request: {e}\n", request)
             return
-        self.deliver(proto, outcome)
+        self._later(lambda: self.deliver(proto, outcome))
 
     def _invalidate(self, client: Client) -> None:
         """After a failed request, re-read the tournament from disk: memory never drifts from the files."""

@@ -45,7 +45,7 @@ class Score:
 
     @property
     def started(self) -> bool:
-        return any(v != 0 for v in self.values())
+        return bool(self.major or self.minor or self.rhythm or self.power or self.ki)
 
 
 @dataclass

@@ -274,7 +274,7 @@ class RingState:
                     if loaded is None or loaded.stamp != stamp:
                         self._load(divid, Path(entry.path), stamp)
         for divid in list(self.divisions):
-            if divid not in seen:
+            if divid not in seen and id(self.divisions[divid]) not in self.t.dirty:
                 del self.divisions[divid]
         self.divisions = dict(sorted(self.divisions.items()))
         path = self.dir / "progress.txt"
@@ -295,15 +295,23 @@ class RingState:
         self.divisions[divid] = Loaded(div=div, path=path, stamp=stamp, results=results)
 
     def save(self, loaded: Loaded, description: str, now: float) -> None:
-        """Recompute, advance, write atomically, keep the version."""
+        """Recompute and advance now; the write happens at the next `flush` (before any broadcast)."""
         loaded.results = scoring.refresh(loaded.div, self.t.rng)
+        pending = self.t.dirty.get(id(loaded))
+        if pending is None:
+            self.t.dirty[id(loaded)] = (self, loaded, [description], now)
+        else:
+            pending[2].append(description)
+
+    def commit(self, loaded: Loaded, descriptions: list[str], now: float) -> None:
+        """Write the division atomically and keep the version."""
         text = format_division(loaded.div)
         self.dir.mkdir(parents=True, exist_ok=True)
         history = History(self.dir, loaded.div.name)
         if not history.count() and loaded.path.exists():
             history.add(loaded.path.read_text(encoding="utf-8"), loaded.div.description, now)
         loaded.stamp = _write(loaded.path, text)
-        history.add(text, description, now)
+        history.add(text, "; ".join(dict.fromkeys(descriptions)), now)
 
     def save_progress(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -354,6 +362,14 @@ class Tournament:
             raise RequestError(f"Invalid db '{db}'")
         self.rng = rng or random.Random()
         self.rings: dict[Ring, RingState] = {}
+        self.dirty: dict[int, tuple[RingState, Loaded, list[str], float]] = {}
+
+    def flush(self) -> None:
+        """Write every division changed since the last flush (one atomic write each)."""
+        while self.dirty:
+            _, (state, loaded, descriptions, now) = self.dirty.popitem()
+            if state.divisions.get(loaded.div.name) is loaded:
+                state.commit(loaded, descriptions, now)
 
     def ring(self, ring: Ring) -> RingState:
         state = self.rings.get(ring)
@@ -388,14 +404,30 @@ class Worldclass:
             t = self.tournaments[db] = Tournament(self.root, db, self.rng)
         return t
 
-    def handle(self, client: Client, request: dict[str, Any], clients: list[Client], now: float) -> Outcome:
-        """Dispatch an annotated request; RequestError -> the caller sends the error frame."""
-        ctx = Context(self.tournament(client.route.db), client, request, clients, now)
+    def handle(self, client: Client, request: dict[str, Any], clients: list[Client], now: float,
+               autoflush: bool = True) -> Outcome:
+        """Dispatch an annotated request; RequestError -> the caller sends the error frame.
+
+        Scores and reads may be batched: with `autoflush=False` the caller must `flush()`
+        before it sends the outcome. Everything else flushes what is pending first.
+        """
+        t = self.tournament(client.route.db)
+        ctx = Context(t, client, request, clients, now)
         name = f"{wire.handler_name(request['type'])}_{wire.handler_name(request['action'])}"
         handler = HANDLERS.get(name)
         if handler is None:
             raise UnknownRequest(name)
-        return handler(ctx)
+        if name not in BATCHABLE:
+            t.flush()
+        try:
+            return handler(ctx)
+        finally:
+            if autoflush or name not in BATCHABLE:
+                t.flush()
+
+    def flush(self) -> None:
+        for t in self.tournaments.values():
+            t.flush()
 
     # -- autopilot ----------------------------------------------------------------
     def autopilot(self, db: str, ring: Ring, token: AutopilotToken, step: str, now: float
@@ -424,6 +456,7 @@ class Worldclass:
             div.autopilot = "off"
             nxt = None
         state.save(loaded, f"autopilot {step}", now)
+        t.flush()
         out = Outcome(out=[Out("division", "group", state.division_json(loaded), "division", request)])
         return out, nxt
 
@@ -507,6 +540,8 @@ class Context:
 
 
 HANDLERS: dict[str, Any] = {}
+BATCHABLE = frozenset({"division_score", "division_read", "division_award_penalty", "division_clear_judge_score",
+                       "ring_read"})
 
 
 def handler(name: str):  # type: ignore[no-untyped-def]
