@@ -787,8 +787,8 @@ def division_edit_athletes(ctx: Context) -> Outcome:
     round_ = req.get("round") or (div.rounds()[0] if div.rounds() else None)
     first = next((r for r in div.rounds() if div.order.get(r)), None)
     old_order = list(div.order.get(round_, [])) if round_ else []
-    picked: list[int] = []
-    for entry in entries:
+    edits: list[tuple[int | None, str]] = []
+    for entry in entries:  # validate everything before changing anything
         if not isinstance(entry, dict):
             raise RequestError("Invalid athletes: each entry must be an object")
         name = entry.get("name")
@@ -796,12 +796,16 @@ def division_edit_athletes(ctx: Context) -> Outcome:
             continue
         pos = entry.get("order")
         if pos not in (None, "") and old_order:
-            p = wire.to_int(pos, "order", 1, len(old_order))
-            idx = old_order[p - 1]
-            div.athletes[idx].name = name
+            edits.append((old_order[wire.to_int(pos, "order", 1, len(old_order)) - 1], name))
         else:
+            edits.append((None, name))
+    picked: list[int] = []
+    for idx, name in edits:
+        if idx is None:
             div.athletes.append(Athlete(name=name))
             idx = len(div.athletes) - 1
+        else:
+            div.athletes[idx].name = name
         picked.append(idx)
     _cancelled(ctx, state, loaded)
     if round_ is None or round_ == first or first is None:
