@@ -337,9 +337,17 @@ class WorldclassService(ProtocolService):
             if out.target == "sender":
                 proto.sendMessage(wire.frame(out.payload))
                 continue
+            key = "division" if out.kind == "division" else "ring"
+            if out.target.startswith("ring:"):
+                assert proto.client is not None
+                other = wire.parse_ring(out.target[5:])
+                members = self.groups.get(wire.group_id(proto.client.route.db, other), [])
+                if members:
+                    frame = wire.update_frame(out.type, key, out.payload, out.request, self.users(members[0]), now)
+                    self.factory.broadcast(members, frame)
+                continue
             if users is None:
                 users = self.users(proto)
-            key = "division" if out.kind == "division" else "ring"
             self.factory.broadcast(self.members(proto),
                                    wire.update_frame(out.type, key, out.payload, out.request, users, now))
 

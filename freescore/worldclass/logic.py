@@ -129,7 +129,7 @@ def users_list(clients: list[Client]) -> list[dict[str, Any]]:
 
 @dataclass
 class Out:
-    """One frame to send: `kind` division|ring|raw, to the `group` or the `sender`."""
+    """One frame to send: `kind` division|ring|raw, to the `group`, the `sender` or `ring:<n>` (another ring)."""
 
     kind: str
     target: str
@@ -1005,7 +1005,12 @@ def ring_transfer(ctx: Context) -> Outcome:
     if was_current and state.progress.get("current") != divid:
         state.progress["current"] = divid
     _move_division(state, target, divid)
-    return Outcome(out=[ctx.ring_update()], cancel=True)
+    outcome = Outcome(out=[ctx.ring_update()], cancel=True)
+    if target_ring != "staging":
+        # the receiving ring's pages filter on request.ring: tell them in their own ring's terms
+        text = str(target_ring)
+        outcome.out.append(Out("ring", f"ring:{text}", target.ring_json(text), "ring", dict(ctx.request, ring=text)))
+    return outcome
 
 
 @handler("ring_division_delete")
@@ -1112,6 +1117,10 @@ def ring_division_merge(ctx: Context) -> Outcome:
 
 @handler("tournament_read")
 def tournament_read(ctx: Context) -> Outcome:
+    if ctx.t.base.is_dir():  # as upstream when loading the whole tournament
+        (ctx.t.base / "staging").mkdir(exist_ok=True)
+        if not ctx.t.all_rings():
+            (ctx.t.base / "ring01").mkdir(exist_ok=True)
     divisions = []
     for ring in [*ctx.t.all_rings(), "staging"]:
         state = ctx.t.ring(ring)

@@ -288,9 +288,13 @@ def test_ring_operations_write_and_navigate(freescore, tmp_path):
         assert moved["ring"]["current"] == "p05"
         assert (forms / "ring01" / "div.p05.txt").exists() and not (forms / "staging" / "div.p05.txt").exists()
         assert parse_progress((forms / "ring01" / "progress.txt").read_text())["current"] == "p05"
+        ring2 = await Peer.connect(base, "/worldclass/test/2/computer+operator")
         await op.send({"type": "ring", "action": "transfer", "name": "p05", "transfer": 2})
         moved = await op.expect(is_update("ring", "transfer"))
         assert moved["ring"]["current"] != "p05" and (forms / "ring02" / "div.p05.txt").exists()
+        arrived = await ring2.expect(is_update("ring", "transfer"))
+        assert arrived["request"]["ring"] == "2" and "p05" in [d["name"] for d in arrived["ring"]["divisions"]]
+        await ring2.close()
         await op.send({"type": "ring", "action": "division next"})
         assert (await op.expect(is_update("ring", "division next")))["ring"]["current"] in ("p01", "p02")
         await op.send({"type": "division", "action": "history", "divid": "p01"})

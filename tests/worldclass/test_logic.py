@@ -233,3 +233,33 @@ def test_judge_query_lists_connected_judges(wc):
     r = send(wc, {"type": "division", "action": "judge query"}, clients=clients)
     assert r.out[0].payload["judges"] == [{"judge": 0, "cid": "-2222", "health": "strong"},
                                           {"judge": 2, "cid": "-1111", "health": "strong"}]
+
+
+def test_athlete_next_in_finals_follows_order(wc):
+    state = wc.tournament("test").ring(1)
+    div = state.divisions["p01"].div
+    div.order["finals"] = [9, 3, 17]
+    div.round, div.current, div.form = "finals", 9, 1
+    from freescore.worldclass.divfile import pad
+    pad(div)
+    r = send(wc, {"type": "division", "action": "athlete next"})
+    assert r.out[0].payload["current"] == 3 and r.out[0].payload["form"] == 0
+    r = send(wc, {"type": "division", "action": "athlete next"})
+    assert r.out[0].payload["current"] == 17
+    r = send(wc, {"type": "division", "action": "athlete next"})
+    assert r.out[0].payload["current"] == 9  # wraps
+    r = send(wc, {"type": "division", "action": "round prev"})
+    assert r.out[0].payload["round"] == "prelim" and r.out[0].payload["current"] == 21
+
+
+def test_transfer_tells_the_receiving_ring(wc):
+    r = send(wc, {"type": "ring", "action": "transfer", "name": "p03", "transfer": "2"})
+    other = [o for o in r.out if o.target == "ring:2"]
+    assert other and other[0].request["ring"] == "2" and other[0].payload["name"] == "2"
+    assert [d["name"] for d in other[0].payload["divisions"]] == ["p03", "p10"]
+
+
+def test_tournament_read_creates_staging(wc, tmp_path):
+    r = send(wc, {"type": "tournament", "action": "read"})
+    assert (tmp_path / "test" / "forms-worldclass" / "staging").is_dir()
+    assert {d["name"] for d in r.out[0].payload["divisions"]} == {"p01", "p02", "p03", "p04", "p10"}
