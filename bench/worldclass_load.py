@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import os
 import platform
 import sys
@@ -50,22 +51,6 @@ def make_data(root: Path, rings: int, judges: int) -> None:
         (ring / "progress.txt").write_text("# current=b01\n")
 
 
-class Ring:
-    def __init__(self, number: int) -> None:
-        self.number = number
-        self.sent: dict[str, float] = {}
-        self.arrivals: dict[str, list[float]] = {}
-        self.latencies: list[float] = []
-        self.displays = 0
-
-    def arrived(self, key: str, now: float) -> None:
-        got = self.arrivals.setdefault(key, [])
-        got.append(now)
-        if len(got) == self.displays and key in self.sent:
-            self.latencies.append(now - self.sent.pop(key))
-            del self.arrivals[key]
-
-
 def marker(text: str) -> str | None:
     i = text.find('"bench":"')
     if i < 0:
@@ -74,33 +59,51 @@ def marker(text: str) -> str | None:
     return text[i + 9:j]
 
 
-async def display(url: str, ring: Ring, stop: asyncio.Event) -> None:
+async def display(url: str, arrivals: dict[str, float], deadline: float) -> None:
+    """Keep the latest arrival time (CLOCK_MONOTONIC, comparable across processes) per score."""
     async with websockets.connect(url, max_size=None) as ws:
-        while not stop.is_set():
+        while time.monotonic() < deadline:
             try:
                 text = await asyncio.wait_for(ws.recv(), 0.5)
             except TimeoutError:
                 continue
             key = marker(text)
             if key is not None:
-                ring.arrived(key, time.perf_counter())
+                now = time.monotonic()
+                if now > arrivals.get(key, 0.0):
+                    arrivals[key] = now
 
 
-async def judge(url: str, ring: Ring, j: int, judges: int, stop: asyncio.Event, pace: float | None,
-                acked: list[int]) -> None:
+def display_worker(base: str, rings: list[int], displays: int, seconds: float, conn) -> None:  # type: ignore[no-untyped-def]
+    """A process of its own for the displays, so receiving does not delay the judges' clock."""
+    async def run() -> dict[str, float]:
+        arrivals: dict[str, float] = {}
+        deadline = time.monotonic() + seconds
+        tasks = [asyncio.create_task(display(f"{base}/worldclass/bench/{r}/observer", arrivals, deadline))
+                 for r in rings for _ in range(displays)]
+        await asyncio.sleep(1.0)
+        conn.send("ready")
+        await asyncio.gather(*tasks, return_exceptions=True)
+        return arrivals
+
+    conn.send(asyncio.run(run()))
+
+
+async def judge(url: str, ring: int, j: int, judges: int, stop: asyncio.Event, pace: float | None,
+                sent: dict[str, float], acked: list[int]) -> None:
     async with websockets.connect(url, max_size=None) as ws:
         if pace is not None:  # judges do not all press "send" in the same millisecond
-            await asyncio.sleep(pace * (ring.number * 7 + j) % 29 / 29)
+            await asyncio.sleep(pace * ((ring * 7 + j) % 29) / 29)
         n = 0
         while not stop.is_set():
             n += 1
-            key = f"r{ring.number}j{j}n{n}"
+            key = f"r{ring}j{j}n{n}"
             v = f"{1.0 + (n % 10) / 10:.1f}"
             request = {"type": "division", "action": "score", "bench": key,
                        "score": {"judge": j, "major": "0.3", "minor": f"{(n % 7) / 10:.1f}",
                                  "rhythm": "0.0" if j == judges - 1 else v, "power": v, "ki": "1.2"}}
-            started = time.perf_counter()
-            ring.sent[key] = started
+            started = time.monotonic()
+            sent[key] = started
             await ws.send(json.dumps(request))
             while True:  # wait for our own broadcast: the acknowledgement
                 text = await asyncio.wait_for(ws.recv(), 30)
@@ -108,7 +111,7 @@ async def judge(url: str, ring: Ring, j: int, judges: int, stop: asyncio.Event, 
                     break
             acked[0] += 1
             if pace is not None:
-                await asyncio.sleep(max(0.0, pace - (time.perf_counter() - started)))
+                await asyncio.sleep(max(0.0, pace - (time.monotonic() - started)))
 
 
 def pct(values: list[float], p: float) -> float:
@@ -118,27 +121,43 @@ def pct(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))] * 1000
 
 
-async def phase(base: str, args: argparse.Namespace, pace: float | None, seconds: float) -> dict[str, float]:
-    rings = [Ring(r) for r in range(1, args.rings + 1)]
+async def judges_phase(base: str, args: argparse.Namespace, pace: float | None, seconds: float,
+                       sent: dict[str, float]) -> tuple[int, float]:
     stop = asyncio.Event()
     acked = [0]
-    tasks = []
-    for ring in rings:
-        ring.displays = args.displays
-        for _ in range(args.displays):
-            tasks.append(asyncio.create_task(display(f"{base}/worldclass/bench/{ring.number}/observer", ring, stop)))
-    await asyncio.sleep(1.0)  # displays connected before scoring starts
-    start = time.perf_counter()
-    for ring in rings:
-        for j in range(args.judges):
-            url = f"{base}/worldclass/bench/{ring.number}/judge{j}"
-            tasks.append(asyncio.create_task(judge(url, ring, j, args.judges, stop, pace, acked)))
+    start = time.monotonic()
+    tasks = [asyncio.create_task(judge(f"{base}/worldclass/bench/{r}/judge{j}", r, j, args.judges, stop, pace,
+                                       sent, acked))
+             for r in range(1, args.rings + 1) for j in range(args.judges)]
     await asyncio.sleep(seconds)
     stop.set()
-    elapsed = time.perf_counter() - start
+    elapsed = time.monotonic() - start
     await asyncio.gather(*tasks, return_exceptions=True)
-    lat = [x for r in rings for x in r.latencies]
-    return {"requests": acked[0], "rps": acked[0] / elapsed, "samples": len(lat), "p50": pct(lat, 50),
+    return acked[0], elapsed
+
+
+def phase(base: str, args: argparse.Namespace, pace: float | None, seconds: float) -> dict[str, float]:
+    ctx = multiprocessing.get_context("fork")
+    workers = []
+    rings = list(range(1, args.rings + 1))
+    groups = [rings[i::args.display_procs] for i in range(args.display_procs)]
+    for group in groups:
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(target=display_worker, args=(base, group, args.displays, seconds + 4.0, child))
+        proc.start()
+        workers.append((proc, parent))
+    for _, parent in workers:
+        assert parent.recv() == "ready"
+    sent: dict[str, float] = {}
+    acked, elapsed = asyncio.run(judges_phase(base, args, pace, seconds, sent))
+    arrivals: dict[str, float] = {}
+    for proc, parent in workers:
+        for key, t in parent.recv().items():
+            arrivals[key] = max(t, arrivals.get(key, 0.0))
+        proc.join()
+    # a score counts once every display of its ring has it: the latest arrival over all of them
+    lat = [arrivals[k] - t for k, t in sent.items() if k in arrivals]
+    return {"requests": acked, "rps": acked / elapsed, "samples": len(lat), "p50": pct(lat, 50),
             "p99": pct(lat, 99), "max": max(lat) * 1000 if lat else float("nan")}
 
 
@@ -149,6 +168,7 @@ def main() -> None:
     ap.add_argument("--displays", type=int, default=20)
     ap.add_argument("--max-seconds", type=float, default=10.0)
     ap.add_argument("--paced-seconds", type=float, default=15.0)
+    ap.add_argument("--display-procs", type=int, default=2, help="processes receiving for the displays")
     ap.add_argument("--report", default=str(REPO / "bench" / "reports" / "worldclass.md"))
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -159,8 +179,8 @@ def main() -> None:
         fs = FreescoreProcess(config, work).start()
         try:
             base = fs.url(0, "ws")
-            fast = asyncio.run(phase(base, args, None, args.max_seconds))
-            paced = asyncio.run(phase(base, args, 1.0, args.paced_seconds))
+            fast = phase(base, args, None, args.max_seconds)
+            paced = phase(base, args, 1.0, args.paced_seconds)
         finally:
             fs.stop()
     command = "python3 bench/worldclass_load.py " + " ".join(sys.argv[1:])
@@ -170,8 +190,9 @@ def main() -> None:
         f"Command: `{command.strip()}`",
         "",
         f"Setup: {args.rings} rings x ({args.judges} judges + {args.displays} displays), one real "
-        "`twistd -n freescore` on 127.0.0.1, division of 10 athletes / 2 forms; load generator (websockets, "
-        "one asyncio process) on the same machine. Every score is written atomically (fsync) before its "
+        "`twistd -n freescore` on 127.0.0.1, division of 10 athletes / 2 forms; load generator (websockets: "
+        f"judges in one asyncio process, displays in {args.display_procs} more) on the same machine. "
+        "Every score is written atomically (fsync) before its "
         "broadcast. Latency = judge sends score -> the last of the ring's displays has the update.",
         "",
         f"Machine: {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}. Figures "
