@@ -404,3 +404,27 @@ def test_concurrent_scores_survive_kill_9(freescore, tmp_path):
         return frame["division"]["athletes"][0]["scores"]["prelim"]["forms"][0]["adjusted"]
 
     assert asyncio.run(reread()) == adjusted
+
+
+def test_own_listener_as_upstream(freescore, tmp_path):
+    copy_fixtures(tmp_path)
+    fs = freescore(
+        '[[listen]]\nname = "main"\nendpoint = "tcp:0:interface=127.0.0.1"\n\n'
+        '[[listen]]\nname = "worldclass"\nendpoint = "tcp:0:interface=127.0.0.1"\n\n'
+        '[worldclass]\ndata = "data"\nlisten = ["worldclass"]\ncors_origin = "http://localhost:8073"\n'
+    )
+    r = requests.get(fs.url(1) + "/some/thing", timeout=5)
+    assert r.status_code == 200
+    assert r.json() == {"error": "FreeScore Worldclass Service Error: Unknown command: some/thing"}
+    assert r.headers["access-control-allow-origin"] == "http://localhost:8073"
+    assert requests.get(fs.url(1) + "/status", timeout=5).text == "OK"
+    assert requests.get(fs.url(1) + "/worldclass/status", timeout=5).text == "OK"
+    assert requests.get(fs.url(0) + "/worldclass/status", timeout=5).status_code == 404
+
+    async def scenario():
+        peer = await Peer.connect(fs.url(1, "ws"), "/worldclass/test/2/observer")
+        await peer.send({"type": "division", "action": "read"})
+        assert (await peer.expect(is_update("division", "read")))["division"]["name"] == "p10"
+        await peer.close()
+
+    asyncio.run(scenario())
