@@ -26,6 +26,8 @@ class Settings(ServiceSettings):
     scoreboard_delay: float = 9.0
     leaderboard_delay: float = 12.0
     inactivity_timeout: float = 3600.0
+    keepalive: float = 60.0
+    """WebSocket-level pings (answered by every browser) that drop half-open connections; 0 = off."""
     create_data: bool = True
     max_message: int = 1048576
 
@@ -33,7 +35,7 @@ class Settings(ServiceSettings):
         for key in ("ping_interval", "inactivity_timeout"):
             if getattr(self, key) <= 0:
                 raise SettingError(key, "must be positive")
-        for key in ("scoreboard_delay", "leaderboard_delay"):
+        for key in ("scoreboard_delay", "leaderboard_delay", "keepalive"):
             if getattr(self, key) < 0:
                 raise SettingError(key, "must not be negative")
         if self.max_message < 1024:

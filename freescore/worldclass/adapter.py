@@ -76,7 +76,7 @@ class WorldclassService(ProtocolService):
         self.settings: Settings = ctx.settings  # type: ignore[assignment]
         self.reactor = ctx.reactor
         self.model = logic.Worldclass(self.settings.data)
-        self.groups: dict[str, list[WorldclassProtocol]] = {}
+        self.groups: dict[tuple[str, Any], list[WorldclassProtocol]] = {}
         self.autopilot_calls: dict[tuple[str, Any], Any] = {}
         self.ping_calls: dict[WorldclassProtocol, Any] = {}
         self.idle_calls: dict[WorldclassProtocol, Any] = {}
@@ -92,7 +92,7 @@ class WorldclassService(ProtocolService):
         self.factory = FreescoreServerFactory(
             Protocol, service=ctx.name, metrics=ctx.metrics, connections=ctx.connections, reactor=ctx.reactor,
             limits=WebSocketLimits(max_message=self.settings.max_message,
-                                   max_frame=self.settings.max_message, keepalive=0),
+                                   max_frame=self.settings.max_message, keepalive=self.settings.keepalive),
         )
         http = WorldclassHttp(self.settings.cors_origin)
         self.resources = {"/worldclass": WebSocketEndpoint(self.factory, http=http)}
@@ -125,7 +125,7 @@ class WorldclassService(ProtocolService):
     # -- membership ---------------------------------------------------------
     def members(self, proto: WorldclassProtocol) -> list[WorldclassProtocol]:
         assert proto.client is not None
-        return self.groups.get(proto.client.route.gid, [])
+        return self.groups.get(proto.client.route.group, [])
 
     def clients(self, proto: WorldclassProtocol) -> list[Client]:
         return [p.client for p in self.members(proto) if p.client is not None]
@@ -136,7 +136,7 @@ class WorldclassService(ProtocolService):
     def join(self, proto: WorldclassProtocol) -> None:
         client = proto.client
         assert client is not None
-        self.groups.setdefault(client.route.gid, []).append(proto)
+        self.groups.setdefault(client.route.group, []).append(proto)
         self.ping_intervals[proto] = self.settings.ping_interval
         self.ping_calls[proto] = self.reactor.callLater(self.settings.ping_interval, self._ping, proto)
         self.idle_calls[proto] = self.reactor.callLater(self.settings.inactivity_timeout, self._idle, proto)
@@ -155,11 +155,11 @@ class WorldclassService(ProtocolService):
             if call is not None and call.active():
                 call.cancel()
         self.ping_intervals.pop(proto, None)
-        group = self.groups.get(client.route.gid, [])
+        group = self.groups.get(client.route.group, [])
         if proto in group:
             group.remove(proto)
         if not group:
-            self.groups.pop(client.route.gid, None)
+            self.groups.pop(client.route.group, None)
             return
         self._users_update(group[0], {"type": "users", "action": "update", "ring": client.route.ring_text,
                                       "user": {"action": "disconnect", "cid": client.cid, "id": client.id,
@@ -341,7 +341,7 @@ class WorldclassService(ProtocolService):
             if out.target.startswith("ring:"):
                 assert proto.client is not None
                 other = wire.parse_ring(out.target[5:])
-                members = self.groups.get(wire.group_id(proto.client.route.db, other), [])
+                members = self.groups.get((proto.client.route.db, other), [])
                 if members:
                     frame = wire.update_frame(out.type, key, out.payload, out.request, self.users(members[0]), now)
                     self.factory.broadcast(members, frame)

@@ -46,6 +46,11 @@ class Route:
     def gid(self) -> str:
         return group_id(self.db, self.ring)
 
+    @property
+    def group(self) -> tuple[str, Ring]:
+        """Who shares broadcasts: the exact db (the data folder) and ring; `gid` is only its label."""
+        return (self.db, self.ring)
+
 
 def group_id(db: str, ring: Ring) -> str:
     return f"{db.lower()}-staging" if ring == "staging" else f"{db.lower()}-ring{int(ring):02d}"

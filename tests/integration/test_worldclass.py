@@ -428,3 +428,19 @@ def test_own_listener_as_upstream(freescore, tmp_path):
         await peer.close()
 
     asyncio.run(scenario())
+
+
+def test_oversize_message_closes_cleanly(freescore, tmp_path):
+    fs, _ = start(freescore, tmp_path, max_message=4096)
+
+    async def scenario():
+        peer = await Peer.connect(fs.url(0, "ws"), "/worldclass/test/1/judge0")
+        await peer.send(json.dumps({"type": "division", "action": "read", "pad": "x" * 10000}))
+        await peer._reader
+        assert peer.ws.close_code == 1009
+        again = await Peer.connect(fs.url(0, "ws"), "/worldclass/test/1/judge0")
+        await again.send({"type": "division", "action": "read"})
+        assert (await again.expect(is_update("division", "read")))["division"]["name"] == "p01"
+        await again.close()
+
+    asyncio.run(scenario())
