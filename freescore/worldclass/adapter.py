@@ -7,9 +7,11 @@ ping/pong timers, the autopilot timers and the HTTP side.
 from __future__ import annotations
 
 import secrets
+import time
 from typing import Any
 
 from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
+from prometheus_client import Histogram
 from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import Request
@@ -83,6 +85,12 @@ class WorldclassService(ProtocolService):
         self.ping_intervals: dict[WorldclassProtocol, float] = {}
         self.pending: list[Any] = []
         self.flush_call: Any = None
+        self.handled = Histogram(
+            "freescore_worldclass_request_seconds",
+            "A request's frame received -> its broadcast written to every socket (server side)",
+            buckets=(0.0005, 0.001, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0),
+            registry=ctx.metrics.registry,
+        )
         service = self
 
         class Protocol(WorldclassProtocol):
@@ -297,7 +305,13 @@ class WorldclassService(ProtocolService):
             self._invalidate(client)
             self._error(proto, f"Error while processing request: {e}\n", request)
             return
-        self._later(lambda: self.deliver(proto, outcome))
+        received = time.perf_counter()
+
+        def send() -> None:
+            self.deliver(proto, outcome)
+            self.handled.observe(time.perf_counter() - received)
+
+        self._later(send)
 
     def _invalidate(self, client: Client) -> None:
         """After a failed request, re-read the tournament from disk: memory never drifts from the files."""
