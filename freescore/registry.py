@@ -22,6 +22,7 @@ SERVICES: dict[str, str] = {
     "fedmsg": "freescore.fedmsg",
     "gateway": "freescore.gateway",
     "events": "freescore.events",
+    "worldclass": "freescore.worldclass",
 }
 
 
