@@ -290,6 +290,7 @@ def run_level(fs, args, rate: float) -> dict:
     for _ in procs:
         ready.get(timeout=120)
     pid = fs.proc.pid
+    load = os.getloadavg()[0]
     gen_cpu0 = sum(proc_cpu(p.pid) for p in procs)
     rss_idle = proc_rss_mb(pid)
     t0 = time.monotonic() + 0.5
@@ -318,7 +319,8 @@ def run_level(fs, args, rate: float) -> dict:
         "rtt_p50": pct(rtts, 50), "rtt_p99": pct(rtts, 99), "rtt_max": max(rtts, default=float("nan")),
         "relay_p50": pct(relays, 50), "relay_p99": pct(relays, 99),
         "server_cpu": (cpu1 - cpu0) / (w1 - w0) * 100, "rss_idle": rss_idle, "rss_peak": rss_peak,
-        "gen_cpu": gen_cpu,
+        "gen_cpu": gen_cpu, "load": load,
+        "us_per_score": (cpu1 - cpu0) / max(1, acked) * 1e6,
         "mean_rtt": statistics.fmean(rtts) if rtts else float("nan"),
     }
 
@@ -375,16 +377,21 @@ def write_report(args, rows: list[dict]) -> None:
         f"so every SCORE is relayed once. {args.warmup:g} s warm-up, then {args.duration:g} s measured.",
         "SCORED round trip: device send to its `SCORED`. Relay latency: device send to the listener's `SCORE` line.",
         "Generator lag: the worst delay of a SCORE behind its schedule (the generator itself falling behind).",
+        "Server CPU per SCORE: server CPU seconds in the window / SCOREs acknowledged (includes its relay); "
+        "load avg: the machine's 1-minute load average when the level started (2 cores; above 2 means "
+        "the server was competing for CPU).",
         "",
         "| SCORE/s offered | SCORE/s acked | SCORED p50 | SCORED p99 | relay p50 | relay p99 | unacked | "
-        "server CPU | server RSS (idle/peak) | generator CPU | generator lag |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "server CPU | server CPU per SCORE | server RSS (idle/peak) | generator CPU | generator lag | load avg |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['offered']:.0f} | {r['acked_per_s']:.0f} | {r['rtt_p50']:.1f} ms | {r['rtt_p99']:.1f} ms | "
             f"{r['relay_p50']:.1f} ms | {r['relay_p99']:.1f} ms | {r['unacked']} | {r['server_cpu']:.0f}% | "
-            f"{r['rss_idle']:.0f}/{r['rss_peak']:.0f} MB | {r['gen_cpu']:.0f}% | {r['late_ms']:.0f} ms |"
+            f"{r['us_per_score']:.0f} µs | "
+            f"{r['rss_idle']:.0f}/{r['rss_peak']:.0f} MB | {r['gen_cpu']:.0f}% | {r['late_ms']:.0f} ms | "
+            f"{r['load']:.1f} |"
         )
     lines.append("")
     args.report.parent.mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 SERVICES: dict[str, str] = {
     "clicker": "freescore.clicker",
     "fedmsg": "freescore.fedmsg",
+    "gateway": "freescore.gateway",
+    "events": "freescore.events",
+    "worldclass": "freescore.worldclass",
 }
 
 

@@ -78,28 +78,6 @@ class Registry:
         self.version += 1
         return Registration(device_id, fresh, True)
 
-    def adopt(self, secret: str, device_id: str) -> Registration:
-        """Record a pairing made elsewhere (another node, through the hub); created=True if it is new here."""
-        known = self.secrets.get(secret)
-        if known is not None:
-            return Registration(known, secret, False)
-        self.secrets[secret] = device_id
-        self.allocated.add(device_id)
-        self.version += 1
-        return Registration(device_id, secret, True)
-
-    def reserve_id(self) -> str:
-        """A never-used id, marked allocated at once (a shared claim for it may still fail)."""
-        device_id = self._allocate_id()
-        self.allocated.add(device_id)
-        return device_id
-
-    def fresh_secret(self) -> str:
-        fresh = self._new_secret()
-        while fresh in self.secrets:
-            fresh = self._new_secret()
-        return fresh
-
     def _allocate_id(self) -> str:
         if len(self.allocated) >= ID_SPACE:
             raise IdsExhausted("all 1000000 clicker ids are allocated")
@@ -239,21 +217,22 @@ class Clicker:
 
         Raises IdsExhausted when a new id is needed and none is left.
         """
-        if session.role is not None:
+        if not self.claim_sender(session):
             return None
         registration = self.registry.register(command.secret)
-        session.role = SENDER
         self.assign(session, registration)
         return registration
 
     def claim_sender(self, session: Session) -> bool:
-        """Make the connection a sender before a registration that completes later; False if it has a role."""
+        """Make a role-less connection a sender (its id comes later); False if it has a role."""
         if session.role is not None:
             return False
         session.role = SENDER
         return True
 
     def assign(self, session: Session, registration: Registration) -> None:
+        """Give a claimed sender the id and secret a registry answered."""
+        assert session.role == SENDER and session.device_id is None
         session.device_id = registration.device_id
         session.secret = registration.secret
 
@@ -329,6 +308,19 @@ class Clicker:
             return True
         nodes.add(node)
         return False
+
+    def remote_holdings(self) -> set[tuple[str, str]]:
+        """(id, node) pairs this node believes other nodes hold."""
+        return {(i, n) for i, nodes in self.present.items() for n in nodes if n != self.node}
+
+    def reconcile(self, believed: set[tuple[str, str]], listed: set[tuple[str, str]]) -> list[str]:
+        """Drop what other nodes held at the query but the hub's presence no longer lists
+        (a crashed node never says "down"); the ids that became disconnected."""
+        gone = []
+        for device_id, node in believed - listed:
+            if node != self.node and self.device_down(device_id, node):
+                gone.append(device_id)
+        return gone
 
     def device_down(self, device_id: str, node: str) -> bool:
         """A node lost the id; True when it is now connected nowhere."""

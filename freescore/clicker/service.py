@@ -12,13 +12,14 @@ from urllib.parse import urlsplit
 
 from autobahn.websocket.protocol import WebSocketProtocol
 from autobahn.websocket.types import ConnectionRequest
-from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.defer import Deferred
+from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from freescore.clicker import wire
 from freescore.clicker.logic import Clicker, IdsExhausted, Registration, Session
-from freescore.clicker.store import RegistryStore, load_registry
+from freescore.clicker.store import HubRegistry, RegistryStore, load_registry
 from freescore.config import ConfigError
 from freescore.hub import HubMessage
 from freescore.service import ProtocolService, ServiceContext
@@ -28,15 +29,8 @@ log = Logger(namespace="freescore.clicker")
 
 CHANNEL = "clicker"
 PRESENCE = "clicker"
-SECRET_KEY = "clicker:secret:"
-"""Hub store keys (several nodes): secret -> id, and id -> secret (the claim)."""
-ID_KEY = "clicker:id:"
 MAX_HELD_FRAMES = 64
 """Frames buffered behind a REGISTER whose write is in flight before reading pauses."""
-
-
-def _is_id(value: Any) -> bool:
-    return isinstance(value, str) and len(value) == 6 and value.isascii() and value.isdigit()
 
 
 def _secret_label(secret: str) -> str:
@@ -111,8 +105,14 @@ class ClickerProtocol(FreescoreServerProtocol):
 
     def _register(self, command: wire.Register) -> None:
         svc = self.factory.clicker
-        if svc.shared and svc.logic.registry.lookup(command.secret) is None:
-            self._register_shared(command)
+        if svc.hub_registry is not None:
+            if not svc.logic.claim_sender(self.session):
+                self._ignore_register()
+                return
+            self._held = []
+            svc.hub_registry.register(command.secret).addCallbacks(
+                self._hub_registered, lambda f: self._register_failed(f, None)
+            )
             return
         try:
             registration = svc.logic.register(self.session, command)
@@ -121,49 +121,29 @@ class ClickerProtocol(FreescoreServerProtocol):
             self.factory.metrics.errors.inc()
             return
         if registration is None:
-            self._register_ignored()
+            self._ignore_register()
             return
         if not registration.created:
             self._registered(registration)
             return
         self._held = []
         svc.store.commit().addCallbacks(
-            lambda _: self._registered(registration), lambda f: self._register_failed(f, registration)
+            lambda _: self._registered(registration), lambda f: self._register_failed(f, registration.device_id)
         )
 
-    def _register_ignored(self) -> None:
+    def _ignore_register(self) -> None:
         if not self._told_role:  # once per connection: a flood must not flood the log
             self._told_role = True
             log.info("clicker: {peer} sent REGISTER with a role already set; ignored", peer=self.peer)
         self.factory.metrics.errors.inc()
 
-    def _register_shared(self, command: wire.Register) -> None:
-        """A secret this node does not know, with several nodes: ask the hub, or claim a new id there."""
-        svc = self.factory.clicker
-        if not svc.logic.claim_sender(self.session):
-            self._register_ignored()
-            return
-        self._held = []
-
-        def assigned(registration: Registration) -> Any:
-            svc.logic.assign(self.session, registration)
-            if not registration.created:
-                return registration
-            return svc.store.commit().addCallback(lambda _: registration)
-
-        def failed(failure: Failure) -> None:
-            if failure.check(IdsExhausted):
-                log.error("clicker: every id is allocated; REGISTER from {peer} gets no reply", peer=self.peer)
-                self.factory.metrics.errors.inc()
-                self._held = None
-                return
-            self._register_failed(failure, None)
-
-        svc.shared_registration(command.secret).addCallback(assigned).addCallbacks(self._registered, failed)
+    def _hub_registered(self, registration: Registration) -> None:
+        self.factory.clicker.logic.assign(self.session, registration)
+        self._registered(registration)
 
     def _registered(self, registration: Registration) -> None:
-        held, self._held = self._held, None
         if self._gone:
+            self._held = None
             return
         svc = self.factory.clicker
         self.send_text(wire.format_registered(registration.device_id, registration.secret))
@@ -174,6 +154,11 @@ class ClickerProtocol(FreescoreServerProtocol):
         )
         if svc.logic.sender_live(self.session):
             svc.device_up(registration.device_id)
+        self._release_held()
+
+    def _release_held(self) -> None:
+        """Handle the frames that arrived while the REGISTER was pending, in order."""
+        held, self._held = self._held, None
         for payload in held or ():
             if self._gone:
                 break
@@ -182,12 +167,13 @@ class ClickerProtocol(FreescoreServerProtocol):
             self._paused = False
             self.transport.resumeProducing()
 
-    def _register_failed(self, failure: Failure, registration: Registration | None) -> None:
-        log.failure(
-            "clicker: could not save the registry; no REGISTERED for {id}", failure,
-            id=registration.device_id if registration is not None else self.session.device_id,
-        )
+    def _register_failed(self, failure: Failure, device_id: str | None) -> None:
         self.factory.metrics.errors.inc()
+        if failure.check(IdsExhausted):  # no reply, as the spec says; later SCOREs are still answered
+            log.error("clicker: {why}; REGISTER from {peer} gets no reply", why=str(failure.value), peer=self.peer)
+            self._release_held()
+            return
+        log.failure("clicker: could not save the registry; no REGISTERED for {id}", failure, id=device_id or "?")
         self._held = None
         if not self._gone:
             self.dropConnection(abort=True)
@@ -236,14 +222,14 @@ class ClickerService(ProtocolService):
         self.settings = settings
         self.hub = ctx.hub
         self.node = ctx.hub.node
-        self.shared = ctx.config.hub.backend != "memory"
-        """Several nodes: secrets and ids are also kept in the hub's store, so any node knows them."""
         try:
             registry = load_registry(settings.state)
         except (OSError, ValueError) as e:
             raise ConfigError(ctx.config.file, f"{ctx.name}.state", f"cannot read the registry: {e}") from None
         self.logic = Clicker(registry, node=self.node)
         self.store = RegistryStore(settings.state, registry, ctx.reactor)
+        use_hub = settings.registry == "hub" or (settings.registry == "auto" and ctx.config.hub.backend == "redis")
+        self.hub_registry = HubRegistry(ctx.hub) if use_hub else None
         limits = WebSocketLimits(
             max_frame=65536, max_message=65536, close_timeout=settings.close_timeout,
             keepalive=settings.ping_interval, allowed_origins=("*",),
@@ -255,19 +241,31 @@ class ClickerService(ProtocolService):
         self.factory.clicker = self
         self.resources = {settings.path: ClickerEndpoint(self.factory)}
         self._subscription: Any = None
+        self._presence_loop: LoopingCall | None = None
 
     def startService(self) -> None:
         super().startService()
         self._subscription = self.hub.subscribe(CHANNEL, self._on_hub)
+        ready = getattr(self._subscription, "ready", None)
+        if ready is not None:
+            ready.addCallback(lambda _: log.info("clicker: subscribed to hub channel {channel}", channel=CHANNEL))
         self.hub.members(PRESENCE).addCallbacks(self._seed_presence, self._hub_failed)
-        if self.shared:
-            self._share_registry().addErrback(self._hub_failed)
-        log.info(
-            "clicker: {count} registered device(s) in {path}", count=len(self.logic.registry), path=str(self.store.path)
-        )
+        if self.settings.presence_check > 0:
+            self._presence_loop = LoopingCall(self._check_presence)
+            self._presence_loop.clock = self.ctx.reactor
+            self._presence_loop.start(self.settings.presence_check, now=False).addErrback(self._hub_failed)
+        if self.hub_registry is not None:
+            log.info("clicker: device registry in the hub's shared store")
+        else:
+            log.info(
+                "clicker: {count} registered device(s) in {path}", count=len(self.logic.registry),
+                path=str(self.store.path),
+            )
 
     def stopService(self) -> Deferred[None]:
         super().stopService()
+        if self._presence_loop is not None and self._presence_loop.running:
+            self._presence_loop.stop()
         if self._subscription is not None:
             self._subscription.cancel()
             self._subscription = None
@@ -278,60 +276,40 @@ class ClickerService(ProtocolService):
         self.hub.publish(CHANNEL, payload).addErrback(self._hub_failed)
 
     def device_up(self, device_id: str) -> None:
-        self.hub.join(PRESENCE, device_id, {"node": self.node}).addErrback(self._hub_failed)
+        # Join before publishing: a node that saw "up" then finds the member listed.
+        self.hub.join(PRESENCE, f"{device_id}@{self.node}", {"id": device_id, "node": self.node}).addErrback(
+            self._hub_failed
+        )
         self.publish(["up", device_id, self.node])
 
     def device_down(self, device_id: str) -> None:
-        self.hub.leave(PRESENCE, device_id).addErrback(self._hub_failed)
+        self.hub.leave(PRESENCE, f"{device_id}@{self.node}").addErrback(self._hub_failed)
         self.publish(["down", device_id, self.node])
 
-    @inlineCallbacks
-    def shared_registration(self, secret: str) -> Any:
-        """The hub's id for `secret`, or a fresh secret with an id claimed in the hub; a Registration.
-
-        An id is claimed by checking that no node holds it, setting it, and
-        reading it back; two nodes would both win only by drawing the same
-        random id (1 in 1,000,000) within one Redis round trip of each other.
-        """
-        registry = self.logic.registry
-        if secret:
-            known = yield self.hub.get(SECRET_KEY + secret)
-            if _is_id(known):
-                return registry.adopt(secret, known)
-        for _ in range(64):
-            device_id = registry.reserve_id()
-            if (yield self.hub.get(ID_KEY + device_id)) is not None:
-                continue  # another node's; now reserved here too
-            fresh = registry.fresh_secret()
-            yield self.hub.set(ID_KEY + device_id, fresh)
-            if (yield self.hub.get(ID_KEY + device_id)) != fresh:
-                continue  # lost a concurrent claim
-            yield self.hub.set(SECRET_KEY + fresh, device_id)
-            return registry.adopt(fresh, device_id)
-        raise IdsExhausted("no free id found in the hub")
-
-    @inlineCallbacks
-    def _share_registry(self) -> Any:
-        """Put this node's registry (e.g. from before it joined others) into the hub's store."""
-        conflicts = 0
-        for secret, device_id in list(self.logic.registry.secrets.items()):
-            owner = yield self.hub.get(ID_KEY + device_id)
-            if owner is None:
-                yield self.hub.set(ID_KEY + device_id, secret)
-            elif owner != secret:
-                conflicts += 1
-                continue
-            if (yield self.hub.get(SECRET_KEY + secret)) is None:
-                yield self.hub.set(SECRET_KEY + secret, device_id)
-        if conflicts:
-            log.warn("clicker: {count} id(s) of this node's registry belong to another secret in the hub; "
-                     "those devices are known on this node only", count=conflicts)
+    @staticmethod
+    def _holdings(members: dict[str, Any]) -> set[tuple[str, str]]:
+        held = set()
+        for info in members.values():
+            if isinstance(info, dict) and isinstance(info.get("id"), str) and isinstance(info.get("node"), str):
+                held.add((info["id"], info["node"]))
+        return held
 
     def _seed_presence(self, members: dict[str, Any]) -> None:
-        for device_id, info in members.items():
-            node = info.get("node") if isinstance(info, dict) else None
-            if isinstance(node, str) and node != self.node:
-                self.logic.device_up(device_id, node)
+        for device_id, node in self._holdings(members):
+            if node != self.node and self.logic.device_up(device_id, node):
+                self._to_watchers(device_id, wire.format_connect(device_id))
+
+    def _check_presence(self) -> None:
+        """Catch devices of a node that died without saying "down" (its presence expired in the hub)."""
+        believed = self.logic.remote_holdings()
+        if not believed:
+            return
+
+        def listed(members: dict[str, Any]) -> None:
+            for device_id in self.logic.reconcile(believed, self._holdings(members)):
+                self._to_watchers(device_id, wire.format_disconnect(device_id))
+
+        self.hub.members(PRESENCE).addCallbacks(listed, self._hub_failed)
 
     def _hub_failed(self, failure: Failure) -> None:
         log.failure("clicker: hub operation failed", failure)

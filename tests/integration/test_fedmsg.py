@@ -216,7 +216,8 @@ def test_strict_mode_and_client2server(freescore, pub):
         # A browser publish (client2server on) reaches the exact subscriber. The sources are
         # independent, so it goes out once the ZeroMQ messages are in.
         await talker.ws.send(json.dumps({"topic": BODHI, "body": {"from": "browser"}}))
-        await talker.ready(send)  # the publish frame was handled before this probe
+        talker.probe = "probe.talker2."  # subscribed after the publish frame, so seen after it
+        await talker.ready(send)
         results = [r + await b.collect(send) for r, b in zip(results, browsers, strict=True)]
         for b in browsers:
             await b.ws.close()
@@ -251,6 +252,7 @@ def test_http_publish_token_and_errors(freescore, pub):
             await b.ready(send)
         # client2server is off: this browser publish reaches no one.
         await talker.ws.send(json.dumps({"topic": "org.x", "body": {"from": "browser"}}))
+        talker.probe = "probe.talker2."  # subscribed after the publish frame, so seen after it
         await talker.ready(send)
         r = requests.post(endpoint, json={"topic": "org.x", "body": {"a": 1}},
                           headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5)
@@ -372,7 +374,7 @@ def test_bad_input_is_ignored_and_limits_hold(freescore, pub):
     async def scenario():
         url = fs.url(0, "ws") + "/fedmsg"
         b = await Browser.open(url, "bad")
-        await b.subscribe(b.probe)  # first, so it fits under max_patterns
+        await b.subscribe(b.probe)  # an early pattern that fits under max_patterns
         for frame in ("not json", "[1]", '{"topic":5}', '{"body":"x"}', '{"topic":"__topic_subscribe__","body":["a"]}',
                       '{"topic":"__topic_subscribe__","body":null}', '{"topic":"__topic_unsubscribe__","body":7}'):
             await b.ws.send(frame)
@@ -381,6 +383,9 @@ def test_bad_input_is_ignored_and_limits_hold(freescore, pub):
         await b.subscribe(*(f"t.{i}." for i in range(2000)))  # only t.0. .. t.8. fit
         await b.subscribe("t.0.")  # a duplicate changes nothing
         await b.ws.send(json.dumps({"topic": "__topic_unsubscribe__", "body": "t.1."}))
+        # A fresh probe pattern subscribed last (it takes t.1.'s slot): seeing it proves every
+        # frame above was handled (the first probe could arrive while they were still queued).
+        b.probe = "probe.bad2."
         await b.ready(send)
         for topic in ("t.0.a", "t.1.a", "t.8.a", "t.9.a", "t.500.a", "x" * 101):
             send(topic, b"{}")
@@ -394,7 +399,7 @@ def test_bad_input_is_ignored_and_limits_hold(freescore, pub):
         return got, closed.value.rcvd.code if closed.value.rcvd else None
 
     got, code = asyncio.run(scenario())
-    assert topics(got) == ["t.0.a", "t.8.a"]
+    assert topics(got) == ["t.0.a", "t.8.a"], fs.log()[-3000:]
     assert code == 1009
     fs.wait_log(r"reached 10 patterns")
     assert requests.get(fs.url(0) + "/status", timeout=5).text == "OK"
@@ -435,10 +440,16 @@ def test_slow_consumer_is_closed_and_others_unaffected(freescore, pub):
         for b in (slow, fast):
             await b.subscribe("bulk.")
             await b.ready(send)
-        # The slow browser now reads nothing while 10 MB of matching traffic arrives.
-        for _ in range(200):
-            send("bulk.data", chunk)
-        got = await fast.collect(send)
+        # The slow browser now reads nothing while 10 MB of matching traffic arrives; the fast
+        # one reads each 500 kB burst before the next is sent, so only the slow one lags.
+        got = []
+        for _ in range(20):
+            for _ in range(10):
+                send("bulk.data", chunk)
+            async with asyncio.timeout(TIMEOUT):
+                for _ in range(10):
+                    got.append(json.loads(await fast.ws.recv()))
+        assert await fast.collect(send) == []
         fs.wait_log(r"more than 1048576 bytes unsent, closing \(1013\)")
         codes = []
         try:

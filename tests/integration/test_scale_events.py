@@ -97,7 +97,8 @@ def test_posts_cross_nodes_with_increasing_ids_and_catch_up_anywhere(freescore, 
         again.close()
         on_a.close()
         # a concurrent burst from both nodes: every id once at a browser on each node
-        watchers = [Browser(a, ["Y"]), Browser(b, ["Y"])]
+        now = post(send_a, "Z", "now")  # watchers start from here (no catch-up of earlier Y posts)
+        watchers = [Browser(a, ["Y"], start=now), Browser(b, ["Y"], start=now)]
         burst: list[int] = []
         threads = [threading.Thread(target=lambda c=c: burst.extend(post(c, "Y", "burst") for _ in range(15)))
                    for c in (send_a, send_b)]
@@ -109,6 +110,11 @@ def test_posts_cross_nodes_with_increasing_ids_and_catch_up_anywhere(freescore, 
         for browser in watchers:
             assert sorted(m["id"] for m in browser.take(len(burst))) == sorted(burst)
             browser.close()
+        # and catch-up of that burst from either node: all of it, once, in id order
+        for node in (a, b):
+            late = Browser(node, ["Y"], start=now)
+            assert [m["id"] for m in late.take(len(burst))] == sorted(burst)
+            late.close()
     finally:
         for client in (send_a, send_b):
             client.disconnect()

@@ -1,0 +1,266 @@
+"""Autobahn protocol for gateway clients and the Twisted resource of the push API.
+
+Thin: rules live in `wire` and `logic`; this module moves bytes and schedules.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
+from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET, Request
+
+from freescore.gateway import logic, wire
+from freescore.websocket import FreescoreServerProtocol
+
+if TYPE_CHECKING:
+    from freescore.gateway.service import GatewayService
+
+_PHRASES = {401: "Unauthorized", 403: "Forbidden", 502: "Bad Gateway", 503: "Service Unavailable",
+            504: "Gateway Timeout"}
+
+
+class GatewayProtocol(FreescoreServerProtocol):
+    """One client: admitted by the connect hook, its messages become ordered PUTs."""
+
+    conn_id: str = ""
+    record: logic.ConnectionRecord | None = None
+    credential: wire.Credential | None = None
+    _lost: bool = False
+    _ended: bool = False
+    _close_hook_sent: bool = False
+    _timer: Any = None
+
+    @property
+    def gateway(self) -> GatewayService:
+        return self.factory.gateway  # type: ignore[attr-defined,no-any-return]
+
+    # -- handshake: the connect hook decides ------------------------------------------
+    def handshake(self, request: ConnectionRequest) -> Deferred[str | None]:
+        g = self.gateway
+        self.conn_id = logic.new_connection_id()
+        self.credential = wire.credential(request.headers, request.protocols, request.params,
+                                          g.settings.auth_query_param)
+        peer = self.transport.getPeer()
+        ip = getattr(peer, "host", "") or ""
+        self._source_ip = wire.source_ip(ip, request.headers.get("x-forwarded-for"), g.trusted_proxies)
+        self._user_agent = request.headers.get("user-agent", "")
+        self.backlog = logic.Backlog()
+        self.ws_uri = wire.ws_uri(g.ws_hostname(), self.conn_id)
+        g.log.debug("gateway: connect hook for {id} from {ip} (credential from {source})",
+                    id=self.conn_id, ip=self._source_ip, source=self.credential.source)
+        d = g.backend.connect(self.conn_id, self.credential.value, self.ws_uri, g.settings.timeout)
+        d.addCallback(self._decided)
+        return d
+
+    def _decided(self, decision: wire.Decision) -> str | None:
+        g = self.gateway
+        if not decision.admitted:
+            g.log.info("gateway: refused {id}: {status} {code}", id=self.conn_id, status=decision.status,
+                       code=decision.code)
+            g.refused.labels(code=decision.code).inc()
+            raise ConnectionDeny(decision.status, _PHRASES.get(decision.status, "Refused"))
+        if self._lost:
+            # Admitted after the client left: tell the backend it is gone already.
+            g.log.info("gateway: {id} left before admission; sending the close hook", id=self.conn_id)
+            self._ended = True
+            self._send_close_hook()
+            raise ConnectionDeny(410, "Gone")
+        assert self.credential is not None
+        return self.credential.subprotocol
+
+    def sendHttpErrorResponse(self, code: int, reason: str, responseHeaders: Any = None) -> None:
+        """A refusal is a real HTTP response with a small JSON body (Autobahn sends none)."""
+        body = wire.deny_body(code)
+        head = [f"HTTP/1.1 {code} {reason}", "Content-Type: application/json", f"Content-Length: {len(body)}",
+                "Connection: close"]
+        for name, value in responseHeaders or ():
+            head.append(f"{name}: {value}")
+        self.sendData(("\r\n".join(head) + "\r\n\r\n").encode("utf-8") + body)
+
+    # -- open connection -----------------------------------------------------------
+    def opened(self) -> None:
+        g = self.gateway
+        now = g.reactor.seconds()
+        self.record = logic.ConnectionRecord(self.conn_id, self._source_ip, self._user_agent, connected_at=now)
+        g.register(self)
+        self._schedule_timer(now)
+
+    def received(self, payload: bytes, is_binary: bool) -> None:
+        if self.record is None or not self.live():
+            return  # closing (e.g. after 1013): nothing more goes to the backend
+        self.record.touch(self.gateway.reactor.seconds())
+        if not self.backlog.add(logic.Hook(payload, is_binary)):
+            self.gateway.log.warn("gateway: {id}: backend too slow, {n} PUTs queued; closing 1013",
+                                  id=self.conn_id, n=len(self.backlog.queue))
+            self.factory.metrics.errors.inc()
+            self.close_with(logic.CLOSE_TRY_AGAIN_LATER, logic.BACKLOG_REASON)
+            return
+        self._pump()
+
+    def push(self, payload: bytes, binary: bool) -> None:
+        if self.record is not None:
+            self.record.touch(self.gateway.reactor.seconds())
+        self.sendMessage(payload, binary)
+
+    def outbound_buffered(self) -> int:
+        """Bytes written but not yet sent to this client (Twisted's write buffer, under any TLS layer)."""
+        total = 0
+        transport = self.transport
+        while transport is not None:
+            data = getattr(transport, "dataBuffer", None)
+            if data is not None:
+                total += len(data) - getattr(transport, "offset", 0) + getattr(transport, "_tempDataLen", 0)
+                break
+            transport = getattr(transport, "transport", None)
+        return total
+
+    def live(self) -> bool:
+        """Open for data. (Autobahn's `is_open` attribute is a Future, which shadows the base's method.)"""
+        return self.state == self.STATE_OPEN
+
+    def info(self) -> bytes:
+        r = self.record
+        assert r is not None
+        return wire.info_body(r.connected_at, r.last_active_at, r.source_ip, r.user_agent)
+
+    def closed(self, was_clean: bool, code: int | None, reason: str | None) -> None:
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+        self.gateway.unregister(self)
+        self._ended = True
+        self._pump()
+
+    def connectionLost(self, reason: Any) -> None:
+        self._lost = True
+        super().connectionLost(reason)
+
+    # -- the ordered PUTs, then the DELETE -------------------------------------------
+    def _pump(self) -> None:
+        hook = self.backlog.next()
+        if hook is not None:
+            assert self.credential is not None
+            d = self.gateway.backend.message(self.conn_id, self.credential.value, hook)
+            d.addCallback(self._put_done)
+            return
+        if self._ended and self.backlog.drained():
+            self._send_close_hook()
+
+    def _put_done(self, result: Any) -> None:
+        self.backlog.done()
+        if result.status is None or not 200 <= result.status < 300:
+            self.gateway.log.warn("gateway: message hook for {id} failed: {what}", id=self.conn_id,
+                                  what=result.describe())
+            self.factory.metrics.errors.inc()
+        self._pump()
+
+    def _send_close_hook(self) -> None:
+        if self._close_hook_sent:
+            return
+        self._close_hook_sent = True
+        assert self.credential is not None
+        self.gateway.close_hook(self.conn_id, self.credential.value, self.ws_uri)
+
+    # -- idle and max-duration timers --------------------------------------------------
+    def _schedule_timer(self, now: float) -> None:
+        assert self.record is not None
+        due = self.gateway.timers.next_check(self.record)
+        if due is not None:
+            self._timer = self.gateway.reactor.callLater(max(0.0, due - now), self._check_timers)
+
+    def _check_timers(self) -> None:
+        self._timer = None
+        if self.record is None or not self.live():
+            return
+        now = self.gateway.reactor.seconds()
+        expiry = self.gateway.timers.expiry(self.record, now)
+        if expiry is not None:
+            self.gateway.log.info("gateway: {id}: {reason}, closing {code}", id=self.conn_id,
+                                  reason=expiry.reason, code=expiry.code)
+            self.close_with(expiry.code, expiry.reason)
+            return
+        self._schedule_timer(now)
+
+
+class PushAPI(Resource):
+    """`{push_path}/{id}`: PUT/POST send, GET describes, DELETE closes (AWS @connections)."""
+
+    isLeaf = True
+
+    def __init__(self, gateway: GatewayService) -> None:
+        super().__init__()
+        self.gateway = gateway
+
+    def render(self, request: Request) -> Any:
+        g = self.gateway
+        if not g.serves_push(request):
+            return _json(request, 404, wire.encode({"error": "not found"}))
+        if not g.push_allowed(request.getClientAddress()):
+            err = wire.PushError(403, "FORBIDDEN", "Forbidden", "ForbiddenException")
+            return _error(request, err)
+        body = request.content.read() if request.content is not None else b""
+        method = request.method.decode("ascii", "replace")
+        path = request.path.decode("latin-1")
+        headers = {name: _header(request, name) for name in
+                   ("authorization", wire.TIMESTAMP_HEADER, wire.SIGNATURE_HEADER)}
+        try:
+            wire.authenticate(headers, method, path, body, g.reactor.seconds(), g.settings.push_token,
+                              g.settings.push_hmac_secret)
+            command = wire.push_command(method, _header(request, "content-type"), body, g.settings.max_message)
+            conn_id = wire.connection_id([s.decode("utf-8", "replace") for s in request.postpath])
+            if conn_id is None:
+                raise wire.gone()
+        except wire.PushError as e:
+            if e.status == 401:
+                g.log.info("gateway: push API refused {method} {path}: bad credentials", method=method, path=path)
+            return _error(request, e)
+        d = g.route(conn_id, command)
+        d.addCallbacks(self._reply, self._failed, callbackArgs=(request,), errbackArgs=(request,))
+        return NOT_DONE_YET
+
+    def _reply(self, reply: tuple[int, bytes], request: Request) -> None:
+        if request._disconnected:
+            return
+        status, body = reply
+        if status == 410:
+            body = _error(request, wire.gone())
+        elif status == 429:
+            body = _error(request, wire.buffer_full())
+        elif status == 204:
+            request.setResponseCode(204)
+            body = b""
+        else:
+            body = _json(request, status, body)
+        # One write with a length: a chunked end marker as a second small write
+        # would wait for the client's delayed ACK (Nagle).
+        request.setHeader("content-length", str(len(body)))
+        if body:
+            request.write(body)
+        request.finish()
+
+    def _failed(self, failure: Failure, request: Request) -> None:
+        self.gateway.log.error("gateway: push failed: {why}", why=failure.getErrorMessage())
+        if not request._disconnected:
+            request.write(_json(request, 500, wire.encode({"code": "INTERNAL_ERROR", "message": "push failed"})))
+            request.finish()
+
+
+def _header(request: Request, name: str) -> str | None:
+    value = request.getHeader(name)
+    return value.decode("latin-1") if isinstance(value, bytes) else value
+
+
+def _json(request: Request, status: int, body: bytes) -> bytes:
+    request.setResponseCode(status)
+    request.setHeader("content-type", "application/json")
+    return body
+
+
+def _error(request: Request, err: wire.PushError) -> bytes:
+    if err.error_type:
+        request.setHeader("x-amzn-ErrorType", err.error_type)
+    return _json(request, err.status, err.body())

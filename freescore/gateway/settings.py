@@ -1,0 +1,171 @@
+"""The `[gateway]` table, the seed's environment overrides and the start-up rules."""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from freescore.config import Config, ConfigError, ListenerSettings, ServiceSettings, SettingError
+from freescore.gateway import wire
+
+LOG_LEVELS = ("error", "warn", "info", "debug")
+HOOK_TIMEOUT_RANGE = (50, 29000)
+MAX_TIMEOUT_MS = 2**31
+
+
+@dataclass(frozen=True)
+class Settings(ServiceSettings):
+    api_uri: str = ""
+    """Backend base URL; required (here or in API_URI / TARGET_ADDRESS)."""
+    ws_hostname: str = ""
+    """Base of each `ws_uri`; empty: the first push listener's address + push_path."""
+    path: str = "/gateway"
+    push_path: str = "/@connections"
+    push_token: str | None = None
+    push_hmac_secret: str | None = None
+    push_listen: tuple[int | str, ...] = ()
+    """Listeners (index or name) that serve the push API; empty: all of the gateway's."""
+    push_allow: tuple[str, ...] = ()
+    """Client networks (CIDR) allowed to call the push API; empty: any."""
+    trusted_proxies: tuple[str, ...] = ()
+    """Networks whose X-Forwarded-For is believed for GET's sourceIp."""
+    timeout: int = 30000
+    hook_timeout: int = 10000
+    max_frame: int = 32768
+    max_message: int = 131072
+    idle_timeout: float = 600.0
+    max_duration: float = 7200.0
+    auth_query_param: str = "token"
+    log_level: str = "info"
+    max_connections: int = 10000
+    hook_pool_size: int = 128
+    """Persistent connections kept to the backend."""
+    max_outbound_buffer: int = 1048576
+    """Bytes waiting to be written to one client beyond which a push gets 429."""
+    close_retry_delays: tuple[float, ...] = (1.0, 2.0)
+    """Pauses between DELETE hook attempts (3 attempts in all by default)."""
+
+    def validate(self, base: Path) -> Settings:
+        s = apply_environment(self, os.environ)
+        if not s.api_uri:
+            raise SettingError("api_uri", "is required (or set API_URI in the environment)")
+        api = wire.with_scheme(s.api_uri)
+        if not wire.valid_http_url(api):
+            raise SettingError("api_uri", f"must be an http(s) URL, not {s.api_uri!r}")
+        ws_host = wire.with_scheme(s.ws_hostname) if s.ws_hostname else ""
+        if ws_host and not wire.valid_http_url(ws_host):
+            raise SettingError("ws_hostname", f"must be an http(s) URL, not {s.ws_hostname!r}")
+        for key in ("path", "push_path"):
+            value = getattr(s, key)
+            if not value.startswith("/"):
+                raise SettingError(key, f"must start with '/', not {value!r}")
+        if s.path.strip("/") == s.push_path.strip("/"):
+            raise SettingError("push_path", "must differ from path")
+        if not 1 <= s.timeout <= MAX_TIMEOUT_MS:
+            raise SettingError("timeout", f"must be 1..{MAX_TIMEOUT_MS} ms")
+        hook_timeout = min(max(s.hook_timeout, HOOK_TIMEOUT_RANGE[0]), HOOK_TIMEOUT_RANGE[1])
+        for key in ("max_frame", "max_message", "max_connections", "hook_pool_size", "max_outbound_buffer"):
+            if getattr(s, key) < 1:
+                raise SettingError(key, "must be positive")
+        for key in ("idle_timeout", "max_duration"):
+            if getattr(s, key) < 0:
+                raise SettingError(key, "must be 0 (off) or positive")
+        if any(d < 0 for d in s.close_retry_delays):
+            raise SettingError("close_retry_delays", "must not be negative")
+        if s.log_level not in LOG_LEVELS:
+            raise SettingError("log_level", f"must be one of {', '.join(LOG_LEVELS)}")
+        for key in ("push_token", "push_hmac_secret"):
+            if getattr(s, key) == "":
+                raise SettingError(key, "must not be empty (leave it out instead)")
+        for key in ("push_allow", "trusted_proxies"):
+            for i, net in enumerate(getattr(s, key)):
+                try:
+                    ipaddress.ip_network(net, strict=False)
+                except ValueError:
+                    raise SettingError(f"{key}[{i}]", f"not a network: {net!r}") from None
+        return dataclasses.replace(s, api_uri=api, ws_hostname=ws_host, hook_timeout=hook_timeout)
+
+    @property
+    def keepalive(self) -> float:
+        """Ping every timeout/2, at least 1 s; silent for a full interval after a ping = dead."""
+        return max(1.0, self.timeout / 2000.0)
+
+    def networks(self, key: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        return tuple(ipaddress.ip_network(n, strict=False) for n in getattr(self, key))
+
+
+def apply_environment(s: Settings, environ: Mapping[str, str]) -> Settings:
+    """The seed's variables win over the file: API_URI, WS_HOSTNAME, WS_TIMEOUT, LOG_LEVEL."""
+    changes: dict[str, object] = {}
+    api = environ.get("API_URI") or environ.get("TARGET_ADDRESS")
+    if api:
+        changes["api_uri"] = api
+    host = environ.get("WS_HOSTNAME") or environ.get("LOCAL_ADDRESS")
+    if host:
+        changes["ws_hostname"] = host
+    timeout = environ.get("WS_TIMEOUT")
+    if timeout:
+        try:
+            changes["timeout"] = int(timeout)
+        except ValueError:
+            raise SettingError("timeout", f"WS_TIMEOUT must be milliseconds, not {timeout!r}") from None
+    level = environ.get("LOG_LEVEL")
+    if level:
+        level = level.strip().lower()
+        changes["log_level"] = "warn" if level == "warning" else level
+    return dataclasses.replace(s, **changes) if changes else s
+
+
+def is_loopback(listener: ListenerSettings) -> bool:
+    """Does this endpoint accept connections from this host only?"""
+    kind, _, rest = listener.endpoint.partition(":")
+    if kind == "unix":
+        return True
+    if kind not in ("tcp", "tcp6"):
+        return False
+    for part in rest.split(":"):
+        key, eq, value = part.partition("=")
+        if eq and key == "interface":
+            value = value.strip("[]")
+            if value == "localhost":
+                return True
+            try:
+                return ipaddress.ip_address(value).is_loopback
+            except ValueError:
+                return False
+    return False
+
+
+def push_listeners(config: Config, name: str = "gateway") -> tuple[int, ...]:
+    """Indexes of the listeners that serve the push API."""
+    settings = config.services[name]
+    assert isinstance(settings, Settings)
+    mine = config.listeners_for(name)
+    if not settings.push_listen:
+        return mine
+    names = {lst.name: i for i, lst in enumerate(config.listeners) if lst.name}
+    chosen = []
+    for i, ref in enumerate(settings.push_listen):
+        index = ref if isinstance(ref, int) else names.get(ref)
+        if index is None or index not in mine:
+            raise ConfigError(config.file, f"{name}.push_listen[{i}]", f"{ref!r} is not a listener of the gateway")
+        chosen.append(index)
+    return tuple(sorted(set(chosen)))
+
+
+def check_config(config: Config, name: str = "gateway") -> None:
+    settings = config.services[name]
+    assert isinstance(settings, Settings)
+    indexes = push_listeners(config, name)
+    if settings.push_token is None and settings.push_hmac_secret is None:
+        open_ones = [i for i in indexes if not is_loopback(config.listeners[i])]
+        if open_ones:
+            raise ConfigError(
+                config.file, f"{name}.push_listen",
+                f"the push API has no push_token or push_hmac_secret, so it may only be on loopback "
+                f"listeners; listener {open_ones[0]} is not",
+            )

@@ -1,0 +1,80 @@
+"""Gateway rules with time passed in: records, timers, backlog, close-hook retries."""
+
+import re
+
+from freescore.gateway import logic
+
+
+def test_ids_are_uuid4_and_unique():
+    ids = {logic.new_connection_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    assert all(re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", i) for i in ids)
+
+
+def test_record_touch():
+    r = logic.ConnectionRecord("id", "1.2.3.4", "ua", connected_at=100.0)
+    assert r.last_active_at == 100.0
+    r.touch(150.0)
+    assert r.last_active_at == 150.0
+
+
+def test_idle_timer():
+    t = logic.Timers(idle=10, max_duration=0)
+    r = logic.ConnectionRecord("id", "", "", connected_at=100.0)
+    assert t.expiry(r, 109.9) is None
+    assert t.next_check(r) == 110.0
+    r.touch(105)
+    assert t.expiry(r, 110) is None
+    assert t.next_check(r) == 115.0
+    assert t.expiry(r, 115) == logic.Expiry(1001, "Idle timeout")
+
+
+def test_max_duration_wins_over_activity():
+    t = logic.Timers(idle=10, max_duration=30)
+    r = logic.ConnectionRecord("id", "", "", connected_at=0.0)
+    for now in range(0, 30, 5):
+        r.touch(now)
+        assert t.expiry(r, now) is None
+    assert t.expiry(r, 30) == logic.Expiry(1001, "Max connection duration")
+
+
+def test_timers_off():
+    t = logic.Timers(idle=0, max_duration=0)
+    r = logic.ConnectionRecord("id", "", "", connected_at=0.0)
+    assert t.expiry(r, 1e9) is None
+    assert t.next_check(r) is None
+
+
+def test_backlog_one_at_a_time_in_order():
+    b = logic.Backlog()
+    for i in range(3):
+        assert b.add(logic.Hook(b"m%d" % i, False))
+    first = b.next()
+    assert first.payload == b"m0"
+    assert b.next() is None  # one in flight
+    b.done()
+    assert b.next().payload == b"m1"
+    b.done()
+    assert b.next().payload == b"m2"
+    assert not b.drained()
+    b.done()
+    assert b.drained()
+
+
+def test_backlog_limits():
+    b = logic.Backlog(max_messages=2, max_bytes=10)
+    assert b.add(logic.Hook(b"12345", False))
+    assert b.add(logic.Hook(b"12345", False))
+    assert not b.add(logic.Hook(b"", False))
+    b.next()
+    assert not b.add(logic.Hook(b"123456", False))  # 5 + 6 bytes > 10
+    assert b.add(logic.Hook(b"12345", False))
+
+
+def test_close_retry_schedule():
+    delays = (1.0, 2.0)
+    assert logic.close_retry_delay(1, None, delays) == 1.0
+    assert logic.close_retry_delay(2, 503, delays) == 2.0
+    assert logic.close_retry_delay(3, 503, delays) is None
+    assert logic.close_retry_delay(1, 404, delays) is None
+    assert logic.close_retry_delay(1, 200, delays) is None
