@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+import requests
 import websockets
 from scale_nodes import no_tracebacks, redis_server, start_nodes, status, wait_subscribed, wait_until  # noqa: F401
 
@@ -102,3 +103,52 @@ def test_redis_restart_during_clicker_traffic(freescore, redis_server):  # noqa:
     for node in (a, b):
         assert node.log().count("redis hub: lost the connection") == 1
     no_tracebacks(a, b)
+
+
+def test_redis_restart_keeps_event_ids_increasing_and_gateway_presence(freescore, redis_server):  # noqa: F811
+    """After an empty Redis comes back: event ids stay above every earlier id, posts cross nodes again,
+    and a gateway connection held by node a is reachable from node b (presence re-announced)."""
+    pytest.importorskip("freescore.events")
+    pytest.importorskip("freescore.gateway")
+    from test_gateway import SECRET, TOKEN, Backend, bearer, credential
+    from test_scale_events import TABLE as EVENTS
+    from test_scale_events import Browser, post, sender
+    from websockets.sync.client import connect as ws_connect
+
+    backend = Backend()
+    gateway = f'\n[gateway]\napi_uri = "{backend.url}"\npush_token = "{TOKEN}"\npush_hmac_secret = "{SECRET}"\n'
+    try:
+        a, b = start_nodes(freescore, redis_server, {"node-a": EVENTS + gateway, "node-b": EVENTS + gateway})
+        wait_subscribed(redis_server, "events:posts", 2)
+        cred = credential()
+        with ws_connect(a.url(0, "ws") + "/gateway", additional_headers={"Authorization": cred}) as conn:
+            conn_id = backend.connect_hook(cred).conn_id
+            send_a = sender(a)
+            on_b = Browser(b, ["X"])
+            before = [post(send_a, "X", i) for i in range(5)]
+            assert [m["id"] for m in on_b.take(5)] == before
+            redis_server.kill()
+            wait_until(lambda: status(a) == 503 and status(b) == 503, what="both nodes to report the hub down")
+            during = post(send_a, "X", "during")  # served by node a alone, with a node-local id
+            redis_server.start()
+            wait_until(lambda: status(a) == 200 and status(b) == 200, what="both nodes to recover")
+            wait_subscribed(redis_server, "events:posts", 2)
+            after = post(send_a, "X", "after")
+            assert after > during > before[-1], "ids increase through the outage"
+            got = on_b.messages.get(timeout=GUARD)
+            assert got["id"] == after, got  # what node a posted alone did not reach node b
+            send_b = sender(b)
+            assert post(send_b, "X", "from b") > after
+            send_b.disconnect()
+
+            def pushed() -> bool:
+                r = requests.post(b.url() + "/@connections/" + conn_id, data=b"back", headers=bearer(), timeout=15)
+                return r.status_code == 200
+
+            wait_until(pushed, what="node a's presence back in Redis")
+            assert conn.recv(timeout=GUARD) == "back"
+            send_a.disconnect()
+            on_b.close()
+        no_tracebacks(a, b)
+    finally:
+        backend.stop()
