@@ -9,9 +9,10 @@ import time
 import pytest
 import requests
 import socketio
-from harness import FreescoreProcess
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect as ws_connect
+
+from harness import FreescoreProcess
 
 TOKEN = "s3cret-token"
 CONFIG = f"""

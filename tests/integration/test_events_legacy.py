@@ -9,8 +9,9 @@ from contextlib import contextmanager
 import pytest
 import requests
 import socketio
-from harness import FreescoreProcess
 from websockets.sync.client import connect as ws_connect
+
+from harness import FreescoreProcess
 
 TOKEN = "legacy-key"
 CONFIG = f"""

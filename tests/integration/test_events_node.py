@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import socketio
+
 from harness import FreescoreProcess
 
 JS = Path(__file__).resolve().parent.parent / "js"
