@@ -240,6 +240,7 @@ class NodeClient:
         self._peek = None
         if line.startswith("{"):
             got = json.loads(line)
+            self.msgs = got["msgs"]
             return ("stats", array("q", got["lat"]).tobytes(), got["closed"])
         return (line,)
 
@@ -382,7 +383,7 @@ nofile = {hard}
             next_at += interval
             topic = rng.choice(TOPICS)
             expected += fanout[topic]
-            body = (f'{{"t":{time.monotonic_ns()},"s":{step},"topic":"{topic}","i":{i},'
+            body = (f'{{"t":{time.monotonic_ns()},"s":{step},"i":{i},"topic":"{topic}",'
                     f'"msg_id":"2026-{i:08d}","username":"bench","msg":{{"pad":"{pad}"}}}}')
             pub.send_multipart([topic.encode(), body.encode()])
         publish_s = time.monotonic() - t0
@@ -401,6 +402,16 @@ nofile = {hard}
             got.frombytes(raw)
             lat.extend(v / 1e6 for v in got)
         lat.sort()
+        per_msg: dict[str, list[float]] = {}
+        for pipe in pipes:
+            for i, (lo, hi) in getattr(pipe, "msgs", {}).items():
+                cur = per_msg.setdefault(i, [lo, hi])
+                cur[0], cur[1] = min(cur[0], lo), max(cur[1], hi)
+        if os.environ.get("FEDMSG_BENCH_DEBUG") and per_msg:
+            firsts = sorted(v[0] / 1e6 for v in per_msg.values())
+            spans = sorted((v[1] - v[0]) / 1e6 for v in per_msg.values())
+            print(f"  per message: first delivery p50 {pct(firsts, .5):.1f} p99 {pct(firsts, .99):.1f} ms; "
+                  f"fan-out span p50 {pct(spans, .5):.1f} p99 {pct(spans, .99):.1f} max {spans[-1]:.1f} ms")
         row = {
             "rate": rate, "msgs": count, "fanout": expected / count, "expected": expected, "delivered": len(lat),
             "dps": len(lat) / publish_s, "p50": pct(lat, 0.50), "p99": pct(lat, 0.99), "max": lat[-1] if lat else 0,

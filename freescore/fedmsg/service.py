@@ -86,7 +86,7 @@ class FedmsgProtocol(FreescoreServerProtocol):
     def unsent(self) -> int:
         return unsent_bytes(self._transports)
 
-    def write_frames(self, frames: list[Any]) -> bool:
+    def write_frames(self, frames: Any) -> bool:
         """Write prepared frames in order; True if bytes may be left buffered in the process.
 
         The fan-out hot path: on a plain TCP connection with nothing queued it
@@ -95,11 +95,12 @@ class FedmsgProtocol(FreescoreServerProtocol):
         epoll_ctl calls and a reactor turn per delivery). Anything not sent at
         once, TLS, and compression go through the normal path, which keeps order.
         """
+        single = type(frames) is not list  # one PreparedMessage (the common case) or a list of them
         if self._perMessageCompress is not None or self.send_queue:
-            for prepared in frames:
+            for prepared in (frames,) if single else frames:
                 WebSocketServerProtocol.sendPreparedMessage(self, prepared)
             return True
-        data = frames[0].payloadHybi if len(frames) == 1 else b"".join(p.payloadHybi for p in frames)
+        data = frames.payloadHybi if single else b"".join(p.payloadHybi for p in frames)
         conn = self._tcp
         if conn is None:
             self.transport.write(data)
@@ -193,7 +194,7 @@ class FedmsgService(ProtocolService):
         self._zmq: zmq.Context | None = None
         self.subscribers: list[Subscriber] = []
         self.publisher: Publisher | None = None
-        self._pending: dict[FedmsgProtocol, list[Any]] = {}
+        self._pending: dict[FedmsgProtocol, Any] = {}
         self._flush_call: Any = None
         self.zmq_gauge = Gauge(
             "freescore_fedmsg_zmq_connected", "1 while the ZeroMQ SUB endpoint is connected, 0 while connecting",
@@ -338,9 +339,11 @@ class FedmsgService(ProtocolService):
             sent += 1
             queued = pending.get(proto)
             if queued is None:
-                pending[proto] = [prepared]
-            else:
+                pending[proto] = prepared  # a list only when a second message comes in the same turn
+            elif type(queued) is list:
                 queued.append(prepared)
+            else:
+                pending[proto] = [queued, prepared]
         if sent:
             self.ctx.metrics.messages_out.inc(sent)
             if self._flush_call is None:
