@@ -253,7 +253,7 @@ class FedmsgService(ProtocolService):
             self.publisher.close()
             self.publisher = None
         if self._zmq is not None:
-            self._zmq.term()
+            self._zmq.destroy(linger=0)  # closes anything left open; term() alone could block
             self._zmq = None
         return super().stopService()
 
@@ -272,7 +272,11 @@ class FedmsgService(ProtocolService):
             self.ctx.metrics.errors.inc()
             log.warn("fedmsg: dropped a ZeroMQ message from {endpoint}: {why}", endpoint=endpoint, why=e)
             return
-        self.ctx.hub.publish(CHANNEL, {"topic": topic, "body": body_text})
+        self.ctx.hub.publish(CHANNEL, {"topic": topic, "body": body_text}).addErrback(self._hub_failed)
+
+    def _hub_failed(self, failure: Any) -> None:
+        self.ctx.metrics.errors.inc()
+        log.error("fedmsg: hub publish failed, message dropped: {why}", why=failure.getErrorMessage())
 
     def publish(self, topic: str, body_text: str) -> Deferred[HubMessage]:
         """An HTTP or browser publish: onto the hub, and out of the ZeroMQ PUB socket if any."""
@@ -301,7 +305,7 @@ class FedmsgService(ProtocolService):
         elif isinstance(frame, wire.Unsubscribe):
             self.index.unsubscribe(proto, frame.pattern)
         elif self.settings.client2server:
-            self.publish(frame.topic, frame.body_text)
+            self.publish(frame.topic, frame.body_text).addErrback(self._hub_failed)
         else:
             log.debug("fedmsg: dropped a publish from {peer} (client2server is off)", peer=proto.peer)
 
