@@ -211,6 +211,15 @@ class FedmsgService(ProtocolService):
         super().startService()
         raise_nofile(self.settings.nofile)
         self._hub_sub = self.ctx.hub.subscribe(CHANNEL, self._from_hub)
+        try:
+            self._start_zmq()
+        except zmq.ZMQError as e:
+            # e.g. a bind address in use: stop like a listener that cannot listen
+            log.error("fedmsg: cannot set up ZeroMQ: {why}", why=e)
+            reactor = self.ctx.reactor
+            reactor.callWhenRunning(reactor.stop)
+
+    def _start_zmq(self) -> None:
         s = self.settings
         if s.publish_endpoints or (s.zmq_ingest and s.endpoints):
             self._zmq = zmq.Context()

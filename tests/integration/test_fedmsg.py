@@ -518,3 +518,17 @@ publish_token = "{TOKEN}"
         pub.close(0)
         sub.close(0)
         ctx.term()
+
+
+def test_bind_address_in_use_stops_start_up(tmp_path):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        path = tmp_path / "busy.toml"
+        path.write_text(f'[[listen]]\nendpoint = "tcp:0:interface=127.0.0.1"\n\n[fedmsg]\n'
+                        f'publish_endpoints = ["tcp://127.0.0.1:{port}"]\n')
+        result = run_twistd(path)
+    assert "fedmsg: cannot set up ZeroMQ" in result.stdout + result.stderr
