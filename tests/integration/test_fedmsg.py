@@ -532,3 +532,28 @@ def test_bind_address_in_use_stops_start_up(tmp_path):
                         f'publish_endpoints = ["tcp://127.0.0.1:{port}"]\n')
         result = run_twistd(path)
     assert "fedmsg: cannot set up ZeroMQ" in result.stdout + result.stderr
+
+
+def test_peer_that_never_pongs_is_dropped(freescore, pub):
+    import base64
+    import os
+    import socket
+
+    fs = freescore(config(pub.port, "keepalive = 0.5"))
+    with socket.create_connection(("127.0.0.1", fs.port(0)), timeout=TIMEOUT) as sock:
+        key = base64.b64encode(os.urandom(16)).decode()
+        sock.sendall((f"GET /fedmsg HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                      f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+        # Read (so pings arrive) but never answer them: the server must hang up on its own.
+        received = b""
+        while True:
+            try:
+                chunk = sock.recv(4096)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            received += chunk
+    assert received.startswith(b"HTTP/1.1 101")
+    assert b"\x89" in received  # at least one ping frame came before the drop
+    fs.wait_log(r"answered no ping within 0.5s, dropping")
