@@ -448,6 +448,7 @@ nofile = {hard}
     fs.stop()
     pub.close(0)
     ctx.term()
+    shutil.rmtree(workdir, ignore_errors=True)
     write_report(args, rows, scaling, connect_s, time.monotonic() - started)
 
 
