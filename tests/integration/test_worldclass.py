@@ -444,3 +444,14 @@ def test_oversize_message_closes_cleanly(freescore, tmp_path):
         await again.close()
 
     asyncio.run(scenario())
+
+
+def test_idle_connection_is_closed(freescore, tmp_path):
+    fs, _ = start(freescore, tmp_path, inactivity_timeout=0.5)
+
+    async def scenario():
+        idle = await Peer.connect(fs.url(0, "ws"), "/worldclass/test/1/observer")
+        await asyncio.wait_for(idle._reader, 10)
+        assert idle.ws.close_code == 1000
+
+    asyncio.run(scenario())
