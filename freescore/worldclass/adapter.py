@@ -123,6 +123,9 @@ class WorldclassService(ProtocolService):
         log.info("worldclass: data root {data}", data=str(self.settings.data))
 
     def stopService(self) -> Any:
+        if self.flush_call is not None and self.flush_call.active():
+            self.flush_call.cancel()
+        self._flush()  # what was accepted is written (and sent, while the connections still exist)
         for calls in (self.autopilot_calls, self.ping_calls, self.idle_calls):
             for call in list(calls.values()):
                 if call.active():
