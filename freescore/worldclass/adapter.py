@@ -259,6 +259,7 @@ class WorldclassService(ProtocolService):
             send()
 
     def receive(self, proto: WorldclassProtocol, payload: bytes, is_binary: bool) -> None:
+        received = time.perf_counter()
         client = proto.client
         assert client is not None
         idle = self.idle_calls.get(proto)
@@ -308,7 +309,6 @@ class WorldclassService(ProtocolService):
             self._invalidate(client)
             self._error(proto, f"Error while processing request: {e}\n", request)
             return
-        received = time.perf_counter()
 
         def send() -> None:
             self.deliver(proto, outcome)
