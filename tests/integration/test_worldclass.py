@@ -126,6 +126,7 @@ def test_play_prelim_semfin_finals(freescore, tmp_path):
         await operator.send({"type": "division", "action": "read"})
         state = (await displays[0].expect(is_update("division", "read")))["division"]
         digests = [None]
+        leaderboards = 0
         performed = {"prelim": [], "semfin": [], "finals": []}
         steps = 0
         while True:
@@ -139,6 +140,13 @@ def test_play_prelim_semfin_finals(freescore, tmp_path):
                                and f["request"]["score"]["judge"] == 4, what="last score")
             board = await displays[0].expect(is_update("division", "scoreboard"), what="scoreboard")
             assert board["type"] == "division" and board["division"]["autopilot"] == "on"
+            order = board["division"]["order"][rnd]
+            position = order.index(current) + 1
+            last_form = form == len(board["division"]["forms"][rnd]) - 1
+            if last_form and (position % 2 == 0 or position == len(order)):
+                shown = await displays[0].expect(is_update("division", "leaderboard"), what="leaderboard")
+                assert shown["type"] == "division" and shown["division"]["state"] == "display"
+                leaderboards += 1
             nxt = await displays[0].expect(is_update("division", "next"), what="autopilot next")
             await displays[1].expect(is_update("division", "next"), what="autopilot next on display 2")
             assert nxt["digest"] != digests[-1]
@@ -149,6 +157,9 @@ def test_play_prelim_semfin_finals(freescore, tmp_path):
             if rnd == "finals" and (state["round"], state["current"], state["form"]) == (rnd, current, form):
                 break  # last form of the last finalist: autopilot stays put
             assert steps < 60
+        # leaderboard only after an even position or the last athlete (last form): none skipped, none extra
+        assert leaderboards == 11 + 6 + 4
+        assert sum(f.get("request", {}).get("action") == "leaderboard" for f in displays[0].frames) == leaderboards
         assert len(performed["prelim"]) == 22
         assert len(state["order"]["semfin"]) == 11
         assert sorted(state["order"]["semfin"]) == list(range(11, 22))
