@@ -196,10 +196,11 @@ def test_external_edit_is_reloaded(wc, tmp_path):
     assert r.out[0].payload["athletes"][0]["name"] == "Nico Janz"
 
 
-def test_unknown_and_se_only():
-    wc = logic.Worldclass(Path("/nonexistent-root"))
+def test_unknown_and_se_only(wc):
     with pytest.raises(logic.UnknownRequest):
         send(wc, {"type": "division", "action": "fly"})
+    with pytest.raises(RequestError, match="single-elimination"):
+        send(wc, {"type": "division", "action": "award min score"})
 
 
 def test_health_ladder():
