@@ -314,3 +314,29 @@ def test_queue_stays_in_id_order_when_posts_arrive_out_of_order():
     emit(d, s, "start-msg", {"start": START + 2})
     reply = emit(d, s, "set-filter", {"filter": ["X"]})
     assert [json.loads(p[1:])[1]["message"] for p in reply.packets[1:]] == [3, 4, 5]
+
+
+@given(st.integers(0, 3), st.lists(st.one_of(
+    st.tuples(st.just("post"), st.sampled_from("ABC")),
+    st.tuples(st.just("filter"), st.lists(st.sampled_from("ABC"), min_size=1, max_size=3)),
+), max_size=60))
+def test_a_socket_sees_each_message_once_in_order(start_after, ops):
+    """Whatever mix of posts and set-filters: ids a socket receives only increase."""
+    d = daemon(max_queue=5, rate_limit=0)
+    next_id = START
+    for _ in range(start_after):
+        next_id += 1
+        post(d, "A", None, next_id)
+    s, _ = connect(d)
+    emit(d, s, "start-msg", {"start": 0})
+    got: list[int] = []
+    for op, arg in ops:
+        if op == "post":
+            next_id += 1
+            if s in post(d, arg, None, next_id).sockets:
+                got.append(next_id)
+        else:
+            reply = emit(d, s, "set-filter", {"filter": arg})
+            got += [json.loads(p[1:])[1]["id"] for p in reply.packets if p.startswith('2["message"')]
+            assert s.channels == set(arg)
+    assert got == sorted(set(got))
