@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 
 import pytest
 import websockets
@@ -123,3 +124,23 @@ def test_secrets_and_ids_are_shared(freescore, redis_server):  # noqa: F811
     # the pairing is in Redis, set before REGISTERED went out
     assert redis_server.command("GET", f"freescore:kv:clicker:secret:{secret_b}") == f"$6\r\n{id_b}\r\n".encode()
     no_tracebacks(a, b)
+
+
+def test_devices_of_a_crashed_node_disconnect_on_the_others(freescore, redis_server):  # noqa: F811
+    table = TABLE + "presence_check = 0.3\n"
+    a, b = start_nodes(freescore, redis_server, {
+        "node-a": table.format(state="state-a"), "node-b": table.format(state="state-b"),
+    })
+    wait_subscribed(redis_server, "clicker", 2)
+
+    async def scenario():
+        async with connect(a) as device, connect(b) as listener:
+            device_id, _ = await register(device)
+            await watch(listener, device_id, f"CONNECT {device_id}")
+            a.signal(signal.SIGKILL)  # no DISCONNECT published: presence expires (presence_ttl = 2)
+            assert await asyncio.wait_for(listener.recv(), 20) == f"DISCONNECT {device_id}"
+            await listener.send(f"SUBSCRIBE {device_id}")
+            assert await recv(listener) == "CONNECT"
+
+    asyncio.run(asyncio.wait_for(scenario(), 40))
+    no_tracebacks(b)
