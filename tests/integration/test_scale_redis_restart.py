@@ -130,6 +130,11 @@ def test_redis_restart_keeps_event_ids_increasing_and_gateway_presence(freescore
             redis_server.kill()
             wait_until(lambda: status(a) == 503 and status(b) == 503, what="both nodes to report the hub down")
             during = post(send_a, "X", "during")  # served by node a alone, with a node-local id
+            r = requests.post(b.url() + "/@connections/" + conn_id, data=b"x", headers=bearer(), timeout=15)
+            assert (r.status_code, r.json()["code"]) == (503, "HUB_DOWN"), "not 410: node a still holds it"
+            r = requests.post(a.url() + "/@connections/" + conn_id, data=b"local", headers=bearer(), timeout=15)
+            assert r.status_code == 200  # the holder serves it alone
+            assert conn.recv(timeout=GUARD) == "local"
             redis_server.start()
             wait_until(lambda: status(a) == 200 and status(b) == 200, what="both nodes to recover")
             wait_subscribed(redis_server, "events:posts", 2)
