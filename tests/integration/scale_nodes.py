@@ -10,7 +10,7 @@ import pytest
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "hub"))
-from redisproc import SKIP_REASON, RedisServer, find_redis_server  # noqa: E402
+from redisproc import SKIP_REASON, RedisServer, find_redis_server, free_port  # noqa: E402, F401
 
 HUB = """
 [[listen]]

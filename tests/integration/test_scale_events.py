@@ -38,13 +38,13 @@ def post(client: socketio.Client, channel: str, message) -> int:
 class Browser:
     """A Socket.IO client subscribed to channels; every `message` event lands in a queue."""
 
-    def __init__(self, node, channels: list[str], start: int | None = None) -> None:
+    def __init__(self, node, channels: list[str], start: int | None = None, **connect) -> None:
         self.messages: queue.Queue[dict] = queue.Queue()
         self.statuses: queue.Queue[dict] = queue.Queue()
         self.client = socketio.Client(reconnection=False)
         self.client.on("message", self.messages.put)
         self.client.on("status", self.statuses.put)
-        self.client.connect(node.url(), auth={"role": "client"}, namespaces=["/"], wait_timeout=5)
+        self.client.connect(node.url(), auth={"role": "client"}, namespaces=["/"], wait_timeout=5, **connect)
         if start is not None:
             self.client.emit("start-msg", {"start": start})
             assert self.statuses.get(timeout=GUARD) == {"status": "success"}
