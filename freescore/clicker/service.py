@@ -1,7 +1,8 @@
 """The clicker adapter: Autobahn protocol and Twisted service, thin over wire and logic.
 
 Fan-out goes through the hub on one channel, `clicker`, carrying
-`["up", id, node]`, `["down", id, node]` and `["score", id, timestamp, score]`;
+`["up", id, node]`, `["down", id, node]` and
+`["scores", [[id, timestamp, score], ...]]` (the relays of one reactor turn);
 each node subscribes once and frames each relay once per dialect.
 """
 
@@ -113,7 +114,7 @@ class ClickerProtocol(FreescoreServerProtocol):
             outcome = svc.logic.score(self.session, command)
             self.send_line(outcome.reply)
             if outcome.relay:
-                svc.publish(["score", self.session.device_id, command.timestamp, command.score])
+                svc.publish_score(self.session.device_id, command.timestamp, command.score)  # type: ignore[arg-type]
         elif type(command) is wire.Register:
             self._register(command)
         else:
@@ -262,6 +263,8 @@ class ClickerService(ProtocolService):
         self.factory.clicker = self
         self.resources = {settings.path: ClickerEndpoint(self.factory)}
         self._subscription: Any = None
+        self._scores: list[list[str]] = []
+        self._flush_call: Any = None
         self._presence_loop: LoopingCall | None = None
 
     def startService(self) -> None:
@@ -285,6 +288,7 @@ class ClickerService(ProtocolService):
 
     def stopService(self) -> Deferred[None]:
         super().stopService()
+        self._flush_scores()
         if self._presence_loop is not None and self._presence_loop.running:
             self._presence_loop.stop()
         if self._subscription is not None:
@@ -293,10 +297,25 @@ class ClickerService(ProtocolService):
         return self.store.idle()
 
     # -- hub ------------------------------------------------------------------
-    def publish(self, payload: list[str]) -> None:
+    def publish(self, payload: list[Any]) -> None:
         self.hub.publish(CHANNEL, payload).addErrback(self._hub_failed)
 
+    def publish_score(self, device_id: str, timestamp: str, score: str) -> None:
+        """Queue a relay; the scores of one reactor turn go out as one hub message, in order."""
+        self._scores.append([device_id, timestamp, score])
+        if self._flush_call is None:
+            self._flush_call = self.ctx.reactor.callLater(0, self._flush_scores)
+
+    def _flush_scores(self) -> None:
+        if self._flush_call is not None and self._flush_call.active():
+            self._flush_call.cancel()
+        self._flush_call = None
+        if self._scores:
+            batch, self._scores = self._scores, []
+            self.publish(["scores", batch])
+
     def device_up(self, device_id: str) -> None:
+        self._flush_scores()  # keep relays and presence in the order they happened
         # Join before publishing: a node that saw "up" then finds the member listed.
         self.hub.join(PRESENCE, f"{device_id}@{self.node}", {"id": device_id, "node": self.node}).addErrback(
             self._hub_failed
@@ -304,6 +323,7 @@ class ClickerService(ProtocolService):
         self.publish(["up", device_id, self.node])
 
     def device_down(self, device_id: str) -> None:
+        self._flush_scores()
         self.hub.leave(PRESENCE, f"{device_id}@{self.node}").addErrback(self._hub_failed)
         self.publish(["down", device_id, self.node])
 
@@ -338,20 +358,22 @@ class ClickerService(ProtocolService):
     def _on_hub(self, message: HubMessage) -> None:
         payload = message.payload
         kind = payload[0]
-        device_id = payload[1]
-        if kind == "score":
-            draft1, draft2 = self.logic.receivers(device_id)
-            timestamp, score = payload[2], payload[3]
-            if draft2:
-                self._send_all(draft2, wire.format_relay(wire.DRAFT_2, device_id, timestamp, score))
-            if draft1:
-                self._send_all(draft1, wire.format_relay(wire.DRAFT_1, device_id, timestamp, score))
+        if kind == "scores":
+            for device_id, timestamp, score in payload[1]:
+                self._relay(device_id, timestamp, score)
         elif kind == "up":
-            if self.logic.device_up(device_id, payload[2]):
-                self._to_watchers(device_id, wire.format_connect(device_id))
+            if self.logic.device_up(payload[1], payload[2]):
+                self._to_watchers(payload[1], wire.format_connect(payload[1]))
         elif kind == "down":
-            if self.logic.device_down(device_id, payload[2]):
-                self._to_watchers(device_id, wire.format_disconnect(device_id))
+            if self.logic.device_down(payload[1], payload[2]):
+                self._to_watchers(payload[1], wire.format_disconnect(payload[1]))
+
+    def _relay(self, device_id: str, timestamp: str, score: str) -> None:
+        draft1, draft2 = self.logic.receivers(device_id)
+        if draft2:
+            self._send_all(draft2, wire.format_relay(wire.DRAFT_2, device_id, timestamp, score))
+        if draft1:
+            self._send_all(draft1, wire.format_relay(wire.DRAFT_1, device_id, timestamp, score))
 
     def _to_watchers(self, device_id: str, line: str) -> None:
         draft1, draft2 = self.logic.receivers(device_id)

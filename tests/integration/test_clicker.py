@@ -382,6 +382,16 @@ def test_abrupt_tcp_close_gives_disconnect(fs):
             device.abort()
             assert await recv(sub) == f"DISCONNECT {device_id}"
             assert await recv(lis) == f"DISCONNECT {device_id}"
+            # A last SCORE then TCP FIN (no close frame): relayed before the DISCONNECT.
+            again = RawDevice(fs.port())
+            again.send("REGISTER")
+            other = again.recv().split(" ")[1]
+            await sub.send(f"SUBSCRIBE {other}")
+            assert await recv(sub) == f"CONNECT {other}"
+            again.send("SCORE 9 900 9")
+            again.close()
+            assert await recv(sub) == f"SCORE 900 9 {other}"
+            assert await recv(sub) == f"DISCONNECT {other}"
 
     run(scenario())
 
