@@ -94,6 +94,14 @@ class ClickerProtocol(FreescoreServerProtocol):
 
     def opened(self) -> None:
         self.session = Session(key=self)
+        # Lines are tiny and latency-bound: do not let Nagle hold a relay back
+        # until the previous one is acknowledged.
+        set_nodelay = getattr(self.transport, "setTcpNoDelay", None)
+        if set_nodelay is not None:
+            try:
+                set_nodelay(True)
+            except OSError:
+                pass
 
     def received(self, payload: bytes, is_binary: bool) -> None:
         if is_binary:  # devices never send binary; ignore, as the spec says
