@@ -121,7 +121,7 @@ class RetryFilter:
     Memory is bounded: `window` entries per id, `max_ids` ids (least recent dropped).
     """
 
-    def __init__(self, window: int = 256, max_ids: int = 10000) -> None:
+    def __init__(self, window: int = 64, max_ids: int = 2048) -> None:
         self.window = window
         self.max_ids = max_ids
         self._ids: OrderedDict[str, _Seen] = OrderedDict()
@@ -136,7 +136,7 @@ class RetryFilter:
             self._ids.move_to_end(device_id)
         if score.msg_id is None:
             return seen.timestamp_repeat(score.timestamp)
-        return seen.msg_repeat(score.msg_id, (score.timestamp, score.score))
+        return seen.msg_repeat(score.msg_id, hash((score.timestamp, score.score)))
 
 
 class _Seen:
@@ -145,12 +145,13 @@ class _Seen:
     def __init__(self, window: int) -> None:
         self.window = window
         self.last_msg: tuple[int, int, str] | None = None
-        self.msgs: dict[str, tuple[str, str]] = {}
+        self.msgs: dict[str, int] = {}
+        """msgId -> hash of (timestamp, score): a retry repeats both, a reboot's msgId does not."""
         self.msg_order: deque[str] = deque()
         self.timestamps: set[str] = set()
         self.ts_order: deque[str] = deque()
 
-    def msg_repeat(self, msg_id: str, body: tuple[str, str]) -> bool:
+    def msg_repeat(self, msg_id: str, body: int) -> bool:
         known = self.msgs.get(msg_id)
         if known == body:
             return True

@@ -253,7 +253,16 @@ def test_listeners_get_connect_score_disconnect_in_both_orders(fs):
     run(scenario())
 
 
+def messages_out(proc) -> float:
+    text = requests.get(proc.url() + "/metrics", timeout=5).text
+    m = re.search(r'^freescore_messages_out_total\{service="clicker"\} (\S+)$', text, re.M)
+    assert m, text
+    return float(m.group(1))
+
+
 def test_score_before_register_is_answered_not_relayed_and_order_is_kept(fs):
+    before = messages_out(fs)
+
     async def scenario():
         async with connect(fs) as dev:
             await dev.send("SCORE 1 5 5")
@@ -271,6 +280,7 @@ def test_score_before_register_is_answered_not_relayed_and_order_is_kept(fs):
                 await expect_only(sub, ["SCORE 9 9 9"], ["SCORED 9 9"])
 
     run(scenario())
+    assert messages_out(fs) - before >= 25  # SCORED x12, REGISTERED, CONNECT, 10 relays, the marker
 
 
 def test_retries_are_acknowledged_every_time_and_relayed_once(fs):
@@ -382,6 +392,16 @@ def test_abrupt_tcp_close_gives_disconnect(fs):
             device.abort()
             assert await recv(sub) == f"DISCONNECT {device_id}"
             assert await recv(lis) == f"DISCONNECT {device_id}"
+            # A last SCORE then TCP FIN (no close frame): relayed before the DISCONNECT.
+            again = RawDevice(fs.port())
+            again.send("REGISTER")
+            other = again.recv().split(" ")[1]
+            await sub.send(f"SUBSCRIBE {other}")
+            assert await recv(sub) == f"CONNECT {other}"
+            again.send("SCORE 9 900 9")
+            again.close()
+            assert await recv(sub) == f"SCORE 900 9 {other}"
+            assert await recv(sub) == f"DISCONNECT {other}"
 
     run(scenario())
 
