@@ -27,6 +27,7 @@ setup(
             "hypothesis>=6.100",
             "websockets>=13",
             "python-socketio[client]>=5.11",
+            "websocket-client>=1.6",
             "requests>=2.31",
             "cryptography>=42",
             "aiohttp>=3.9",

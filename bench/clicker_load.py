@@ -261,6 +261,14 @@ def proc_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def proc_wait(pid: int) -> float:
+    """Seconds the process spent runnable but waiting for a CPU (/proc/PID/schedstat)."""
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
 def proc_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -290,18 +298,19 @@ def run_level(fs, args, rate: float) -> dict:
     for _ in procs:
         ready.get(timeout=120)
     pid = fs.proc.pid
+    load = os.getloadavg()[0]
     gen_cpu0 = sum(proc_cpu(p.pid) for p in procs)
     rss_idle = proc_rss_mb(pid)
     t0 = time.monotonic() + 0.5
     for _ in procs:
         go.put(t0)
     time.sleep(max(0.0, t0 + args.warmup - time.monotonic()))
-    cpu0, w0 = proc_cpu(pid), time.monotonic()
+    cpu0, w0, wait0 = proc_cpu(pid), time.monotonic(), proc_wait(pid)
     rss_peak = 0.0
     while time.monotonic() < t0 + args.warmup + args.duration:
         rss_peak = max(rss_peak, proc_rss_mb(pid))
         time.sleep(0.5)
-    cpu1, w1 = proc_cpu(pid), time.monotonic()
+    cpu1, w1, wait1 = proc_cpu(pid), time.monotonic(), proc_wait(pid)
     gen_cpu = (sum(proc_cpu(p.pid) for p in procs) - gen_cpu0) / (w1 - w0 + args.warmup + 0.5) * 100
     got = [results.get(timeout=120) for _ in procs]
     for p in procs:
@@ -318,7 +327,8 @@ def run_level(fs, args, rate: float) -> dict:
         "rtt_p50": pct(rtts, 50), "rtt_p99": pct(rtts, 99), "rtt_max": max(rtts, default=float("nan")),
         "relay_p50": pct(relays, 50), "relay_p99": pct(relays, 99),
         "server_cpu": (cpu1 - cpu0) / (w1 - w0) * 100, "rss_idle": rss_idle, "rss_peak": rss_peak,
-        "gen_cpu": gen_cpu,
+        "gen_cpu": gen_cpu, "load": load, "server_wait": (wait1 - wait0) / (w1 - w0) * 100,
+        "us_per_score": (cpu1 - cpu0) / max(1, acked) * 1e6,
         "mean_rtt": statistics.fmean(rtts) if rtts else float("nan"),
     }
 
@@ -350,7 +360,8 @@ def main() -> None:
                 print(
                     f"rate {rate:g}/s/device: acked {row['acked_per_s']:.0f}/s, SCORED p50 {row['rtt_p50']:.1f} ms "
                     f"p99 {row['rtt_p99']:.1f} ms, relay p50 {row['relay_p50']:.1f} ms p99 {row['relay_p99']:.1f} ms, "
-                    f"server CPU {row['server_cpu']:.0f}%, RSS {row['rss_peak']:.0f} MB", flush=True,
+                    f"server CPU {row['server_cpu']:.0f}% (waiting {row['server_wait']:.0f}%), "
+                    f"RSS {row['rss_peak']:.0f} MB", flush=True,
                 )
         finally:
             fs.stop()
@@ -375,16 +386,24 @@ def write_report(args, rows: list[dict]) -> None:
         f"so every SCORE is relayed once. {args.warmup:g} s warm-up, then {args.duration:g} s measured.",
         "SCORED round trip: device send to its `SCORED`. Relay latency: device send to the listener's `SCORE` line.",
         "Generator lag: the worst delay of a SCORE behind its schedule (the generator itself falling behind).",
+        "Server CPU per SCORE: server CPU seconds in the window / SCOREs acknowledged (includes its relay). "
+        "Server waiting for a CPU: share of the window the server was runnable but not running "
+        "(/proc/PID/schedstat), i.e. CPU it wanted and the contended machine did not give it. "
+        "Load avg: the machine's 1-minute load average when the level started (2 cores).",
         "",
         "| SCORE/s offered | SCORE/s acked | SCORED p50 | SCORED p99 | relay p50 | relay p99 | unacked | "
-        "server CPU | server RSS (idle/peak) | generator CPU | generator lag |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "server CPU | server waiting for a CPU | server CPU per SCORE | server RSS (idle/peak) | "
+        "generator CPU | generator lag | load avg |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['offered']:.0f} | {r['acked_per_s']:.0f} | {r['rtt_p50']:.1f} ms | {r['rtt_p99']:.1f} ms | "
             f"{r['relay_p50']:.1f} ms | {r['relay_p99']:.1f} ms | {r['unacked']} | {r['server_cpu']:.0f}% | "
-            f"{r['rss_idle']:.0f}/{r['rss_peak']:.0f} MB | {r['gen_cpu']:.0f}% | {r['late_ms']:.0f} ms |"
+            f"{r['server_wait']:.0f}% | "
+            f"{r['us_per_score']:.0f} µs | "
+            f"{r['rss_idle']:.0f}/{r['rss_peak']:.0f} MB | {r['gen_cpu']:.0f}% | {r['late_ms']:.0f} ms | "
+            f"{r['load']:.1f} |"
         )
     lines.append("")
     args.report.parent.mkdir(parents=True, exist_ok=True)

@@ -21,6 +21,8 @@ SERVICES: dict[str, str] = {
     "clicker": "freescore.clicker",
     "fedmsg": "freescore.fedmsg",
     "gateway": "freescore.gateway",
+    "events": "freescore.events",
+    "worldclass": "freescore.worldclass",
 }
 
 

@@ -25,18 +25,26 @@ class Settings(ServiceSettings):
     """Ids kept from one SUBSCRIBE/LISTEN."""
     close_timeout: float = 1.0
     """Seconds to wait for a close frame echo; the devices never send one."""
+    presence_check: float = 10.0
+    """Seconds between checks of the hub's presence for devices of nodes that died silently (0: off)."""
+    registry: str = "auto"
+    """Where secret -> id lives: "file" (in `state`), "hub" (the hub's shared store), "auto" (hub with Redis)."""
 
     def validate(self, base: Path) -> Settings:
         if not self.path.startswith("/"):
             raise SettingError("path", f"must start with '/', not {self.path!r}")
         if self.ping_interval < 0:
             raise SettingError("ping_interval", "must be 0 (off) or positive")
+        if self.presence_check < 0:
+            raise SettingError("presence_check", "must be 0 (off) or positive")
         if self.max_ids < 1:
             raise SettingError("max_ids", "must be at least 1")
+        if self.registry not in ("auto", "file", "hub"):
+            raise SettingError("registry", f"must be 'auto', 'file' or 'hub', not {self.registry!r}")
         if self.close_timeout <= 0:
             raise SettingError("close_timeout", "must be positive")
         if not self.state.is_absolute():
-            return dataclasses.replace(self, state=base / self.state)
+            return dataclasses.replace(self, state=(base / self.state).resolve())
         return self
 
 

@@ -121,7 +121,7 @@ class RetryFilter:
     Memory is bounded: `window` entries per id, `max_ids` ids (least recent dropped).
     """
 
-    def __init__(self, window: int = 256, max_ids: int = 10000) -> None:
+    def __init__(self, window: int = 64, max_ids: int = 2048) -> None:
         self.window = window
         self.max_ids = max_ids
         self._ids: OrderedDict[str, _Seen] = OrderedDict()
@@ -136,7 +136,7 @@ class RetryFilter:
             self._ids.move_to_end(device_id)
         if score.msg_id is None:
             return seen.timestamp_repeat(score.timestamp)
-        return seen.msg_repeat(score.msg_id, (score.timestamp, score.score))
+        return seen.msg_repeat(score.msg_id, hash((score.timestamp, score.score)))
 
 
 class _Seen:
@@ -145,12 +145,13 @@ class _Seen:
     def __init__(self, window: int) -> None:
         self.window = window
         self.last_msg: tuple[int, int, str] | None = None
-        self.msgs: dict[str, tuple[str, str]] = {}
+        self.msgs: dict[str, int] = {}
+        """msgId -> hash of (timestamp, score): a retry repeats both, a reboot's msgId does not."""
         self.msg_order: deque[str] = deque()
         self.timestamps: set[str] = set()
         self.ts_order: deque[str] = deque()
 
-    def msg_repeat(self, msg_id: str, body: tuple[str, str]) -> bool:
+    def msg_repeat(self, msg_id: str, body: int) -> bool:
         known = self.msgs.get(msg_id)
         if known == body:
             return True
@@ -217,13 +218,24 @@ class Clicker:
 
         Raises IdsExhausted when a new id is needed and none is left.
         """
-        if session.role is not None:
+        if not self.claim_sender(session):
             return None
         registration = self.registry.register(command.secret)
+        self.assign(session, registration)
+        return registration
+
+    def claim_sender(self, session: Session) -> bool:
+        """Make a role-less connection a sender (its id comes later); False if it has a role."""
+        if session.role is not None:
+            return False
         session.role = SENDER
+        return True
+
+    def assign(self, session: Session, registration: Registration) -> None:
+        """Give a claimed sender the id and secret a registry answered."""
+        assert session.role == SENDER and session.device_id is None
         session.device_id = registration.device_id
         session.secret = registration.secret
-        return registration
 
     def sender_live(self, session: Session) -> bool:
         """Mark the sender connected after REGISTERED went out; True on this node's 0 -> 1."""
@@ -297,6 +309,19 @@ class Clicker:
             return True
         nodes.add(node)
         return False
+
+    def remote_holdings(self) -> set[tuple[str, str]]:
+        """(id, node) pairs this node believes other nodes hold."""
+        return {(i, n) for i, nodes in self.present.items() for n in nodes if n != self.node}
+
+    def reconcile(self, believed: set[tuple[str, str]], listed: set[tuple[str, str]]) -> list[str]:
+        """Drop what other nodes held at the query but the hub's presence no longer lists
+        (a crashed node never says "down"); the ids that became disconnected."""
+        gone = []
+        for device_id, node in believed - listed:
+            if node != self.node and self.device_down(device_id, node):
+                gone.append(device_id)
+        return gone
 
     def device_down(self, device_id: str, node: str) -> bool:
         """A node lost the id; True when it is now connected nowhere."""

@@ -1,7 +1,8 @@
 """The clicker adapter: Autobahn protocol and Twisted service, thin over wire and logic.
 
 Fan-out goes through the hub on one channel, `clicker`, carrying
-`["up", id, node]`, `["down", id, node]` and `["score", id, timestamp, score]`;
+`["up", id, node]`, `["down", id, node]` and
+`["scores", [[id, timestamp, score], ...]]` (the relays of one reactor turn);
 each node subscribes once and frames each relay once per dialect.
 """
 
@@ -13,12 +14,13 @@ from urllib.parse import urlsplit
 from autobahn.websocket.protocol import WebSocketProtocol
 from autobahn.websocket.types import ConnectionRequest
 from twisted.internet.defer import Deferred
+from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from freescore.clicker import wire
 from freescore.clicker.logic import Clicker, IdsExhausted, Registration, Session
-from freescore.clicker.store import RegistryStore, load_registry
+from freescore.clicker.store import HubRegistry, RegistryStore, load_registry
 from freescore.config import ConfigError
 from freescore.hub import HubMessage
 from freescore.service import ProtocolService, ServiceContext
@@ -30,6 +32,22 @@ CHANNEL = "clicker"
 PRESENCE = "clicker"
 MAX_HELD_FRAMES = 64
 """Frames buffered behind a REGISTER whose write is in flight before reading pauses."""
+
+
+def text_frame(line: str) -> bytes:
+    """One unmasked, unfragmented text frame: what Autobahn's sendMessage builds for a server.
+
+    Framing the short clicker lines here skips Autobahn's per-call checks on
+    the hot path (every SCORE is one SCORED and one relay); frames are
+    byte-identical (no extensions are ever negotiated on this endpoint).
+    """
+    data = line.encode()
+    n = len(data)
+    if n < 126:
+        return bytes((0x81, n)) + data
+    if n < 65536:
+        return b"\x81\x7e" + n.to_bytes(2, "big") + data
+    return b"\x81\x7f" + n.to_bytes(8, "big") + data
 
 
 def _secret_label(secret: str) -> str:
@@ -62,11 +80,28 @@ class ClickerProtocol(FreescoreServerProtocol):
         if self.logOctets:
             self.logTxOctets(data, False)
 
+    def dataReceived(self, data: bytes) -> None:
+        """Autobahn's dataReceived minus its eagerly formatted debug log (as sendData)."""
+        self._dataReceived(data)
+
+    def send_line(self, line: str) -> None:
+        if self.state == WebSocketProtocol.STATE_OPEN:
+            self.factory.clicker.count_out(1)
+            self.sendData(text_frame(line))
+
     def handshake(self, request: ConnectionRequest) -> Any:
         return None  # no subprotocol, no Host/Origin check: the devices send Host without port
 
     def opened(self) -> None:
         self.session = Session(key=self)
+        # Lines are tiny and latency-bound: do not let Nagle hold a relay back
+        # until the previous one is acknowledged.
+        set_nodelay = getattr(self.transport, "setTcpNoDelay", None)
+        if set_nodelay is not None:
+            try:
+                set_nodelay(True)
+            except OSError:
+                pass
 
     def received(self, payload: bytes, is_binary: bool) -> None:
         if is_binary:  # devices never send binary; ignore, as the spec says
@@ -89,9 +124,9 @@ class ClickerProtocol(FreescoreServerProtocol):
             return
         if type(command) is wire.Score:
             outcome = svc.logic.score(self.session, command)
-            self.send_text(outcome.reply)
+            self.send_line(outcome.reply)
             if outcome.relay:
-                svc.publish(["score", self.session.device_id, command.timestamp, command.score])
+                svc.publish_score(self.session.device_id, command.timestamp, command.score)  # type: ignore[arg-type]
         elif type(command) is wire.Register:
             self._register(command)
         else:
@@ -100,10 +135,19 @@ class ClickerProtocol(FreescoreServerProtocol):
                 self.factory.metrics.errors.inc()
                 return
             for line in lines:
-                self.send_text(line)
+                self.send_line(line)
 
     def _register(self, command: wire.Register) -> None:
         svc = self.factory.clicker
+        if svc.hub_registry is not None:
+            if not svc.logic.claim_sender(self.session):
+                self._ignore_register()
+                return
+            self._held = []
+            svc.hub_registry.register(command.secret).addCallbacks(
+                self._hub_registered, lambda f: self._register_failed(f, None)
+            )
+            return
         try:
             registration = svc.logic.register(self.session, command)
         except IdsExhausted:
@@ -111,25 +155,32 @@ class ClickerProtocol(FreescoreServerProtocol):
             self.factory.metrics.errors.inc()
             return
         if registration is None:
-            if not self._told_role:  # once per connection: a flood must not flood the log
-                self._told_role = True
-                log.info("clicker: {peer} sent REGISTER with a role already set; ignored", peer=self.peer)
-            self.factory.metrics.errors.inc()
+            self._ignore_register()
             return
         if not registration.created:
             self._registered(registration)
             return
         self._held = []
         svc.store.commit().addCallbacks(
-            lambda _: self._registered(registration), lambda f: self._register_failed(f, registration)
+            lambda _: self._registered(registration), lambda f: self._register_failed(f, registration.device_id)
         )
 
+    def _ignore_register(self) -> None:
+        if not self._told_role:  # once per connection: a flood must not flood the log
+            self._told_role = True
+            log.info("clicker: {peer} sent REGISTER with a role already set; ignored", peer=self.peer)
+        self.factory.metrics.errors.inc()
+
+    def _hub_registered(self, registration: Registration) -> None:
+        self.factory.clicker.logic.assign(self.session, registration)
+        self._registered(registration)
+
     def _registered(self, registration: Registration) -> None:
-        held, self._held = self._held, None
         if self._gone:
+            self._held = None
             return
         svc = self.factory.clicker
-        self.send_text(wire.format_registered(registration.device_id, registration.secret))
+        self.send_line(wire.format_registered(registration.device_id, registration.secret))
         log.info(
             "clicker: {peer} registered as {id} (secret {secret}, {how})", peer=self.peer,
             id=registration.device_id, secret=_secret_label(registration.secret),
@@ -137,6 +188,11 @@ class ClickerProtocol(FreescoreServerProtocol):
         )
         if svc.logic.sender_live(self.session):
             svc.device_up(registration.device_id)
+        self._release_held()
+
+    def _release_held(self) -> None:
+        """Handle the frames that arrived while the REGISTER was pending, in order."""
+        held, self._held = self._held, None
         for payload in held or ():
             if self._gone:
                 break
@@ -145,11 +201,13 @@ class ClickerProtocol(FreescoreServerProtocol):
             self._paused = False
             self.transport.resumeProducing()
 
-    def _register_failed(self, failure: Failure, registration: Registration) -> None:
-        log.failure(
-            "clicker: could not save the registry; no REGISTERED for {id}", failure, id=registration.device_id
-        )
+    def _register_failed(self, failure: Failure, device_id: str | None) -> None:
         self.factory.metrics.errors.inc()
+        if failure.check(IdsExhausted):  # no reply, as the spec says; later SCOREs are still answered
+            log.error("clicker: {why}; REGISTER from {peer} gets no reply", why=str(failure.value), peer=self.peer)
+            self._release_held()
+            return
+        log.failure("clicker: could not save the registry; no REGISTERED for {id}", failure, id=device_id or "?")
         self._held = None
         if not self._gone:
             self.dropConnection(abort=True)
@@ -204,6 +262,8 @@ class ClickerService(ProtocolService):
             raise ConfigError(ctx.config.file, f"{ctx.name}.state", f"cannot read the registry: {e}") from None
         self.logic = Clicker(registry, node=self.node)
         self.store = RegistryStore(settings.state, registry, ctx.reactor)
+        use_hub = settings.registry == "hub" or (settings.registry == "auto" and ctx.config.hub.backend == "redis")
+        self.hub_registry = HubRegistry(ctx.hub) if use_hub else None
         limits = WebSocketLimits(
             max_frame=65536, max_message=65536, close_timeout=settings.close_timeout,
             keepalive=settings.ping_interval, allowed_origins=("*",),
@@ -215,39 +275,98 @@ class ClickerService(ProtocolService):
         self.factory.clicker = self
         self.resources = {settings.path: ClickerEndpoint(self.factory)}
         self._subscription: Any = None
+        self._scores: list[list[str]] = []
+        self._out = 0
+        self._flush_call: Any = None
+        self._presence_loop: LoopingCall | None = None
 
     def startService(self) -> None:
         super().startService()
         self._subscription = self.hub.subscribe(CHANNEL, self._on_hub)
+        ready = getattr(self._subscription, "ready", None)
+        if ready is not None:
+            ready.addCallback(lambda _: log.info("clicker: subscribed to hub channel {channel}", channel=CHANNEL))
         self.hub.members(PRESENCE).addCallbacks(self._seed_presence, self._hub_failed)
-        log.info(
-            "clicker: {count} registered device(s) in {path}", count=len(self.logic.registry), path=str(self.store.path)
-        )
+        if self.settings.presence_check > 0:
+            self._presence_loop = LoopingCall(self._check_presence)
+            self._presence_loop.clock = self.ctx.reactor
+            self._presence_loop.start(self.settings.presence_check, now=False).addErrback(self._hub_failed)
+        if self.hub_registry is not None:
+            log.info("clicker: device registry in the hub's shared store")
+        else:
+            log.info(
+                "clicker: {count} registered device(s) in {path}", count=len(self.logic.registry),
+                path=str(self.store.path),
+            )
 
     def stopService(self) -> Deferred[None]:
         super().stopService()
+        self._flush_scores()
+        if self._presence_loop is not None and self._presence_loop.running:
+            self._presence_loop.stop()
         if self._subscription is not None:
             self._subscription.cancel()
             self._subscription = None
         return self.store.idle()
 
     # -- hub ------------------------------------------------------------------
-    def publish(self, payload: list[str]) -> None:
+    def publish(self, payload: list[Any]) -> None:
         self.hub.publish(CHANNEL, payload).addErrback(self._hub_failed)
 
+    def publish_score(self, device_id: str, timestamp: str, score: str) -> None:
+        """Queue a relay; the scores of one reactor turn go out as one hub message, in order."""
+        self._scores.append([device_id, timestamp, score])
+        if self._flush_call is None:
+            self._flush_call = self.ctx.reactor.callLater(0, self._flush_scores)
+
+    def _flush_scores(self) -> None:
+        if self._flush_call is not None and self._flush_call.active():
+            self._flush_call.cancel()
+        self._flush_call = None
+        if self._scores:
+            batch, self._scores = self._scores, []
+            self.publish(["scores", batch])
+        if self._out:
+            self.ctx.metrics.messages_out.inc(self._out)
+            self._out = 0
+
     def device_up(self, device_id: str) -> None:
-        self.hub.join(PRESENCE, device_id, {"node": self.node}).addErrback(self._hub_failed)
+        self._flush_scores()  # keep relays and presence in the order they happened
+        # Join before publishing: a node that saw "up" then finds the member listed.
+        self.hub.join(PRESENCE, f"{device_id}@{self.node}", {"id": device_id, "node": self.node}).addErrback(
+            self._hub_failed
+        )
         self.publish(["up", device_id, self.node])
 
     def device_down(self, device_id: str) -> None:
-        self.hub.leave(PRESENCE, device_id).addErrback(self._hub_failed)
+        self._flush_scores()
+        self.hub.leave(PRESENCE, f"{device_id}@{self.node}").addErrback(self._hub_failed)
         self.publish(["down", device_id, self.node])
 
+    @staticmethod
+    def _holdings(members: dict[str, Any]) -> set[tuple[str, str]]:
+        held = set()
+        for info in members.values():
+            if isinstance(info, dict) and isinstance(info.get("id"), str) and isinstance(info.get("node"), str):
+                held.add((info["id"], info["node"]))
+        return held
+
     def _seed_presence(self, members: dict[str, Any]) -> None:
-        for device_id, info in members.items():
-            node = info.get("node") if isinstance(info, dict) else None
-            if isinstance(node, str) and node != self.node:
-                self.logic.device_up(device_id, node)
+        for device_id, node in self._holdings(members):
+            if node != self.node and self.logic.device_up(device_id, node):
+                self._to_watchers(device_id, wire.format_connect(device_id))
+
+    def _check_presence(self) -> None:
+        """Catch devices of a node that died without saying "down" (its presence expired in the hub)."""
+        believed = self.logic.remote_holdings()
+        if not believed:
+            return
+
+        def listed(members: dict[str, Any]) -> None:
+            for device_id in self.logic.reconcile(believed, self._holdings(members)):
+                self._to_watchers(device_id, wire.format_disconnect(device_id))
+
+        self.hub.members(PRESENCE).addCallbacks(listed, self._hub_failed)
 
     def _hub_failed(self, failure: Failure) -> None:
         log.failure("clicker: hub operation failed", failure)
@@ -255,22 +374,40 @@ class ClickerService(ProtocolService):
     def _on_hub(self, message: HubMessage) -> None:
         payload = message.payload
         kind = payload[0]
-        device_id = payload[1]
-        if kind == "score":
-            draft1, draft2 = self.logic.receivers(device_id)
-            timestamp, score = payload[2], payload[3]
-            if draft2:
-                self.factory.broadcast(draft2, wire.format_relay(wire.DRAFT_2, device_id, timestamp, score).encode())
-            if draft1:
-                self.factory.broadcast(draft1, wire.format_relay(wire.DRAFT_1, device_id, timestamp, score).encode())
+        if kind == "scores":
+            for device_id, timestamp, score in payload[1]:
+                self._relay(device_id, timestamp, score)
         elif kind == "up":
-            if self.logic.device_up(device_id, payload[2]):
-                self._to_watchers(device_id, wire.format_connect(device_id))
+            if self.logic.device_up(payload[1], payload[2]):
+                self._to_watchers(payload[1], wire.format_connect(payload[1]))
         elif kind == "down":
-            if self.logic.device_down(device_id, payload[2]):
-                self._to_watchers(device_id, wire.format_disconnect(device_id))
+            if self.logic.device_down(payload[1], payload[2]):
+                self._to_watchers(payload[1], wire.format_disconnect(payload[1]))
+
+    def _relay(self, device_id: str, timestamp: str, score: str) -> None:
+        draft1, draft2 = self.logic.receivers(device_id)
+        if draft2:
+            self._send_all(draft2, wire.format_relay(wire.DRAFT_2, device_id, timestamp, score))
+        if draft1:
+            self._send_all(draft1, wire.format_relay(wire.DRAFT_1, device_id, timestamp, score))
 
     def _to_watchers(self, device_id: str, line: str) -> None:
         draft1, draft2 = self.logic.receivers(device_id)
         if draft1 or draft2:
-            self.factory.broadcast([*draft1, *draft2], line.encode())
+            self._send_all([*draft1, *draft2], line)
+
+    def _send_all(self, receivers: Any, line: str) -> None:
+        """Frame once, write the same bytes to every open receiver."""
+        frame = text_frame(line)
+        sent = 0
+        for proto in receivers:
+            if proto.state == WebSocketProtocol.STATE_OPEN:
+                sent += 1
+                proto.sendData(frame)
+        self.count_out(sent)
+
+    def count_out(self, n: int) -> None:
+        """Count sent lines, added to the metric once per reactor turn (its lock costs per call)."""
+        self._out += n
+        if self._flush_call is None:
+            self._flush_call = self.ctx.reactor.callLater(0, self._flush_scores)

@@ -7,14 +7,16 @@ new devices costs a few writes, not N, and SCOREs keep flowing meanwhile.
 
 from __future__ import annotations
 
+import random
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks, succeed
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.failure import Failure
 
-from freescore.clicker.logic import Registry
+from freescore.clicker.logic import ID_SPACE, IdsExhausted, Registration, Registry, _new_secret
 from freescore.persist import write_atomic
 
 FILENAME = "registry.json"
@@ -90,3 +92,44 @@ class RegistryStore:
             idle, self._idle = self._idle, []
             for d in idle:
                 d.callback(None)
+
+
+class HubRegistry:
+    """secret -> id in the hub's shared store, so every node knows every device (Redis hub).
+
+    Keys: `clicker:secret:<secret>` -> id and `clicker:id:<id>` -> secret. An id
+    is taken when its key exists. The hub has no compare-and-set, so two nodes
+    drawing the same random id in the same instant could both take it; with
+    1,000,000 ids and registrations spread in time that is very unlikely, and
+    it is the one guarantee weaker than with the file registry.
+    """
+
+    PREFIX = "clicker:"
+
+    def __init__(self, hub: Any, rng: random.Random | None = None,
+                 new_secret: Callable[[], str] = _new_secret, tries: int = 64) -> None:
+        self.hub = hub
+        self._rng = rng or random.SystemRandom()
+        self._new_secret = new_secret
+        self.tries = tries
+
+    @inlineCallbacks
+    def register(self, secret: str) -> Any:
+        """Deferred Registration; the keys are set (as far as the hub confirms) before it fires."""
+        if secret:
+            known = yield self.hub.get(self.PREFIX + "secret:" + secret)
+            if known is not None:
+                return Registration(known, secret, False)
+        for _ in range(self.tries):
+            candidate = f"{self._rng.randrange(ID_SPACE):06d}"
+            holder = yield self.hub.get(self.PREFIX + "id:" + candidate)
+            if holder is None:
+                break
+        else:
+            raise IdsExhausted(f"no free clicker id found in {self.tries} random draws")
+        fresh = self._new_secret()
+        yield gatherResults([
+            self.hub.set(self.PREFIX + "id:" + candidate, fresh),
+            self.hub.set(self.PREFIX + "secret:" + fresh, candidate),
+        ], consumeErrors=True)
+        return Registration(candidate, fresh, True)

@@ -12,7 +12,9 @@ import resource
 from typing import Any
 
 import zmq
+from autobahn.twisted.websocket import WebSocketServerProtocol
 from prometheus_client import Gauge
+from twisted.internet import tcp
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.web.resource import Resource
@@ -65,11 +67,14 @@ class FedmsgProtocol(FreescoreServerProtocol):
 
     fedmsg: "FedmsgService"
     _transports: list[Any]
+    _tcp: Any = None
     limit_logged = False
     too_slow = False
 
     def opened(self) -> None:
         self._transports = _transport_chain(self.transport)
+        if isinstance(self.transport, tcp.Connection):
+            self._tcp = self.transport
 
     def received(self, payload: bytes, is_binary: bool) -> None:
         if not is_binary:
@@ -80,6 +85,36 @@ class FedmsgProtocol(FreescoreServerProtocol):
 
     def unsent(self) -> int:
         return unsent_bytes(self._transports)
+
+    def write_frames(self, frames: Any) -> bool:
+        """Write prepared frames in order; True if bytes may be left buffered in the process.
+
+        The fan-out hot path: on a plain TCP connection with nothing queued it
+        hands the frames straight to the socket in one send, skipping Autobahn's
+        per-send debug formatting and Twisted's writer registration (two
+        epoll_ctl calls and a reactor turn per delivery). Anything not sent at
+        once, TLS, and compression go through the normal path, which keeps order.
+        """
+        single = type(frames) is not list  # one PreparedMessage (the common case) or a list of them
+        if self._perMessageCompress is not None or self.send_queue:
+            for prepared in (frames,) if single else frames:
+                WebSocketServerProtocol.sendPreparedMessage(self, prepared)
+            return True
+        data = frames.payloadHybi if single else b"".join(p.payloadHybi for p in frames)
+        conn = self._tcp
+        if conn is None:
+            self.transport.write(data)
+            return True
+        if conn.connected and not conn.disconnecting and not conn._tempDataLen and len(conn.dataBuffer) == conn.offset:
+            try:
+                sent = conn.socket.send(data)
+            except OSError:  # EAGAIN, or an error Twisted reports on its next write
+                sent = 0
+            if sent == len(data):
+                return False
+            data = data[sent:]
+        conn.write(data)
+        return True
 
 
 class PublishResource(Resource):
@@ -159,6 +194,8 @@ class FedmsgService(ProtocolService):
         self._zmq: zmq.Context | None = None
         self.subscribers: list[Subscriber] = []
         self.publisher: Publisher | None = None
+        self._pending: dict[FedmsgProtocol, Any] = {}
+        self._flush_call: Any = None
         self.zmq_gauge = Gauge(
             "freescore_fedmsg_zmq_connected", "1 while the ZeroMQ SUB endpoint is connected, 0 while connecting",
             ["endpoint"], registry=ctx.metrics.registry,
@@ -174,6 +211,15 @@ class FedmsgService(ProtocolService):
         super().startService()
         raise_nofile(self.settings.nofile)
         self._hub_sub = self.ctx.hub.subscribe(CHANNEL, self._from_hub)
+        try:
+            self._start_zmq()
+        except zmq.ZMQError as e:
+            # e.g. a bind address in use: stop like a listener that cannot listen
+            log.error("fedmsg: cannot set up ZeroMQ: {why}", why=e)
+            reactor = self.ctx.reactor
+            reactor.callWhenRunning(reactor.stop)
+
+    def _start_zmq(self) -> None:
         s = self.settings
         if s.publish_endpoints or (s.zmq_ingest and s.endpoints):
             self._zmq = zmq.Context()
@@ -202,6 +248,10 @@ class FedmsgService(ProtocolService):
                 log.info("fedmsg: ZeroMQ SUB {method} {endpoint}", method=s.subscribe_method, endpoint=endpoint)
 
     def stopService(self) -> Any:
+        if self._flush_call is not None and self._flush_call.active():
+            self._flush_call.cancel()
+        self._flush_call = None
+        self._pending = {}
         if self._hub_sub is not None:
             self._hub_sub.cancel()
             self._hub_sub = None
@@ -212,7 +262,7 @@ class FedmsgService(ProtocolService):
             self.publisher.close()
             self.publisher = None
         if self._zmq is not None:
-            self._zmq.term()
+            self._zmq.destroy(linger=0)  # closes anything left open; term() alone could block
             self._zmq = None
         return super().stopService()
 
@@ -231,7 +281,11 @@ class FedmsgService(ProtocolService):
             self.ctx.metrics.errors.inc()
             log.warn("fedmsg: dropped a ZeroMQ message from {endpoint}: {why}", endpoint=endpoint, why=e)
             return
-        self.ctx.hub.publish(CHANNEL, {"topic": topic, "body": body_text})
+        self.ctx.hub.publish(CHANNEL, {"topic": topic, "body": body_text}).addErrback(self._hub_failed)
+
+    def _hub_failed(self, failure: Any) -> None:
+        self.ctx.metrics.errors.inc()
+        log.error("fedmsg: hub publish failed, message dropped: {why}", why=failure.getErrorMessage())
 
     def publish(self, topic: str, body_text: str) -> Deferred[HubMessage]:
         """An HTTP or browser publish: onto the hub, and out of the ZeroMQ PUB socket if any."""
@@ -260,7 +314,7 @@ class FedmsgService(ProtocolService):
         elif isinstance(frame, wire.Unsubscribe):
             self.index.unsubscribe(proto, frame.pattern)
         elif self.settings.client2server:
-            self.publish(frame.topic, frame.body_text)
+            self.publish(frame.topic, frame.body_text).addErrback(self._hub_failed)
         else:
             log.debug("fedmsg: dropped a publish from {peer} (client2server is off)", peer=proto.peer)
 
@@ -283,18 +337,39 @@ class FedmsgService(ProtocolService):
             self.deliver(recipients, wire.format_envelope(topic, body_text))
 
     def deliver(self, recipients: set[FedmsgProtocol], frame: bytes) -> int:
-        """Send one prepared frame to each recipient; close those whose backlog is too big."""
+        """Queue one prepared frame for each recipient; `_flush` writes them on the next reactor turn.
+
+        Every message delivered in the same turn (a burst read from ZeroMQ)
+        goes to a connection in one write, in order, so a backlog is cleared
+        with one send per connection instead of one per message.
+        """
         prepared = self.factory.prepareMessage(frame, isBinary=False)
-        limit = self.settings.max_outbound_buffer
+        pending = self._pending
         sent = 0
         for proto in recipients:
             if proto.state != FedmsgProtocol.STATE_OPEN:
                 continue
-            proto.sendPreparedMessage(prepared)
             sent += 1
-            if proto.unsent() > limit:
-                self._too_slow(proto)
+            queued = pending.get(proto)
+            if queued is None:
+                pending[proto] = prepared  # a list only when a second message comes in the same turn
+            elif type(queued) is list:
+                queued.append(prepared)
+            else:
+                pending[proto] = [queued, prepared]
+        if sent:
+            self.ctx.metrics.messages_out.inc(sent)
+            if self._flush_call is None:
+                self._flush_call = self.ctx.reactor.callLater(0, self._flush)
         return sent
+
+    def _flush(self) -> None:
+        self._flush_call = None
+        pending, self._pending = self._pending, {}
+        limit = self.settings.max_outbound_buffer
+        for proto, frames in pending.items():
+            if proto.state == FedmsgProtocol.STATE_OPEN and proto.write_frames(frames) and proto.unsent() > limit:
+                self._too_slow(proto)
 
     def _too_slow(self, proto: FedmsgProtocol) -> None:
         proto.too_slow = True

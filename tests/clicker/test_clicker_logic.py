@@ -5,7 +5,7 @@ import random
 import re
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from freescore.clicker import logic, wire
@@ -119,6 +119,7 @@ def test_reboot_restarting_at_one_is_relayed_again():
     assert not f.is_repeat("a", first_boot[4])  # msgId 5 of the old boot: not seen since msgId went down
 
 
+@settings(deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(["send", "retry", "reboot"]), st.integers(0, 1000)), max_size=80))
 def test_retry_filter_relays_exactly_the_non_retries_of_a_device(actions):
     """A simulated firmware: new SCOREs, retries of ones sent since boot, reboots (msgId back to 1)."""
@@ -207,3 +208,16 @@ def test_presence_across_nodes():
     assert c.device_down("000001", "n2") is True
     assert c.device_down("000001", "n2") is False
     assert c.present == {}
+
+
+def test_reconcile_drops_only_what_other_nodes_held_at_the_query():
+    c = Clicker(Registry(), node="me")
+    c.device_up("000001", "me")
+    c.device_up("000001", "dead")
+    c.device_up("000002", "dead")
+    c.device_up("000003", "alive")
+    believed = c.remote_holdings()
+    assert believed == {("000001", "dead"), ("000002", "dead"), ("000003", "alive")}
+    c.device_up("000004", "dead")  # arrived after the query: not judged by it
+    assert c.reconcile(believed, {("000003", "alive")}) == ["000002"]
+    assert c.present == {"000001": {"me"}, "000003": {"alive"}, "000004": {"dead"}}

@@ -7,7 +7,7 @@ import shutil
 import subprocess
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from freescore.clicker import wire
@@ -39,11 +39,13 @@ def test_parse_int_examples(token, expected):
     assert wire.parse_int(token) == expected
 
 
+@settings(deadline=None)
 @given(st.text())
 def test_parse_int_matches_reference_on_any_text(token):
     assert wire.parse_int(token) == reference_parse_int(token)
 
 
+@settings(deadline=None)
 @given(
     st.sampled_from(["", " ", "\t", "\u3000", "\ufeff"]),
     st.sampled_from(["", "+", "-"]),
@@ -57,6 +59,7 @@ def test_parse_int_lenient_forms(space, sign, zeros, n, tail):
     assert value == expected
 
 
+@settings(deadline=None)
 @given(st.sampled_from(["", "-"]), st.from_regex(r"\A[1-9][0-9]{0,6000}\Z"))
 def test_big_integers_echo_exactly(sign, digits):
     """Decimal strings beyond 2**53 and beyond Python's 4300-digit int() limit come back unchanged."""
@@ -70,6 +73,7 @@ def test_huge_digit_run_beyond_python_int_limit():
     assert wire.parse(f"SCORE {digits} 1") == Score(None, digits, "1")
 
 
+@settings(deadline=None)
 @given(st.integers(min_value=-(10**60), max_value=10**60), st.integers(min_value=-(10**60), max_value=10**60))
 def test_int_key_orders_numerically(a, b):
     assert (wire.int_key(str(a)) < wire.int_key(str(b))) == (a < b)
@@ -136,6 +140,7 @@ def test_listen_keeps_at_most_max_ids():
     assert wire.parse("LISTEN " + ",".join(ids), max_ids=3).ids == tuple(ids[:3])  # type: ignore[union-attr]
 
 
+@settings(deadline=None)
 @given(st.lists(st.text(alphabet="0123,", max_size=4), max_size=80))
 def test_split_ids_properties(tokens):
     ids = wire.split_ids(tokens, 64)
@@ -164,6 +169,7 @@ def test_connect_reply_lines_stay_under_125_bytes():
     assert [i for line in lines for i in line.split(" ")[1:]] == ids
 
 
+@settings(deadline=None)
 @given(st.text(max_size=200))
 def test_parse_never_fails_otherwise(text):
     try:

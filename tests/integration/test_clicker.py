@@ -48,8 +48,8 @@ def fs(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def fast(tmp_path_factory):
-    """A process with a 0.3 s keepalive for device-quirk tests."""
-    proc = FreescoreProcess(CONFIG.format(ping=0.3), tmp_path_factory.mktemp("clicker-fast")).start()
+    """A process with a short keepalive (0.4 s) for the keepalive tests."""
+    proc = FreescoreProcess(CONFIG.format(ping=0.4), tmp_path_factory.mktemp("clicker-fast")).start()
     yield proc
     proc.stop()
     assert "Traceback" not in proc.log()
@@ -202,7 +202,13 @@ def test_oversize_message_closes_with_1009_and_close_is_not_awaited(fs):
     device.send("SCORE 7 7 7")
     assert device.recv() == "SCORED 7 7"
     device.send("y" * 65537)
-    assert device.wait_closed() == 1009  # the firmware never echoes the close; the server ends TCP itself
+    assert device.wait_closed() == 1009
+    # The firmware never echoes the close frame: the server must end TCP itself (close_timeout 1 s).
+    device.sock.settimeout(5)
+    try:
+        assert device.sock.recv(100) == b""
+    except ConnectionResetError:
+        pass
     device.close()
 
 
@@ -247,7 +253,16 @@ def test_listeners_get_connect_score_disconnect_in_both_orders(fs):
     run(scenario())
 
 
+def messages_out(proc) -> float:
+    text = requests.get(proc.url() + "/metrics", timeout=5).text
+    m = re.search(r'^freescore_messages_out_total\{service="clicker"\} (\S+)$', text, re.M)
+    assert m, text
+    return float(m.group(1))
+
+
 def test_score_before_register_is_answered_not_relayed_and_order_is_kept(fs):
+    before = messages_out(fs)
+
     async def scenario():
         async with connect(fs) as dev:
             await dev.send("SCORE 1 5 5")
@@ -265,6 +280,7 @@ def test_score_before_register_is_answered_not_relayed_and_order_is_kept(fs):
                 await expect_only(sub, ["SCORE 9 9 9"], ["SCORED 9 9"])
 
     run(scenario())
+    assert messages_out(fs) - before >= 25  # SCORED x12, REGISTERED, CONNECT, 10 relays, the marker
 
 
 def test_retries_are_acknowledged_every_time_and_relayed_once(fs):
@@ -331,7 +347,7 @@ def test_device_answering_pong_stays_connected_across_intervals(fast):
     device.send("REGISTER")
     assert device.recv().startswith("REGISTERED ")
     device.sock.settimeout(GUARD)
-    while device.pings < 6:  # each answered with payload "pong"; about 2 s at 0.3 s
+    while device.pings < 6:  # each answered with payload "pong"; about 2.4 s at 0.4 s
         opcode, payload = device.recv_frame()
         assert opcode != 0x8, "server closed the connection"
         if opcode == PING:
@@ -360,12 +376,12 @@ def test_silent_peer_is_dropped_and_listeners_get_disconnect(fast):
     run(scenario())
 
 
-def test_abrupt_tcp_close_gives_disconnect(fast):
+def test_abrupt_tcp_close_gives_disconnect(fs):
     async def scenario():
-        device = RawDevice(fast.port())
+        device = RawDevice(fs.port())
         device.send("REGISTER")
         device_id = device.recv().split(" ")[1]
-        async with connect(fast) as sub, connect(fast) as lis:
+        async with connect(fs) as sub, connect(fs) as lis:
             await sub.send(f"SUBSCRIBE {device_id}")
             await lis.send(f"LISTEN {device_id}")
             assert await recv(sub) == f"CONNECT {device_id}"
@@ -376,12 +392,22 @@ def test_abrupt_tcp_close_gives_disconnect(fast):
             device.abort()
             assert await recv(sub) == f"DISCONNECT {device_id}"
             assert await recv(lis) == f"DISCONNECT {device_id}"
+            # A last SCORE then TCP FIN (no close frame): relayed before the DISCONNECT.
+            again = RawDevice(fs.port())
+            again.send("REGISTER")
+            other = again.recv().split(" ")[1]
+            await sub.send(f"SUBSCRIBE {other}")
+            assert await recv(sub) == f"CONNECT {other}"
+            again.send("SCORE 9 900 9")
+            again.close()
+            assert await recv(sub) == f"SCORE 900 9 {other}"
+            assert await recv(sub) == f"DISCONNECT {other}"
 
     run(scenario())
 
 
-def test_fragments_and_bad_frames_do_not_crash(fast):
-    device = RawDevice(fast.port())
+def test_fragments_and_bad_frames_do_not_crash(fs):
+    device = RawDevice(fs.port())
     device.send_frame(TEXT, b"SCO", fin=False)
     device.send_frame(CONTINUATION, b"RE 1 2 3")
     assert device.recv() == "SCORED 1 2"
@@ -392,10 +418,10 @@ def test_fragments_and_bad_frames_do_not_crash(fast):
     device.send_frame(TEXT, b"\xff\xfe")  # invalid UTF-8: Autobahn closes with 1007
     assert device.wait_closed() == 1007
     device.close()
-    with socket.create_connection(("127.0.0.1", fast.port()), timeout=5) as s:
+    with socket.create_connection(("127.0.0.1", fs.port()), timeout=5) as s:
         s.sendall(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\n")
         assert s.recv(100).startswith(b"HTTP/1.1 4")
-    assert requests.get(fast.url() + "/status", timeout=5).text == "OK"
+    assert requests.get(fs.url() + "/status", timeout=5).text == "OK"
 
 
 # -- persistence ------------------------------------------------------------------
@@ -467,3 +493,23 @@ def test_concurrent_registrations_get_distinct_ids_all_saved(freescore, tmp_path
     assert len(set(ids)) == 500
     saved = json.loads((tmp_path / "state" / "registry.json").read_text())["secrets"]
     assert saved == {s: i for i, s in issued}  # every issued secret is on disk
+
+
+def test_failed_registry_write_sends_no_registered_and_recovers(freescore, tmp_path):
+    proc = freescore(CONFIG.format(ping=30))
+    blocker = tmp_path / "state" / "registry.json"
+    blocker.mkdir()  # rename onto a directory fails: the write cannot complete
+
+    async def scenario():
+        async with connect(proc) as ws:
+            await ws.send("REGISTER")
+            with pytest.raises(websockets.ConnectionClosed):
+                await recv(ws)  # dropped without a REGISTERED it could not back with the file
+        blocker.rmdir()
+        async with connect(proc) as ws:
+            await register(ws)
+
+    run(scenario())
+    proc.wait_log(r"could not save the registry")
+    saved = json.loads(blocker.read_text())["secrets"]
+    assert len(saved) == 2  # the first id stays allocated, never handed out again

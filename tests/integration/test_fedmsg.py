@@ -216,7 +216,8 @@ def test_strict_mode_and_client2server(freescore, pub):
         # A browser publish (client2server on) reaches the exact subscriber. The sources are
         # independent, so it goes out once the ZeroMQ messages are in.
         await talker.ws.send(json.dumps({"topic": BODHI, "body": {"from": "browser"}}))
-        await talker.ready(send)  # the publish frame was handled before this probe
+        talker.probe = "probe.talker2."  # subscribed after the publish frame, so seen after it
+        await talker.ready(send)
         results = [r + await b.collect(send) for r, b in zip(results, browsers, strict=True)]
         for b in browsers:
             await b.ws.close()
@@ -251,6 +252,7 @@ def test_http_publish_token_and_errors(freescore, pub):
             await b.ready(send)
         # client2server is off: this browser publish reaches no one.
         await talker.ws.send(json.dumps({"topic": "org.x", "body": {"from": "browser"}}))
+        talker.probe = "probe.talker2."  # subscribed after the publish frame, so seen after it
         await talker.ready(send)
         r = requests.post(endpoint, json={"topic": "org.x", "body": {"a": 1}},
                           headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5)
@@ -372,7 +374,7 @@ def test_bad_input_is_ignored_and_limits_hold(freescore, pub):
     async def scenario():
         url = fs.url(0, "ws") + "/fedmsg"
         b = await Browser.open(url, "bad")
-        await b.subscribe(b.probe)  # first, so it fits under max_patterns
+        await b.subscribe(b.probe)  # an early pattern that fits under max_patterns
         for frame in ("not json", "[1]", '{"topic":5}', '{"body":"x"}', '{"topic":"__topic_subscribe__","body":["a"]}',
                       '{"topic":"__topic_subscribe__","body":null}', '{"topic":"__topic_unsubscribe__","body":7}'):
             await b.ws.send(frame)
@@ -381,6 +383,9 @@ def test_bad_input_is_ignored_and_limits_hold(freescore, pub):
         await b.subscribe(*(f"t.{i}." for i in range(2000)))  # only t.0. .. t.8. fit
         await b.subscribe("t.0.")  # a duplicate changes nothing
         await b.ws.send(json.dumps({"topic": "__topic_unsubscribe__", "body": "t.1."}))
+        # A fresh probe pattern subscribed last (it takes t.1.'s slot): seeing it proves every
+        # frame above was handled (the first probe could arrive while they were still queued).
+        b.probe = "probe.bad2."
         await b.ready(send)
         for topic in ("t.0.a", "t.1.a", "t.8.a", "t.9.a", "t.500.a", "x" * 101):
             send(topic, b"{}")
@@ -394,7 +399,7 @@ def test_bad_input_is_ignored_and_limits_hold(freescore, pub):
         return got, closed.value.rcvd.code if closed.value.rcvd else None
 
     got, code = asyncio.run(scenario())
-    assert topics(got) == ["t.0.a", "t.8.a"]
+    assert topics(got) == ["t.0.a", "t.8.a"], fs.log()[-3000:]
     assert code == 1009
     fs.wait_log(r"reached 10 patterns")
     assert requests.get(fs.url(0) + "/status", timeout=5).text == "OK"
@@ -435,10 +440,16 @@ def test_slow_consumer_is_closed_and_others_unaffected(freescore, pub):
         for b in (slow, fast):
             await b.subscribe("bulk.")
             await b.ready(send)
-        # The slow browser now reads nothing while 10 MB of matching traffic arrives.
-        for _ in range(200):
-            send("bulk.data", chunk)
-        got = await fast.collect(send)
+        # The slow browser now reads nothing while 10 MB of matching traffic arrives; the fast
+        # one reads each 500 kB burst before the next is sent, so only the slow one lags.
+        got = []
+        for _ in range(20):
+            for _ in range(10):
+                send("bulk.data", chunk)
+            async with asyncio.timeout(TIMEOUT):
+                for _ in range(10):
+                    got.append(json.loads(await fast.ws.recv()))
+        assert await fast.collect(send) == []
         fs.wait_log(r"more than 1048576 bytes unsent, closing \(1013\)")
         codes = []
         try:
@@ -454,3 +465,96 @@ def test_slow_consumer_is_closed_and_others_unaffected(freescore, pub):
     assert len(got) == 200
     assert codes in ([1013], [None])  # the close frame, unless the close handshake timed out first
     assert requests.get(fs.url(0) + "/status", timeout=5).text == "OK"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_bind_method_and_publish_endpoints(freescore):
+    sub_port, pub_port = free_port(), free_port()
+    fs = freescore(f"""
+[[listen]]
+endpoint = "tcp:0:interface=127.0.0.1"
+
+[fedmsg]
+subscribe_method = "bind"
+endpoints = ["tcp://127.0.0.1:{sub_port}"]
+publish_endpoints = ["tcp://127.0.0.1:{pub_port}"]
+publish_token = "{TOKEN}"
+""")
+    ctx = zmq.Context()
+    pub = ctx.socket(zmq.PUB)  # a fedmsg emitter connecting to freescore's bound SUB
+    pub.setsockopt(zmq.LINGER, 0)
+    pub.connect(f"tcp://127.0.0.1:{sub_port}")
+    sub = ctx.socket(zmq.SUB)  # a ZeroMQ consumer of HTTP publishes
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.setsockopt(zmq.SUBSCRIBE, b"")
+    sub.connect(f"tcp://127.0.0.1:{pub_port}")
+    send_http = http_sender(fs.url(0))
+    try:
+        async def scenario():
+            b = await Browser.open(fs.url(0, "ws") + "/fedmsg", "b")
+            await b.subscribe("org.")
+            await b.ready(lambda topic, body: pub.send_multipart([topic.encode(), body]))
+            pub.send_multipart([b"org.zmq", b'{"via":"zmq"}'])
+            got = await b.collect(lambda topic, body: pub.send_multipart([topic.encode(), body]))
+            await b.ws.close()
+            return got
+
+        assert asyncio.run(scenario()) == [{"topic": "org.zmq", "body": {"via": "zmq"}}]
+        # HTTP publishes also leave through the PUB socket (retry: the ZeroMQ slow joiner).
+        for _ in range(100):
+            send_http("org.http", b'{"via":"http"}')
+            if sub.poll(100):
+                assert sub.recv_multipart() == [b"org.http", b'{"via":"http"}']
+                break
+        else:
+            raise AssertionError("nothing arrived on publish_endpoints")
+    finally:
+        pub.close(0)
+        sub.close(0)
+        ctx.term()
+
+
+def test_bind_address_in_use_stops_start_up(tmp_path):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        path = tmp_path / "busy.toml"
+        path.write_text(f'[[listen]]\nendpoint = "tcp:0:interface=127.0.0.1"\n\n[fedmsg]\n'
+                        f'publish_endpoints = ["tcp://127.0.0.1:{port}"]\n')
+        result = run_twistd(path)
+    assert "fedmsg: cannot set up ZeroMQ" in result.stdout + result.stderr
+
+
+def test_peer_that_never_pongs_is_dropped(freescore, pub):
+    import base64
+    import os
+    import socket
+
+    fs = freescore(config(pub.port, "keepalive = 0.5"))
+    with socket.create_connection(("127.0.0.1", fs.port(0)), timeout=TIMEOUT) as sock:
+        key = base64.b64encode(os.urandom(16)).decode()
+        sock.sendall((f"GET /fedmsg HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                      f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+        # Read (so pings arrive) but never answer them: the server must hang up on its own.
+        received = b""
+        while True:
+            try:
+                chunk = sock.recv(4096)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            received += chunk
+    assert received.startswith(b"HTTP/1.1 101")
+    assert b"\x89" in received  # at least one ping frame came before the drop
+    fs.wait_log(r"answered no ping within 0.5s, dropping")

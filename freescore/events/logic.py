@@ -1,0 +1,495 @@
+"""The event daemon's rules: roles, channels, the catch-up queue, validation, limits.
+
+Plain Python with time passed in. The adapter feeds it decoded Socket.IO
+packets (and legacy JSON commands), publishes the posts it asks for through
+the hub, and hands every hub delivery back to `deliver`, which says what one
+prepared frame goes to which sockets.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from freescore.events import socketio as sio
+
+SENDER, CLIENT = "sender", "client"
+
+OK = {"status": "success"}
+ERR_INVALID_FILTER = {"status": "error", "code": "invalid-filter", "message": "Invalid filter"}
+ERR_INVALID_CHANNEL_FILTER = {
+    "status": "error", "code": "invalid-channel", "message": "Channel must be a non-empty string (max 100 chars)",
+}
+ERR_INVALID_CHANNEL = {"status": "error", "code": "invalid-channel", "message": "Invalid channel"}
+ERR_UNAUTHORIZED = {"status": "error", "code": "unauthorized", "message": "Unauthorized operation"}
+ERR_CAPACITY = {"status": "error", "code": "server-capacity", "message": "Server at capacity"}
+ERR_RATE_LIMITED = {"status": "error", "code": "rate-limited", "message": "Too many packets, slow down"}
+AUTH_FAILED = {"message": "Authentication failed"}
+INVALID_NAMESPACE = {"message": "Invalid namespace"}
+
+
+def too_many(limit: int) -> dict[str, str]:
+    return {
+        "status": "error", "code": "too-many-subscriptions",
+        "message": f"Maximum {limit} subscriptions per connection",
+    }
+
+
+@dataclass(frozen=True)
+class Limits:
+    sender_token: str | None = None
+    max_queue: int = 50
+    max_clients: int = 5000
+    max_subscriptions: int = 10
+    max_channel: int = 100
+    rate_limit: float = 20.0
+    sender_rate_limit: float = 1000.0
+
+
+class RateLimiter:
+    """Token bucket (burst = 2 s of budget) plus a strike count that ends a sustained flood.
+
+    `check` answers "allow", "limit" (first refusal of a run: tell the peer),
+    "drop" (refuse quietly) or "close" (the flood goes on).
+    """
+
+    __slots__ = ("rate", "burst", "tokens", "strikes", "stamp", "limited")
+
+    def __init__(self, rate: float, now: float) -> None:
+        self.rate = rate
+        self.burst = max(2.0 * rate, 5.0)
+        self.tokens = self.burst
+        self.strikes = 0.0
+        self.stamp = now
+        self.limited = False
+
+    def check(self, now: float) -> str:
+        if self.rate <= 0:
+            return "allow"
+        elapsed = max(0.0, now - self.stamp)
+        self.stamp = now
+        self.tokens = min(self.burst, self.tokens + elapsed * self.rate)
+        self.strikes = max(0.0, self.strikes - elapsed * self.rate)
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            self.limited = False
+            return "allow"
+        self.strikes += 1.0
+        if self.strikes > self.burst:
+            return "close"
+        if self.limited:
+            return "drop"
+        self.limited = True
+        return "limit"
+
+
+def valid_channel(name: Any, limit: int) -> bool:
+    return isinstance(name, str) and 0 < len(name) <= limit
+
+
+def coerce_start(value: Any) -> int:
+    """`start-msg` start: a non-negative integer, anything else 0 (upstream silently broke)."""
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int) and value >= 0:
+        return value
+    return 0
+
+
+def parse_int(value: Any) -> int:
+    """JavaScript `parseInt` for legacy `start` and `?last=`: leading digits, else 0."""
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, int):
+        return max(value, 0)
+    if isinstance(value, float):
+        return max(int(value), 0) if value == value and abs(value) != float("inf") else 0
+    if not isinstance(value, str):
+        return 0
+    text = value.strip()
+    sign = 1
+    if text[:1] in "+-" and text[:1]:
+        sign = -1 if text[0] == "-" else 1
+        text = text[1:]
+    digits = ""
+    for ch in text[:20]:
+        if not ("0" <= ch <= "9"):
+            break
+        digits += ch
+    return max(sign * int(digits), 0) if digits else 0
+
+
+@dataclass(frozen=True)
+class Message:
+    id: int
+    channel: str
+    message: Any
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "channel": self.channel, "message": self.message}
+
+
+@dataclass
+class Post:
+    """A post the adapter publishes through the hub, then answers with `posted`."""
+
+    origin: Any
+    channel: str
+    message: Any
+    ack_id: int | None = None
+
+
+class Socket:
+    """One connected Socket.IO socket on namespace `/`."""
+
+    __slots__ = ("sid", "role", "last_msg", "channels", "peer", "limiter")
+
+    def __init__(self, sid: str, role: str, peer: Any, limiter: RateLimiter) -> None:
+        self.sid = sid
+        self.role = role
+        self.last_msg = 0
+        self.channels: frozenset[str] = frozenset()
+        self.peer = peer
+        self.limiter = limiter
+
+
+@dataclass
+class Reply:
+    """What to do after one packet: Socket.IO packets to send this socket, a post, a close."""
+
+    packets: list[str] = field(default_factory=list)
+    post: Post | None = None
+    close: bool = False
+
+
+class LegacyReceiver:
+    """A raw-WebSocket receiver of the old DMOJ protocol."""
+
+    __slots__ = ("last_msg", "channels", "following", "peer", "limiter")
+
+    def __init__(self, peer: Any, limiter: RateLimiter) -> None:
+        self.last_msg = 0
+        self.channels: frozenset[str] = frozenset()
+        self.following = False
+        self.peer = peer
+        self.limiter = limiter
+
+
+class LegacySender:
+    __slots__ = ("authed", "peer", "limiter")
+
+    def __init__(self, peer: Any, limiter: RateLimiter, authed: bool) -> None:
+        self.authed = authed
+        self.peer = peer
+        self.limiter = limiter
+
+
+@dataclass
+class Delivery:
+    """One hub message: the frames to write once and who gets them."""
+
+    message: Message
+    sio_packet: str
+    sockets: list[Socket]
+    legacy_frame: str
+    legacy: list[LegacyReceiver]
+    waiters: list[Any]
+
+
+class Daemon:
+    """Channels, the catch-up queue and the id counter of one node."""
+
+    def __init__(self, limits: Limits, last_id: int) -> None:
+        self.limits = limits
+        self.last_id = last_id
+        self.queue: deque[Message] = deque(maxlen=limits.max_queue)
+        self.index: dict[str, set[Socket]] = {}
+        self.legacy_index: dict[str, set[LegacyReceiver]] = {}
+        self.waiting: dict[str, dict[Any, frozenset[str]]] = {}
+        self.sockets: dict[str, Socket] = {}
+        self.clients = 0
+
+    # -- Socket.IO --------------------------------------------------------------
+    def connect(self, packet: sio.Packet, sid: str, peer: Any, now: float) -> tuple[Socket | None, Reply]:
+        """A CONNECT packet: join `/` as sender or client, or refuse."""
+        if packet.namespace != "/":
+            return None, Reply([sio.encode(sio.CONNECT_ERROR, INVALID_NAMESPACE, namespace=packet.namespace)])
+        auth = packet.data if isinstance(packet.data, dict) else {}
+        if auth.get("role") == SENDER:
+            if not self._token_ok(auth.get("token")):
+                return None, Reply([sio.encode(sio.CONNECT_ERROR, AUTH_FAILED)])
+            sock = Socket(sid, SENDER, peer, RateLimiter(self.limits.sender_rate_limit, now))
+            self.sockets[sid] = sock
+            return sock, Reply([sio.encode(sio.CONNECT, {"sid": sid})])
+        accepted = sio.encode(sio.CONNECT, {"sid": sid})
+        if self.clients >= self.limits.max_clients:
+            return None, Reply([accepted, sio.event("error", ERR_CAPACITY), sio.encode(sio.DISCONNECT)], close=True)
+        sock = Socket(sid, CLIENT, peer, RateLimiter(self.limits.rate_limit, now))
+        self.sockets[sid] = sock
+        self.clients += 1
+        return sock, Reply([accepted])
+
+    def _token_ok(self, token: Any) -> bool:
+        expected = self.limits.sender_token
+        if expected is None or not isinstance(token, str):
+            return False
+        return hmac.compare_digest(token.encode("utf-8", "surrogatepass"), expected.encode("utf-8"))
+
+    def disconnect(self, sock: Socket) -> None:
+        if self.sockets.pop(sock.sid, None) is None:
+            return
+        if sock.role == CLIENT:
+            self.clients -= 1
+        self._unindex(self.index, sock, sock.channels)
+        sock.channels = frozenset()
+
+    def handle(self, sock: Socket, packet: sio.Packet, now: float) -> Reply:
+        """A packet from a connected socket."""
+        verdict = sock.limiter.check(now)
+        if verdict != "allow":
+            if verdict == "close":
+                return Reply(close=True)
+            return Reply([sio.event("error", ERR_RATE_LIMITED)] if verdict == "limit" else [])
+        if packet.namespace != "/" or packet.type != sio.EVENT:
+            return Reply()
+        name, args = packet.data[0], packet.data[1:]
+        data = args[0] if args else None
+        if sock.role == SENDER:
+            return self._sender_event(sock, name, data, packet.ack_id)
+        return self._client_event(sock, name, data)
+
+    def _sender_event(self, sock: Socket, name: str, data: Any, ack_id: int | None) -> Reply:
+        if name == "post":
+            channel = data.get("channel") if isinstance(data, dict) else None
+            if not valid_channel(channel, self.limits.max_channel):
+                return Reply([self._answer(ack_id, "error", ERR_INVALID_CHANNEL)])
+            return Reply(post=Post(sock, channel, data.get("message"), ack_id))
+        if name == "last-msg":
+            return Reply([self._answer(ack_id, "last-response", {"status": "success", "id": self.last_id})])
+        return Reply()
+
+    @staticmethod
+    def _answer(ack_id: int | None, event: str, body: Any) -> str:
+        return sio.ack(ack_id, body) if ack_id is not None else sio.event(event, body)
+
+    def posted(self, post: Post, msg_id: int) -> str:
+        """The reply to a sender once the hub assigned the post its id."""
+        self.last_id = max(self.last_id, msg_id)
+        return self._answer(post.ack_id, "post-response", {"status": "success", "id": msg_id})
+
+    def _client_event(self, sock: Socket, name: str, data: Any) -> Reply:
+        if name == "start-msg":
+            sock.last_msg = coerce_start(data.get("start") if isinstance(data, dict) else None)
+            return Reply([sio.event("status", OK)])
+        if name == "set-filter":
+            wanted = data.get("filter") if isinstance(data, dict) else None
+            error = self.check_filter(wanted)
+            if error is not None:
+                return Reply([sio.event("error", error)])
+            channels = frozenset(wanted)
+            self._unindex(self.index, sock, sock.channels - channels)
+            for ch in channels - sock.channels:
+                self.index.setdefault(ch, set()).add(sock)
+            sock.channels = channels
+            out = [sio.event("status", OK)]
+            for msg in self.queue:
+                if msg.id > sock.last_msg and msg.channel in channels:
+                    out.append(sio.event("message", msg.as_dict()))
+                    sock.last_msg = msg.id
+            return Reply(out)
+        if name == "last-msg":
+            return Reply([sio.event("last-response", {"status": "success", "id": self.last_id})])
+        if name == "post":
+            return Reply([sio.event("error", ERR_UNAUTHORIZED)])
+        return Reply()
+
+    def check_filter(self, wanted: Any) -> dict[str, str] | None:
+        """The first failing `set-filter` check, in the spec's order, or None."""
+        if not isinstance(wanted, list) or not wanted:
+            return ERR_INVALID_FILTER
+        if len(wanted) > self.limits.max_subscriptions:
+            return too_many(self.limits.max_subscriptions)
+        if not all(valid_channel(ch, self.limits.max_channel) for ch in wanted):
+            return ERR_INVALID_CHANNEL_FILTER
+        return None
+
+    @staticmethod
+    def _unindex(index: dict[str, set[Any]], member: Any, channels: Iterable[str]) -> None:
+        for ch in channels:
+            members = index.get(ch)
+            if members is not None:
+                members.discard(member)
+                if not members:
+                    del index[ch]
+
+    # -- delivery -----------------------------------------------------------------
+    def deliver(self, msg_id: int, channel: str, message: Any) -> Delivery:
+        """A post reached this node: queue it, and say who gets it (once per socket)."""
+        msg = Message(msg_id, channel, message)
+        self._enqueue(msg)
+        self.last_id = max(self.last_id, msg_id)
+        body = msg.as_dict()
+        sockets = list(self.index.get(channel, ()))
+        for sock in sockets:
+            if msg_id > sock.last_msg:
+                sock.last_msg = msg_id
+        legacy = list(self.legacy_index.get(channel, ()))
+        waiters = list(self.waiting.get(channel, {}))
+        for token in waiters:
+            self.unwait(token)
+        return Delivery(
+            msg, sio.event("message", body), sockets,
+            sio.dumps(body) if (legacy or waiters) else "", legacy, waiters,
+        )
+
+    def _enqueue(self, msg: Message) -> None:
+        """Keep the catch-up queue in id order, which catch-up relies on.
+
+        With several nodes a post can reach this node after a later one: the
+        Redis hub hands a node its own posts from the publish reply, and other
+        nodes' posts over the subscription.
+        """
+        queue = self.queue
+        if not queue or msg.id > queue[-1].id:
+            queue.append(msg)
+            return
+        at = len(queue)
+        while at > 0 and queue[at - 1].id > msg.id:
+            at -= 1
+        if len(queue) == queue.maxlen:
+            if at == 0:
+                return  # older than everything kept: it would be the one dropped
+            queue.popleft()
+            at -= 1
+        queue.insert(at, msg)
+
+    # -- legacy receiver ------------------------------------------------------------
+    def legacy_command(self, rcv: LegacyReceiver, frame: str, now: float) -> tuple[list[str], bool]:
+        """One JSON text frame from a legacy receiver: (frames to send, close?)."""
+        verdict = rcv.limiter.check(now)
+        if verdict == "close":
+            return [], True
+        if verdict != "allow":
+            return ([sio.dumps(ERR_RATE_LIMITED)] if verdict == "limit" else []), False
+        request, error = legacy_parse(frame)
+        if error is not None:
+            return [sio.dumps(error)], False
+        command = request["command"].replace("_", "-")
+        if command == "start-msg":
+            rcv.last_msg = parse_int(request.get("start"))
+            return [], False
+        if command == "set-filter":
+            wanted = request.get("filter")
+            err = self.check_filter(wanted)
+            if err is not None:
+                if err is ERR_INVALID_FILTER:
+                    err = dict(err, message=f"invalid filter: {legacy_repr(wanted)}")
+                return [sio.dumps(err)], False
+            if rcv.following:
+                rcv.last_msg = max(rcv.last_msg, self.last_id)
+            channels = frozenset(wanted)
+            self._unindex(self.legacy_index, rcv, rcv.channels - channels)
+            for ch in channels - rcv.channels:
+                self.legacy_index.setdefault(ch, set()).add(rcv)
+            rcv.channels = channels
+            rcv.following = True
+            out = []
+            for msg in self.queue:
+                if msg.id > rcv.last_msg:
+                    if msg.channel in channels:
+                        out.append(sio.dumps(msg.as_dict()))
+                    rcv.last_msg = msg.id
+            return out, False
+        return [sio.dumps(bad_command(request["command"]))], False
+
+    def legacy_gone(self, rcv: LegacyReceiver) -> None:
+        self._unindex(self.legacy_index, rcv, rcv.channels)
+        rcv.channels = frozenset()
+
+    # -- legacy sender ----------------------------------------------------------------
+    def sender_command(self, snd: LegacySender, frame: str, now: float) -> tuple[str | None, Post | None, bool]:
+        """One JSON frame from a legacy sender: (reply, post to publish, close?)."""
+        verdict = snd.limiter.check(now)
+        if verdict == "close":
+            return None, None, True
+        if verdict != "allow":
+            return (sio.dumps(ERR_RATE_LIMITED) if verdict == "limit" else None), None, False
+        request, error = legacy_parse(frame)
+        if error is not None:
+            return sio.dumps(error), None, False
+        command = request["command"].replace("_", "-")
+        if command == "auth":
+            if self.limits.sender_token is None or self._token_ok(request.get("key")):
+                snd.authed = True
+                return sio.dumps(OK), None, False
+            return sio.dumps({"status": "error", "code": "auth-failed"}), None, False
+        if command in ("post", "last-msg") and not snd.authed:
+            return sio.dumps({"status": "error", "code": "unauthorized"}), None, False
+        if command == "post":
+            channel = request.get("channel")
+            if not valid_channel(channel, self.limits.max_channel):
+                return sio.dumps({"status": "error", "code": "invalid-channel"}), None, False
+            return None, Post(snd, channel, request.get("message")), False
+        if command == "last-msg":
+            return sio.dumps({"status": "success", "id": self.last_id}), None, False
+        return sio.dumps(bad_command(request["command"])), None, False
+
+    def sender_posted(self, msg_id: int) -> str:
+        self.last_id = max(self.last_id, msg_id)
+        return sio.dumps({"status": "success", "id": msg_id})
+
+    # -- /channels/ long-poll -----------------------------------------------------------
+    def wait(self, token: Any, channels: frozenset[str], last: int) -> Message | None:
+        """The first queued match newer than `last`, or register `token` for the next post."""
+        for msg in self.queue:
+            if msg.id > last and msg.channel in channels:
+                return msg
+        for ch in channels:
+            self.waiting.setdefault(ch, {})[token] = channels
+        return None
+
+    def unwait(self, token: Any) -> None:
+        for ch in list(self.waiting):
+            waiters = self.waiting[ch]
+            if waiters.pop(token, None) is not None and not waiters:
+                del self.waiting[ch]
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "sockets": len(self.sockets), "clients": self.clients,
+            "channels": len(self.index), "legacy_channels": len(self.legacy_index), "queued": len(self.queue),
+        }
+
+
+def bad_command(command: Any) -> dict[str, str]:
+    return {"status": "error", "code": "bad-command", "message": f"bad command: {command}"}
+
+
+def legacy_repr(value: Any) -> str:
+    """Roughly how JavaScript string-concatenates a value, for `invalid filter: ...`."""
+    if value is None:
+        return "undefined"
+    if isinstance(value, list):
+        return ",".join("" if v is None else legacy_repr(v) for v in value)
+    if isinstance(value, dict):
+        return "[object Object]"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def legacy_parse(frame: str) -> tuple[dict[str, Any], dict[str, str] | None]:
+    """A legacy JSON command, or the `syntax-error` to answer."""
+    try:
+        request = json.loads(frame)
+    except (ValueError, RecursionError) as e:
+        return {}, {"status": "error", "code": "syntax-error", "message": str(e)}
+    if not isinstance(request, dict) or not isinstance(request.get("command"), str):
+        return {}, {"status": "error", "code": "syntax-error", "message": "no command specified"}
+    return request, None

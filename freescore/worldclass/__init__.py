@@ -1,0 +1,66 @@
+"""FreeScore worldclass (recognized poomsae), wire- and file-compatible with the upstream pages and data.
+
+Settings live in the `[worldclass]` table; see docs/worldclass.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from freescore.config import ConfigError, ServiceSettings, SettingError
+
+if TYPE_CHECKING:
+    from freescore.config import Config
+    from freescore.service import ProtocolService, ServiceContext
+
+
+@dataclass(frozen=True)
+class Settings(ServiceSettings):
+    data: Path = Path("var/worldclass")
+    """The data root (upstream's /usr/local/freescore/data); each tournament db is a folder in it."""
+    cors_origin: str = "*"
+    ping_interval: float = 30.0
+    sessions: Path | None = None
+    scoreboard_delay: float = 9.0
+    leaderboard_delay: float = 12.0
+    inactivity_timeout: float = 3600.0
+    keepalive: float = 60.0
+    """WebSocket-level pings (answered by every browser) that drop half-open connections; 0 = off."""
+    create_data: bool = True
+    max_message: int = 1048576
+
+    def validate(self, base: Path) -> "Settings":
+        for key in ("ping_interval", "inactivity_timeout"):
+            if getattr(self, key) <= 0:
+                raise SettingError(key, "must be positive")
+        for key in ("scoreboard_delay", "leaderboard_delay", "keepalive"):
+            if getattr(self, key) < 0:
+                raise SettingError(key, "must not be negative")
+        if self.max_message < 1024:
+            raise SettingError("max_message", "must be at least 1024")
+        data = (self.data if self.data.is_absolute() else base / self.data).resolve()
+        if not self.create_data and not data.is_dir():
+            raise SettingError("data", f"no such folder: {data}")
+        if data.exists() and not data.is_dir():
+            raise SettingError("data", f"not a folder: {data}")
+        if self.sessions is not None and not self.sessions.is_dir():
+            raise SettingError("sessions", f"no such folder: {self.sessions}")
+        return replace(self, data=data)
+
+
+def check_config(config: "Config") -> None:
+    """Worldclass keeps its data in a local folder, so it cannot share a multi-node hub."""
+    if config.hub.backend == "redis":
+        raise ConfigError(
+            config.file, "hub.backend",
+            "worldclass is single-node (its data directory is local); use backend = \"memory\" "
+            "or disable [worldclass]",
+        )
+
+
+def make_service(ctx: "ServiceContext") -> "ProtocolService":
+    from freescore.worldclass.adapter import WorldclassService
+
+    return WorldclassService(ctx)

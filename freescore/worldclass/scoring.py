@@ -1,0 +1,364 @@
+"""Recognized-poomsae scoring math and the cutoff method (pure, spec §12-14).
+
+`compute(div)` derives every total, flag, placement and pending list from the
+stored marks; `advance(div, rng)` moves athletes into the next round when the
+current one is complete. The method is a seam: `METHODS[name]` gives the
+rules object, and single-elimination / side-by-side plug in beside `Cutoff`.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from freescore.worldclass.divfile import Division, FormScore, Score
+
+TIE_MATCH = "tiebreaker match required"
+CUTOFF_ROUNDS = ("prelim", "semfin", "finals")
+
+
+def r3(x: float) -> float:
+    """Round to 3 decimals as Perl's sprintf('%.3f') does."""
+    v = float(f"{x:.3f}")
+    return 0.0 if v == 0 else v
+
+
+def score_complete(s: Score) -> bool:
+    return s.major >= 0 and s.minor >= 0 and all(0.5 <= v <= 2.0 for v in (s.rhythm, s.power, s.ki))
+
+
+def accuracy(s: Score) -> float:
+    return max(0.0, 4.0 - (s.major + s.minor))
+
+
+def presentation(s: Score) -> float:
+    return s.rhythm + s.power + s.ki
+
+
+def penalties(form: FormScore) -> float:
+    p = form.penalty or {}
+    return p.get("bounds", 0.0) + p.get("timelimit", 0.0) + p.get("restart", 0.0)
+
+
+@dataclass
+class FormResult:
+    complete: bool
+    started: bool
+    judge_complete: list[bool]
+    adjusted: dict[str, float] | None = None
+    original: dict[str, float] | None = None
+    flags: list[dict[str, bool]] | None = None
+
+
+@dataclass
+class RoundResult:
+    forms: list[FormResult]
+    complete: bool
+    started: bool
+    accuracy: float = 0.0
+    presentation: float = 0.0
+    adjusted_total: float = 0.0
+    total: float = 0.0
+    decision: str | None = None
+    tb: list[Any] = field(default_factory=list)
+
+    def rank_key(self) -> tuple[int, float, float, float]:
+        return (1 if self.decision else 0, -self.adjusted_total, -self.presentation, -self.total)
+
+
+def _extremes(values: list[float]) -> tuple[int, int]:
+    """Indexes of the dropped low and high: the lowest index holding each extreme."""
+    lo = min(range(len(values)), key=lambda i: (values[i], i))
+    hi = min(range(len(values)), key=lambda i: (-values[i], i))
+    if lo == hi:
+        return 0, 1
+    return lo, hi
+
+
+def form_result(form: FormScore, judges: int) -> FormResult:
+    slots = form.judges[:judges] + [Score() for _ in range(judges - len(form.judges))]
+    done = [score_complete(s) for s in slots]
+    started = any(s.started for s in slots) or bool(form.decision)
+    all_scored = all(done) and judges > 0
+    complete = all_scored or bool(form.decision)
+    res = FormResult(complete=complete, started=started, judge_complete=done)
+    if not complete:
+        return res
+    pen = penalties(form)
+    if not all_scored:
+        res.adjusted = {"accuracy": 0.0, "presentation": 0.0, "total": 0.0}
+        res.original = {"accuracy": 0.0, "presentation": 0.0, "total": 0.0}
+        return res
+    acc = [accuracy(s) for s in slots]
+    pre = [presentation(s) for s in slots]
+    flags = [{"minacc": False, "maxacc": False, "minpre": False, "maxpre": False} for _ in slots]
+    if judges >= 5:
+        alo, ahi = _extremes(acc)
+        plo, phi = _extremes(pre)
+        flags[alo]["minacc"] = flags[ahi]["maxacc"] = True
+        flags[plo]["minpre"] = flags[phi]["maxpre"] = True
+        adj_acc = r3(max(0.0, (sum(acc) - acc[alo] - acc[ahi]) / (judges - 2)))
+        adj_pre = r3(max(0.0, (sum(pre) - pre[plo] - pre[phi]) / (judges - 2)))
+    else:
+        adj_acc = r3(sum(acc) / judges)
+        adj_pre = r3(sum(pre) / judges)
+    orig_acc = r3(sum(acc) / judges)
+    orig_pre = r3(sum(pre) / judges)
+    res.flags = flags
+    res.adjusted = {"accuracy": adj_acc, "presentation": adj_pre, "total": r3(adj_acc + adj_pre - pen)}
+    res.original = {"accuracy": orig_acc, "presentation": orig_pre, "total": r3(orig_acc + orig_pre - pen)}
+    return res
+
+
+def round_result(div: Division, athlete: int, round_: str) -> RoundResult:
+    forms = div.athletes[athlete].scores.get(round_, [])
+    count = div.form_count(round_)
+    results = []
+    decision = None
+    for k in range(count):
+        form = forms[k] if k < len(forms) else FormScore()
+        results.append(form_result(form, div.judges))
+        if form.decision:
+            decision = "DSQ" if "disqualify" in form.decision else "WDR"
+    rr = RoundResult(
+        forms=results, complete=all(f.complete for f in results), started=any(f.started for f in results),
+        decision=decision,
+    )
+    done = [f for f in results if f.complete and f.adjusted is not None]
+    rr.accuracy = r3(sum(f.adjusted["accuracy"] for f in done))  # type: ignore[index]
+    rr.presentation = r3(sum(f.adjusted["presentation"] for f in done))  # type: ignore[index]
+    rr.adjusted_total = r3(sum(f.adjusted["total"] for f in done))  # type: ignore[index]
+    rr.total = r3(sum(f.original["total"] for f in done))  # type: ignore[index]
+    if decision:
+        rr.adjusted_total = rr.presentation = rr.total = 0.0
+    return rr
+
+
+@dataclass
+class Results:
+    """Everything derived from a division's marks."""
+
+    rounds: dict[str, dict[int, RoundResult]]
+    placement: dict[str, list[int]]
+    pending: dict[str, list[int]]
+
+
+def rank(results: dict[int, RoundResult], order: list[int]) -> list[int]:
+    """Complete athletes best first: decision, adjusted total, presentation, total; then order."""
+    position = {a: i for i, a in enumerate(order)}
+    done = [a for a in order if results[a].complete]
+    return sorted(done, key=lambda a: (results[a].rank_key(), position[a]))
+
+
+def annotate_ties(results: dict[int, RoundResult], placed: list[int]) -> None:
+    for a in placed:
+        results[a].tb = []
+    for i, a in enumerate(placed):
+        ra = results[a]
+        for b in placed[i + 1:]:
+            rb = results[b]
+            if ra.adjusted_total != rb.adjusted_total or ra.adjusted_total == 0:
+                continue
+            for r in (ra, rb):
+                _set_tb(r, 0, r.presentation)
+            if ra.presentation == rb.presentation:
+                for r in (ra, rb):
+                    _set_tb(r, 1, r.total)
+                if ra.total == rb.total:
+                    for r in (ra, rb):
+                        _set_tb(r, 2, TIE_MATCH)
+
+
+def _set_tb(r: RoundResult, i: int, value: Any) -> None:
+    while len(r.tb) <= i:
+        r.tb.append(None)
+    r.tb[i] = value
+
+
+def compute(div: Division) -> Results:
+    rounds: dict[str, dict[int, RoundResult]] = {}
+    placement: dict[str, list[int]] = {}
+    pending: dict[str, list[int]] = {}
+    for round_, order in div.order.items():
+        if not order:
+            continue
+        res = {a: round_result(div, a, round_) for a in order}
+        placed = rank(res, order)
+        annotate_ties(res, placed)
+        rounds[round_] = res
+        placement[round_] = placed
+        pending[round_] = [a for a in order if not res[a].complete]
+    return Results(rounds=rounds, placement=placement, pending=pending)
+
+
+def first_round(athletes: int) -> str:
+    """Cutoff's first round by field size (the server rule: 20 athletes is a prelim)."""
+    if athletes >= 20:
+        return "prelim"
+    if athletes >= 9:
+        return "semfin"
+    return "finals"
+
+
+class Method(Protocol):
+    name: str
+
+    def advance(self, div: Division, results: Results, rng: random.Random) -> bool: ...
+
+    def next_round(self, div: Division, round_: str) -> str | None: ...
+
+
+class Cutoff:
+    """prelim -> semfin (top half, random order) -> finals (top 8, reverse rank)."""
+
+    name = "cutoff"
+
+    def next_round(self, div: Division, round_: str) -> str | None:
+        rounds = [r for r in CUTOFF_ROUNDS if r in div.rounds()]
+        if round_ not in rounds:
+            return None
+        i = rounds.index(round_)
+        return rounds[i + 1] if i + 1 < len(rounds) else None
+
+    def advance(self, div: Division, results: Results, rng: random.Random) -> bool:
+        """Fill the next round's order once every athlete of a round is complete."""
+        changed = False
+        n = len(div.athletes)
+        for round_ in CUTOFF_ROUNDS:
+            order = div.order.get(round_)
+            if not order or round_ not in results.pending or results.pending[round_]:
+                continue
+            if div.flight is not None and round_ == "prelim":
+                if div.flight.get("state") != "merged" and div.flight.get("state") != "complete":
+                    div.flight["state"] = "complete"
+                    changed = True
+                continue
+            nxt = self.next_round(div, round_)
+            if nxt is None or div.order.get(nxt):
+                continue
+            eligible = [a for a in results.placement[round_] if not results.rounds[round_][a].decision]
+            if round_ == "prelim":
+                chosen = eligible[: math.floor((n - 1) / 2) + 1]
+                rng.shuffle(chosen)
+            else:
+                chosen = eligible[: min(8, n)]
+                chosen.reverse()
+            if not chosen:
+                continue
+            div.order[nxt] = chosen
+            for a in chosen:
+                div.form_scores(a, nxt)
+            changed = True
+        return changed
+
+
+METHODS: dict[str, Method] = {"cutoff": Cutoff()}
+
+
+def method_for(div: Division, round_: str | None = None) -> Method:
+    """The rules for a division (or one of its rounds); unknown methods fall back to cutoff."""
+    name = div.method
+    if isinstance(name, dict):
+        name = name.get(round_ or div.round, "cutoff")
+    return METHODS.get(str(name), METHODS["cutoff"])
+
+
+def refresh(div: Division, rng: random.Random) -> Results:
+    """Recompute, advance if due, recompute; store placement in the header as upstream."""
+    results = compute(div)
+    if method_for(div).advance(div, results, rng):
+        results = compute(div)
+    div.placement = {r: list(p) for r, p in results.placement.items()}
+    return results
+
+
+# -- JSON shape (spec §11) ------------------------------------------------------
+
+def score_json(s: Score, complete: bool, flags: dict[str, bool] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "major": s.major, "minor": s.minor, "rhythm": s.rhythm, "power": s.power, "ki": s.ki,
+        "complete": complete, "started": s.started,
+    }
+    if complete:
+        out["accuracy"] = r3(accuracy(s))
+        out["presentation"] = r3(presentation(s))
+    if flags is not None:
+        out.update(flags)
+    return out
+
+
+def form_json(form: FormScore, res: FormResult, judges: int) -> dict[str, Any]:
+    slots = form.judges[:judges] + [Score() for _ in range(judges - len(form.judges))]
+    out: dict[str, Any] = {
+        "judge": [
+            score_json(s, res.judge_complete[j], res.flags[j] if res.flags else None) for j, s in enumerate(slots)
+        ],
+        "complete": res.complete,
+        "started": res.started,
+    }
+    if form.penalty is not None:
+        out["penalty"] = dict(form.penalty)
+    if form.decision:
+        out["decision"] = dict(form.decision)
+    if res.adjusted is not None:
+        out["adjusted"] = dict(res.adjusted)
+        out["original"] = dict(res.original or {})
+    return out
+
+
+def round_json(div: Division, athlete: int, round_: str, rr: RoundResult) -> dict[str, Any]:
+    forms = div.athletes[athlete].scores.get(round_, [])
+    adjusted: dict[str, Any] = {"accuracy": rr.accuracy, "presentation": rr.presentation, "total": rr.adjusted_total}
+    if rr.decision:
+        adjusted["decision"] = rr.decision
+    return {
+        "forms": [
+            form_json(forms[k] if k < len(forms) else FormScore(), fr, div.judges) for k, fr in enumerate(rr.forms)
+        ],
+        "adjusted": adjusted,
+        "total": rr.total,
+        "complete": rr.complete,
+        "started": rr.started,
+        "tb": list(rr.tb),
+    }
+
+
+def division_json(div: Division, results: Results, ring: int | str, extra: dict[str, Any] | None = None
+                  ) -> dict[str, Any]:
+    """The division object every client receives (numbers as numbers, flags as booleans)."""
+    athletes = []
+    for i, athlete in enumerate(div.athletes):
+        scores = {
+            round_: round_json(div, i, round_, res[i]) for round_, res in results.rounds.items() if i in res
+        }
+        athletes.append({"name": athlete.name, "id": i, "info": dict(athlete.info), "scores": scores})
+    out: dict[str, Any] = {
+        "name": div.name,
+        "description": div.description,
+        "ring": ring,
+        "judges": div.judges,
+        "state": div.state,
+        "current": div.current,
+        "form": div.form,
+        "round": div.round,
+        "rounds": div.rounds(),
+        "forms": {r: list(f) for r, f in div.forms.items()},
+        "order": {r: list(o) for r, o in div.order.items() if o},
+        "placement": {r: list(p) for r, p in results.placement.items()},
+        "pending": {r: list(p) for r, p in results.pending.items()},
+        "tiebreakers": {},
+        "athletes": athletes,
+    }
+    if div.method != "cutoff":
+        out["method"] = div.method
+    for key in ("matches", "draws", "flight", "tags", "autopilot"):
+        value = getattr(div, key)
+        if value is not None:
+            out[key] = value
+    for key, value in div.extra.items():
+        out.setdefault(key, value)
+    if extra:
+        out.update(extra)
+    return out

@@ -1,0 +1,416 @@
+"""The event daemon in a real `twistd freescore`: Engine.IO conformance, python-socketio, bad input."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+import requests
+import socketio
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import connect as ws_connect
+
+from harness import FreescoreProcess
+
+TOKEN = "s3cret-token"
+CONFIG = f"""
+[[listen]]
+endpoint = "tcp:0:interface=127.0.0.1"
+
+[events]
+sender_token = "{TOKEN}"
+max_clients = 100
+rate_limit = 0.0
+"""
+EIO = {"EIO": "4", "transport": "polling"}
+
+
+@pytest.fixture(scope="module")
+def fs(tmp_path_factory):
+    proc = FreescoreProcess(CONFIG, tmp_path_factory.mktemp("events")).start()
+    yield proc
+    proc.stop()
+    assert "Unhandled" not in proc.log() and "Traceback" not in proc.log()
+
+
+class Poller:
+    """A hand-driven Engine.IO polling session, to see the exact bytes."""
+
+    def __init__(self, base: str) -> None:
+        self.url = base + "/socket.io/"
+        r = requests.get(self.url, params=EIO, timeout=5)
+        assert r.status_code == 200, r.text
+        self.open = json.loads(r.text[1:])
+        self.sid = self.open["sid"]
+
+    def params(self, **extra: str) -> dict[str, str]:
+        return {**EIO, "sid": self.sid, **extra}
+
+    def get(self, timeout: float = 10) -> requests.Response:
+        return requests.get(self.url, params=self.params(), timeout=timeout)
+
+    def post(self, *packets: str) -> requests.Response:
+        return requests.post(self.url, params=self.params(), data="\x1e".join(packets).encode(), timeout=5)
+
+    def packets(self, timeout: float = 10) -> list[str]:
+        r = self.get(timeout)
+        assert r.status_code == 200, r.text
+        return r.text.split("\x1e")
+
+    def connect(self, auth: dict | None = None) -> str:
+        assert self.post("40" + (json.dumps(auth) if auth else "")).text == "ok"
+        (reply,) = self.packets()
+        assert reply.startswith("40{")
+        return json.loads(reply[2:])["sid"]
+
+    def emit(self, name: str, *args) -> None:
+        assert self.post("42" + json.dumps([name, *args])).text == "ok"
+
+    def events(self) -> list:
+        return [json.loads(p[2:]) for p in self.packets() if p.startswith("42")]
+
+
+def sender(fs, token: str = TOKEN) -> socketio.Client:
+    """The Django poster's client, with its options."""
+    client = socketio.Client(reconnection=False, request_timeout=0.5)
+    client.connect(fs.url(), auth={"role": "sender", "token": token}, namespaces=["/"], wait_timeout=0.5)
+    return client
+
+
+def assert_closed(p: Poller) -> None:
+    """A closed session hands a last GET its close packet `1`, then its sid is unknown."""
+    r = p.get()
+    if r.status_code == 200:
+        assert r.text.split("\x1e")[-1] == "1"
+        r = p.get()
+    assert error_of(r) == (400, 1)
+
+
+def error_of(response: requests.Response) -> tuple[int, int]:
+    assert response.headers["content-type"] == "application/json"
+    return response.status_code, response.json()["code"]
+
+
+# -- Engine.IO -------------------------------------------------------------------------
+def test_handshake_packet_and_cors(fs):
+    r = requests.get(fs.url() + "/socket.io/", params=EIO, timeout=5)
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "text/plain; charset=UTF-8"
+    assert r.headers["access-control-allow-origin"] == "*"
+    assert "access-control-allow-credentials" not in r.headers
+    assert r.text.startswith("0{")
+    body = json.loads(r.text[1:])
+    assert body == {"sid": body["sid"], "upgrades": ["websocket"], "pingInterval": 25000,
+                    "pingTimeout": 300000, "maxPayload": 10000}
+    assert len(body["sid"]) == 20
+
+
+def test_preflight(fs):
+    r = requests.options(fs.url() + "/socket.io/", params=EIO, timeout=5,
+                         headers={"Origin": "https://x.example", "Access-Control-Request-Method": "POST",
+                                  "Access-Control-Request-Headers": "content-type,x-thing"})
+    assert r.status_code == 204
+    assert r.headers["access-control-allow-origin"] == "*"
+    assert r.headers["access-control-allow-methods"] == "GET,POST"
+    assert r.headers["access-control-allow-headers"] == "content-type,x-thing"
+
+
+@pytest.mark.parametrize(
+    "params,method,expected",
+    [
+        ({"EIO": "3", "transport": "polling"}, "GET", (400, 5)),
+        ({"transport": "polling"}, "GET", (400, 5)),
+        ({"EIO": "4", "transport": "foo"}, "GET", (400, 0)),
+        ({"EIO": "4", "transport": "polling", "sid": "nosuchsidnosuchsid00"}, "GET", (400, 1)),
+        ({"EIO": "4", "transport": "polling", "sid": "nosuchsidnosuchsid00"}, "POST", (400, 1)),
+        ({"EIO": "4", "transport": "polling"}, "POST", (400, 2)),
+        ({"EIO": "4", "transport": "polling"}, "PUT", (400, 2)),
+    ],
+)
+def test_request_errors(fs, params, method, expected):
+    r = requests.request(method, fs.url() + "/socket.io/", params=params, timeout=5)
+    assert error_of(r) == expected
+    assert r.headers["access-control-allow-origin"] == "*"
+
+
+def test_connect_over_polling_and_client_events(fs):
+    p = Poller(fs.url())
+    assert len(p.connect({"role": "client"})) == 20
+    p.emit("last-msg")
+    (name, body), = p.events()
+    assert name == "last-response" and body["status"] == "success" and body["id"] > 1.7e12
+
+
+def test_second_concurrent_get_is_400_and_closes_the_session(fs):
+    p = Poller(fs.url())
+    p.connect()
+    answers: list[requests.Response] = []
+    threads = [threading.Thread(target=lambda: answers.append(p.get())) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    # Whichever GET came second is refused; the held one then gets the close packet.
+    refused = [r for r in answers if r.status_code == 400]
+    held = [r for r in answers if r.status_code == 200]
+    assert len(refused) == 1 and error_of(refused[0]) == (400, 3)
+    assert len(held) == 1 and held[0].text.split("\x1e")[-1] == "1"
+    assert error_of(p.get()) == (400, 1)
+
+
+def test_websocket_upgrade(fs):
+    p = Poller(fs.url())
+    p.connect()
+    held: list[requests.Response] = []
+    t = threading.Thread(target=lambda: held.append(p.get()))
+    t.start()
+    url = fs.url(0, "ws") + f"/socket.io/?EIO=4&transport=websocket&sid={p.sid}"
+    with ws_connect(url) as ws:
+        ws.send("2probe")
+        assert ws.recv(5) == "3probe"
+        t.join(10)
+        assert held[0].status_code == 200 and held[0].text == "6"
+        # A GET sent before the client paused polling is released (noop) by the upgrade.
+        late: list[requests.Response] = []
+        t = threading.Thread(target=lambda: late.append(p.get()))
+        t.start()
+        time.sleep(0.2)  # let it be held; if it is not yet, it gets 400 below instead
+        ws.send("5")
+        t.join(10)
+        assert (late[0].status_code, late[0].text) == (200, "6") or error_of(late[0]) == (400, 3)
+        assert error_of(p.get()) == (400, 3)
+        ws.send('42["last-msg"]')
+        name, body = json.loads(ws.recv(5)[2:])
+        assert name == "last-response"
+        ws.send('421["start-msg",{"start":0}]')
+        assert json.loads(ws.recv(5)[2:]) == ["status", {"status": "success"}]
+
+
+def test_direct_websocket_has_no_upgrades(fs):
+    with ws_connect(fs.url(0, "ws") + "/socket.io/?EIO=4&transport=websocket") as ws:
+        body = json.loads(ws.recv(5)[1:])
+        assert body["upgrades"] == []
+        ws.send("40")
+        assert ws.recv(5).startswith('40{"sid":')
+
+
+def test_heartbeat_ping_then_close_on_missing_pong(freescore):
+    fs = freescore(CONFIG.replace("rate_limit = 0.0", "rate_limit = 0.0\nping_interval = 200\nping_timeout = 300"))
+    p = Poller(fs.url())
+    assert p.open["pingInterval"] == 200 and p.open["pingTimeout"] == 300
+    p.connect()
+    assert p.packets() == ["2"]
+    assert p.post("3").text == "ok"
+    assert p.packets() == ["2"]
+    # No pong now: the session ends, a held GET gets the close packet or the sid is gone.
+    r = p.get()
+    assert (r.status_code, r.text) == (200, "1") or error_of(r) == (400, 1)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and p.get().status_code == 200:
+        pass
+    assert error_of(p.get()) == (400, 1)
+
+
+# -- Socket.IO with the Django poster's client ------------------------------------------
+def test_python_socketio_sender_post_and_last_msg(fs):
+    client = sender(fs)
+    try:
+        answer = client.call("post", {"channel": "submissions", "message": {"type": "update-submission", "id": 42}},
+                             timeout=5)
+        assert answer["status"] == "success" and answer["id"] > 1.7e12
+        assert client.call("last-msg", timeout=5) == answer
+        big = client.call("post", {"channel": "big", "message": "x" * 50_000}, timeout=5)
+        assert big["status"] == "success" and big["id"] == answer["id"] + 1
+        bad = client.call("post", {"channel": None, "message": 1}, timeout=5)
+        assert bad == {"status": "error", "code": "invalid-channel", "message": "Invalid channel"}
+        got: list = []
+        done = threading.Event()
+        client.on("post-response", lambda data: (got.append(data), done.set()))
+        client.emit("post", {"channel": "c", "message": 1})
+        assert done.wait(5) and got[0]["status"] == "success"
+    finally:
+        client.disconnect()
+
+
+def test_python_socketio_sender_over_polling_only(fs):
+    client = socketio.Client(reconnection=False, request_timeout=0.5)
+    client.connect(fs.url(), auth={"role": "sender", "token": TOKEN}, namespaces=["/"], wait_timeout=0.5,
+                   transports=["polling"])
+    try:
+        assert client.transport() == "polling"
+        first = client.call("post", {"channel": "p", "message": [1, 2]}, timeout=5)["id"]
+        second = client.call("post", {"channel": "p", "message": "x" * 20_000}, timeout=5)["id"]
+        assert second == first + 1
+        assert client.call("last-msg", timeout=5) == {"status": "success", "id": second}
+    finally:
+        client.disconnect()
+
+
+def test_python_socketio_wrong_token_fails(fs):
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        sender(fs, token="wrong")
+
+
+def test_wrong_token_wire_form(fs):
+    p = Poller(fs.url())
+    p.post('40{"role":"sender","token":"nope"}')
+    assert p.packets() == ['44{"message":"Authentication failed"}']
+
+
+def test_invalid_namespace(fs):
+    p = Poller(fs.url())
+    p.post("40/admin,")
+    assert p.packets() == ['44/admin,{"message":"Invalid namespace"}']
+
+
+def test_live_delivery_and_catch_up_over_polling(fs):
+    client = sender(fs)
+    try:
+        a = client.call("post", {"channel": "X", "message": "a"}, timeout=5)["id"]
+        client.call("post", {"channel": "Y", "message": "other"}, timeout=5)
+        client.call("post", {"channel": "X", "message": "c"}, timeout=5)
+        p = Poller(fs.url())
+        p.connect({"role": "client"})
+        p.emit("start-msg", {"start": a})
+        assert p.events() == [["status", {"status": "success"}]]
+        p.emit("set-filter", {"filter": ["X"]})
+        events = p.events()
+        assert events[0] == ["status", {"status": "success"}]
+        assert [e[1]["message"] for e in events[1:]] == ["c"]
+        d = client.call("post", {"channel": "X", "message": "d"}, timeout=5)["id"]
+        assert p.events() == [["message", {"id": d, "channel": "X", "message": "d"}]]
+    finally:
+        client.disconnect()
+
+
+# -- bad input ---------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "packet",
+    [
+        '42["start-msg"]', '42["set-filter"]', '42["post"]', '42["set-filter",5]', '42["set-filter",{"filter":7}]',
+        '42["start-msg","x"]', '42["post",null]', '42["start-msg",{"start":"abc"}]', '42["nope",1]', "43[1]",
+        '42["last-msg",{"a":[1,2]}]',
+    ],
+)
+def test_missing_or_odd_payloads_answer_and_server_stays_up(fs, packet):
+    p = Poller(fs.url())
+    p.connect()
+    p.post(packet)
+    p.emit("last-msg")
+    events = p.events()
+    assert events[-1][0] == "last-response"
+    assert requests.get(fs.url() + "/status", timeout=5).text == "OK"
+
+
+@pytest.mark.parametrize("body", ["x", "9", "", "4", "42[", '451-["a",{"_placeholder":true,"num":0}]', "bAAAA",
+                                  "40\x1e?", "0"])
+def test_garbage_packets_close_the_session(fs, body):
+    p = Poller(fs.url())
+    p.connect()
+    r = p.post(body)
+    assert error_of(r) == (400, 3)
+    assert_closed(p)
+    assert requests.get(fs.url() + "/status", timeout=5).text == "OK"
+
+
+def test_oversized_polling_post_is_413_and_ends_session(fs):
+    p = Poller(fs.url())
+    p.connect()
+    r = p.post('42["x","' + "y" * 10_000 + '"]')
+    assert r.status_code == 413
+    assert_closed(p)
+
+
+def test_oversized_websocket_message_closes_1009(fs):
+    with ws_connect(fs.url(0, "ws") + "/socket.io/?EIO=4&transport=websocket", max_size=None) as ws:
+        ws.recv(5)
+        ws.send("40")
+        ws.recv(5)
+        ws.send('42["x","' + "y" * 20_000 + '"]')
+        with pytest.raises(ConnectionClosed):
+            while True:
+                ws.recv(5)
+        assert ws.close_code == 1009
+
+
+def test_binary_websocket_frame_closes(fs):
+    with ws_connect(fs.url(0, "ws") + "/socket.io/?EIO=4&transport=websocket") as ws:
+        ws.recv(5)
+        ws.send(b"\x04hello")
+        with pytest.raises(ConnectionClosed):
+            while True:
+                ws.recv(5)
+        assert ws.close_code == 1003
+
+
+def test_unknown_sid_websocket_is_refused(fs):
+    with pytest.raises(InvalidStatus) as e:
+        ws_connect(fs.url(0, "ws") + "/socket.io/?EIO=4&transport=websocket&sid=nosuchsidnosuchsid00", open_timeout=5)
+    assert e.value.response.status_code == 400
+
+
+def test_client_post_unauthorized(fs):
+    p = Poller(fs.url())
+    p.connect()
+    p.emit("post", {"channel": "X", "message": 1})
+    assert p.events() == [["error", {"status": "error", "code": "unauthorized", "message": "Unauthorized operation"}]]
+
+
+def test_set_filter_errors_keep_old_subscription(fs):
+    client = sender(fs)
+    p = Poller(fs.url())
+    try:
+        p.connect()
+        p.emit("set-filter", {"filter": ["K"]})
+        assert p.events() == [["status", {"status": "success"}]]
+        for bad, code in (([], "invalid-filter"), ([str(i) for i in range(11)], "too-many-subscriptions"),
+                          ([""], "invalid-channel")):
+            p.emit("set-filter", {"filter": bad})
+            assert p.events()[0][1]["code"] == code
+        msg_id = client.call("post", {"channel": "K", "message": "still"}, timeout=5)["id"]
+        assert p.events() == [["message", {"id": msg_id, "channel": "K", "message": "still"}]]
+    finally:
+        client.disconnect()
+
+
+def test_capacity(freescore):
+    fs = freescore(CONFIG.replace("max_clients = 100", "max_clients = 1"))
+    first = Poller(fs.url())
+    first.connect()
+    second = Poller(fs.url())
+    assert second.post("40").text == "ok"
+    packets = second.packets()
+    assert packets[0].startswith('40{"sid":')
+    assert packets[1:3] == [
+        '42["error",{"status":"error","code":"server-capacity","message":"Server at capacity"}]', "41"]
+    client = sender(fs)  # senders are exempt
+    client.disconnect()
+
+
+def test_rate_limit_error_then_close_on_flood(freescore):
+    fs = freescore(CONFIG.replace("rate_limit = 0.0", "rate_limit = 2.0"))
+    with ws_connect(fs.url(0, "ws") + "/socket.io/?EIO=4&transport=websocket") as ws:
+        ws.recv(5)
+        ws.send("40")
+        ws.recv(5)
+        for _ in range(40):
+            ws.send('42["last-msg"]')
+        names = []
+        with pytest.raises(ConnectionClosed):
+            while True:
+                packet = ws.recv(5)
+                if packet.startswith("42"):
+                    name, body = json.loads(packet[2:])
+                    names.append(body.get("code", name))
+    assert names[:5] == ["last-response"] * 5
+    assert names[5] == "rate-limited"
+    assert names.count("rate-limited") == 1
+    assert requests.get(fs.url() + "/status", timeout=5).text == "OK"
+
+
+def test_session_without_namespace_join_is_closed(freescore):
+    fs = freescore(CONFIG.replace("rate_limit = 0.0", "rate_limit = 0.0\nconnect_timeout = 300"))
+    p = Poller(fs.url())
+    assert_closed(p)

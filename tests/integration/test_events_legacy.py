@@ -1,0 +1,173 @@
+"""The legacy DMOJ protocol: raw-WebSocket receiver and sender, and /channels/ long-poll."""
+
+from __future__ import annotations
+
+import json
+import threading
+from contextlib import contextmanager
+
+import pytest
+import requests
+import socketio
+from websockets.sync.client import connect as ws_connect
+
+from harness import FreescoreProcess
+
+TOKEN = "legacy-key"
+CONFIG = f"""
+[[listen]]
+endpoint = "tcp:0:interface=127.0.0.1"
+
+[events]
+sender_token = "{TOKEN}"
+channels_timeout = 400
+"""
+
+
+@pytest.fixture(scope="module")
+def fs(tmp_path_factory):
+    proc = FreescoreProcess(CONFIG, tmp_path_factory.mktemp("events-legacy")).start()
+    yield proc
+    proc.stop()
+    assert "Traceback" not in proc.log()
+
+
+@contextmanager
+def legacy_sender(fs, key: str | None = TOKEN):
+    """The old Django poster: connect, `auth` when EVENT_DAEMON_KEY is set."""
+    with ws_connect(fs.url(0, "ws") + "/event-sender/") as ws:
+        if key is not None:
+            ws.send(json.dumps({"command": "auth", "key": key}))
+            assert json.loads(ws.recv(5)) == {"status": "success"}
+        yield ws
+
+
+def legacy_post(ws, channel, message) -> int:
+    ws.send(json.dumps({"command": "post", "channel": channel, "message": message}))
+    reply = json.loads(ws.recv(5))
+    assert reply["status"] == "success", reply
+    return reply["id"]
+
+
+def test_sender_requires_auth_when_a_key_is_set(fs):
+    with ws_connect(fs.url(0, "ws") + "/event-sender/") as ws:
+        ws.send('{"command":"post","channel":"X","message":1}')
+        assert json.loads(ws.recv(5)) == {"status": "error", "code": "unauthorized"}
+        ws.send('{"command":"last-msg"}')
+        assert json.loads(ws.recv(5)) == {"status": "error", "code": "unauthorized"}
+        ws.send('{"command":"auth","key":"wrong"}')
+        assert json.loads(ws.recv(5)) == {"status": "error", "code": "auth-failed"}
+        ws.send(json.dumps({"command": "auth", "key": TOKEN}))
+        assert json.loads(ws.recv(5)) == {"status": "success"}
+        msg_id = legacy_post(ws, "X", 1)
+        ws.send('{"command":"last_msg"}')
+        assert json.loads(ws.recv(5)) == {"status": "success", "id": msg_id}
+        ws.send('{"command":"post","channel":null}')
+        assert json.loads(ws.recv(5))["code"] == "invalid-channel"
+        ws.send('{"command":"nope"}')
+        assert json.loads(ws.recv(5)) == {"status": "error", "code": "bad-command", "message": "bad command: nope"}
+
+
+def test_receiver_catch_up_and_live_from_both_senders(fs):
+    with legacy_sender(fs) as snd:
+        first = legacy_post(snd, "L1", "a")
+        legacy_post(snd, "L2", "other")
+        third = legacy_post(snd, "L1", "c")
+        with ws_connect(fs.url(0, "ws") + "/event/") as rcv:
+            rcv.send('{"command":"start_msg","start":0}')
+            rcv.send('{"command":"set-filter","filter":["L1"]}')
+            assert [json.loads(rcv.recv(5))["id"] for _ in range(2)] == [first, third]
+            live = legacy_post(snd, "L1", {"k": 1})
+            assert json.loads(rcv.recv(5)) == {"id": live, "channel": "L1", "message": {"k": 1}}
+            client = socketio.Client(reconnection=False, request_timeout=0.5)
+            client.connect(fs.url(), auth={"role": "sender", "token": TOKEN}, namespaces=["/"], wait_timeout=0.5)
+            try:
+                sio_id = client.call("post", {"channel": "L1", "message": "from sio"}, timeout=5)["id"]
+            finally:
+                client.disconnect()
+            assert json.loads(rcv.recv(5)) == {"id": sio_id, "channel": "L1", "message": "from sio"}
+
+
+def test_legacy_post_reaches_socketio_clients(fs):
+    received = []
+    got = threading.Event()
+    client = socketio.Client(reconnection=False)
+    client.on("message", lambda data: (received.append(data), got.set()))
+    statuses = []
+    filtered = threading.Event()
+    client.on("status", lambda data: (statuses.append(data), filtered.set() if len(statuses) == 2 else None))
+    client.connect(fs.url(), auth={"role": "client"}, namespaces=["/"], wait_timeout=5)
+    try:
+        with legacy_sender(fs) as snd:
+            start = json.loads((snd.send('{"command":"last-msg"}'), snd.recv(5))[1])["id"]
+            client.emit("start-msg", {"start": start})
+            client.emit("set-filter", {"filter": ["both"]})
+            assert filtered.wait(5)
+            msg_id = legacy_post(snd, "both", "hi")
+        assert got.wait(5)
+        assert received == [{"id": msg_id, "channel": "both", "message": "hi"}]
+    finally:
+        client.disconnect()
+
+
+@pytest.mark.parametrize(
+    "frame,expected",
+    [
+        ("{}", {"status": "error", "code": "syntax-error", "message": "no command specified"}),
+        ('{"command":5}', {"status": "error", "code": "syntax-error", "message": "no command specified"}),
+        ("[1,2]", {"status": "error", "code": "syntax-error", "message": "no command specified"}),
+        ('{"command":"post"}', {"status": "error", "code": "bad-command", "message": "bad command: post"}),
+        ('{"command":"set-filter","filter":[]}', {"status": "error", "code": "invalid-filter",
+                                                  "message": "invalid filter: "}),
+    ],
+)
+def test_receiver_errors(fs, frame, expected):
+    with ws_connect(fs.url(0, "ws") + "/event/") as rcv:
+        rcv.send(frame)
+        assert json.loads(rcv.recv(5)) == expected
+        rcv.send("{not json")
+        assert json.loads(rcv.recv(5))["code"] == "syntax-error"
+        rcv.send(json.dumps({"command": "set-filter", "filter": [str(i) for i in range(11)]}))
+        assert json.loads(rcv.recv(5))["code"] == "too-many-subscriptions"
+        rcv.send('{"command":"set-filter","filter":[""]}')
+        assert json.loads(rcv.recv(5))["code"] == "invalid-channel"
+
+
+def test_channels_immediate_held_and_timeout(fs):
+    with legacy_sender(fs) as snd:
+        a = legacy_post(snd, "P", "a")
+        legacy_post(snd, "P", "b")
+        r = requests.get(fs.url() + f"/channels/P|Q?last={a - 1}", timeout=5)
+        assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+        assert r.json() == {"id": a, "channel": "P", "message": "a"}
+        assert "access-control-allow-origin" not in r.headers
+        r = requests.get(fs.url() + f"/channels/Q%7CP?last={a}", timeout=5)
+        assert r.json()["message"] == "b"
+        # Nothing newer: held, then 504 after channels_timeout (400 ms here).
+        r = requests.post(fs.url() + "/channels/P?last=99999999999999", timeout=10)
+        assert r.status_code == 504 and r.json() == {"error": "timeout"}
+        # Held, then answered by the next matching post.
+        held: list[requests.Response] = []
+        last = json.loads((snd.send('{"command":"last-msg"}'), snd.recv(5))[1])["id"]
+        t = threading.Thread(target=lambda: held.append(
+            requests.get(fs.url() + f"/channels/R?last={last}", timeout=10)))
+        t.start()
+        # Post until the held request is answered: only a post after it was held can answer it.
+        posted = []
+        while t.is_alive():
+            posted.append(legacy_post(snd, "R", "r"))
+            t.join(0.1)
+        assert held[0].status_code == 200
+        assert held[0].json()["id"] in posted
+
+
+def test_channels_bad_requests(fs):
+    r = requests.get(fs.url() + "/channels/", timeout=5)
+    assert (r.status_code, r.text, r.headers["content-type"]) == (400, "400 Bad Request", "text/plain")
+    r = requests.get(fs.url() + "/channels/P?last=garbage", timeout=5)
+    assert r.status_code in (200, 504)
+
+
+def test_plain_http_on_receiver_is_426(fs):
+    r = requests.get(fs.url() + "/event/", timeout=5)
+    assert r.status_code == 426
