@@ -688,6 +688,7 @@ def test_environment_overrides_and_sigterm_sends_close_hooks(backend, tmp_path, 
     monkeypatch.setenv("API_URI", f"127.0.0.1:{backend.port}/websocket")
     monkeypatch.setenv("WS_HOSTNAME", "gw.example:9/@connections")
     monkeypatch.setenv("WS_TIMEOUT", "120000")
+    monkeypatch.setenv("LOG_LEVEL", "error")
     fs = FreescoreProcess(gateway_config("http://127.0.0.1:1/nowhere"), tmp_path).start()
     creds = [credential(), credential()]
 
@@ -702,6 +703,7 @@ def test_environment_overrides_and_sigterm_sends_close_hooks(backend, tmp_path, 
 
     codes, ids = run(main())
     assert [c[0] for c in codes] == [1001, 1001]
+    assert "gateway: clients on" not in fs.log()  # LOG_LEVEL=error hides the gateway's info lines
     for conn_id in ids:
         assert [h.method for h in backend.of(conn_id, "DELETE")] == ["DELETE"]
 
