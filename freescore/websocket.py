@@ -172,7 +172,7 @@ class FreescoreServerProtocol(WebSocketServerProtocol):
         d: Deferred[None] = Deferred()
         self._gone_waiters = getattr(self, "_gone_waiters", [])
         self._gone_waiters.append(d)
-        self.close_with(CLOSE_GOING_AWAY, "server shutting down")
+        self.close_with(CLOSE_GOING_AWAY, "Server shutting down")
         return d
 
     def close_with(self, code: int, reason: str = "") -> None:
