@@ -4,6 +4,8 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from redisproc import SKIP_REASON, RedisServer, find_redis_server  # noqa: E402
+
 from harness import FreescoreProcess  # noqa: E402
 
 
@@ -20,3 +22,14 @@ def freescore(tmp_path):
     yield start
     for proc in procs:
         proc.stop()
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    """A real redis-server on a free loopback port (skips with the reason when none is found)."""
+    binary = find_redis_server()
+    if binary is None:
+        pytest.skip(SKIP_REASON)
+    server = RedisServer(binary, tmp_path / "redis").start()
+    yield server
+    server.kill()

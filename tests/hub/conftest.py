@@ -10,19 +10,8 @@ from twisted.internet.defer import inlineCallbacks
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hubutil import RedisHubs, now_ms  # noqa: E402
-from redisproc import SKIP_REASON, RedisServer, find_redis_server  # noqa: E402
 
 from freescore.hub.memory import MemoryHub  # noqa: E402
-
-
-@pytest.fixture
-def redis_server(tmp_path):
-    binary = find_redis_server()
-    if binary is None:
-        pytest.skip(SKIP_REASON)
-    server = RedisServer(binary, tmp_path / "redis").start()
-    yield server
-    server.kill()
 
 
 @pytest.fixture

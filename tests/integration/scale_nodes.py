@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import sys
 import time
-from pathlib import Path
 
-import pytest
 import requests
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "hub"))
 from redisproc import SKIP_REASON, RedisServer, find_redis_server, free_port  # noqa: E402, F401
 
 HUB = """
@@ -25,15 +20,6 @@ retry_max = 0.3
 presence_ttl = 2
 """
 
-
-@pytest.fixture
-def redis_server(tmp_path):
-    binary = find_redis_server()
-    if binary is None:
-        pytest.skip(SKIP_REASON)
-    server = RedisServer(binary, tmp_path / "redis").start()
-    yield server
-    server.kill()
 
 
 def start_nodes(freescore, server: RedisServer, tables: dict[str, str]):

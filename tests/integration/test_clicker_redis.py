@@ -3,14 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import sys
-from pathlib import Path
 
 import pytest
 import websockets
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "hub"))
-from redisproc import SKIP_REASON, RedisServer, find_redis_server  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
@@ -32,15 +27,6 @@ presence_check = 0.5
 """
 GUARD = 10.0
 
-
-@pytest.fixture
-def redis_server(tmp_path):
-    binary = find_redis_server()
-    if binary is None:
-        pytest.skip(SKIP_REASON)
-    server = RedisServer(binary, tmp_path / "redis").start()
-    yield server
-    server.kill()
 
 
 def connect(proc):

@@ -3,19 +3,15 @@ not hold the connection still reaches it; 410 only when no node holds it."""
 
 from __future__ import annotations
 
-import sys
 import uuid
-from pathlib import Path
 
 import pytest
 import requests
+from redisproc import SKIP_REASON, RedisServer, find_redis_server  # noqa: E402
 from test_gateway import SECRET, TOKEN, Backend, bearer, closed_code, credential, http, run
 from websockets.asyncio.client import connect
 
 from harness import FreescoreProcess
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "hub"))
-from redisproc import SKIP_REASON, RedisServer, find_redis_server  # noqa: E402
 
 
 def node_config(api_uri: str, redis_url: str, node: str) -> str:

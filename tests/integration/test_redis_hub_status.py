@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 import time
-from pathlib import Path
 
-import pytest
 import requests
+from redisproc import RedisServer  # noqa: E402
 
 from harness import run_twistd
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "hub"))
-from redisproc import SKIP_REASON, RedisServer, find_redis_server  # noqa: E402
 
 CONFIG = """
 [[listen]]
@@ -27,15 +22,6 @@ retry_max = 0.3
 presence_ttl = 2
 """
 
-
-@pytest.fixture
-def redis_server(tmp_path):
-    binary = find_redis_server()
-    if binary is None:
-        pytest.skip(SKIP_REASON)
-    server = RedisServer(binary, tmp_path / "redis").start()
-    yield server
-    server.kill()
 
 
 def wait_status(fs, code: int, timeout: float = 15) -> requests.Response:

@@ -7,7 +7,7 @@ import signal
 
 import pytest
 import websockets
-from scale_nodes import no_tracebacks, redis_server, start_nodes, wait_subscribed  # noqa: F401
+from scale_nodes import no_tracebacks, start_nodes, wait_subscribed  # noqa: F401
 
 pytestmark = pytest.mark.integration
 
@@ -18,7 +18,7 @@ state = "{state}"
 GUARD = 10.0
 
 
-def two_nodes(freescore, redis_server):  # noqa: F811
+def two_nodes(freescore, redis_server):
     a, b = start_nodes(freescore, redis_server, {
         "node-a": TABLE.format(state="state-a"), "node-b": TABLE.format(state="state-b"),
     })
@@ -53,7 +53,7 @@ async def watch(ws, device_id: str, expect: str) -> None:
         await asyncio.sleep(0.02)
 
 
-def test_listener_on_b_sees_device_on_a_connect_score_disconnect(freescore, redis_server):  # noqa: F811
+def test_listener_on_b_sees_device_on_a_connect_score_disconnect(freescore, redis_server):
     a, b = two_nodes(freescore, redis_server)
 
     async def scenario():
@@ -90,7 +90,7 @@ def test_listener_on_b_sees_device_on_a_connect_score_disconnect(freescore, redi
     no_tracebacks(a, b)
 
 
-def test_secrets_and_ids_are_shared(freescore, redis_server):  # noqa: F811
+def test_secrets_and_ids_are_shared(freescore, redis_server):
     a, b = two_nodes(freescore, redis_server)
 
     async def scenario():
@@ -126,7 +126,7 @@ def test_secrets_and_ids_are_shared(freescore, redis_server):  # noqa: F811
     no_tracebacks(a, b)
 
 
-def test_devices_of_a_crashed_node_disconnect_on_the_others(freescore, redis_server):  # noqa: F811
+def test_devices_of_a_crashed_node_disconnect_on_the_others(freescore, redis_server):
     table = TABLE + "presence_check = 0.3\n"
     a, b = start_nodes(freescore, redis_server, {
         "node-a": table.format(state="state-a"), "node-b": table.format(state="state-b"),

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 import socketio
-from scale_nodes import no_tracebacks, redis_server, start_nodes, wait_subscribed  # noqa: F401
+from scale_nodes import no_tracebacks, start_nodes, wait_subscribed  # noqa: F401
 
 pytestmark = pytest.mark.integration
 pytest.importorskip("freescore.events", reason="the events service is not in this tree")
@@ -64,7 +64,7 @@ class Browser:
         self.client.disconnect()
 
 
-def test_posts_cross_nodes_with_increasing_ids_and_catch_up_anywhere(freescore, redis_server):  # noqa: F811
+def test_posts_cross_nodes_with_increasing_ids_and_catch_up_anywhere(freescore, redis_server):
     a, b = start_nodes(freescore, redis_server, {"node-a": TABLE, "node-b": TABLE})
     wait_subscribed(redis_server, "events:posts", 2)
     send_a, send_b = sender(a), sender(b)

@@ -6,7 +6,7 @@ import asyncio
 import json
 
 import pytest
-from scale_nodes import no_tracebacks, redis_server, start_nodes, wait_subscribed  # noqa: F401
+from scale_nodes import no_tracebacks, start_nodes, wait_subscribed  # noqa: F401
 from test_fedmsg import BODHI, SIGNED_BODY, TOKEN, Browser, envelope, http_sender, pub, zmq_sender  # noqa: F401
 
 pytestmark = pytest.mark.integration
@@ -19,7 +19,7 @@ publish_token = "{token}"
 TOPIC = "org.example.build."
 
 
-def fedmsg_nodes(freescore, redis_server, a_extra="", b_extra=""):  # noqa: F811
+def fedmsg_nodes(freescore, redis_server, a_extra="", b_extra=""):
     a, b = start_nodes(freescore, redis_server, {
         "node-a": TABLE.format(token=TOKEN, extra=a_extra), "node-b": TABLE.format(token=TOKEN, extra=b_extra),
     })
@@ -31,7 +31,7 @@ def check_once_each(got: list[dict], expected: list[str]) -> None:
     assert [m["topic"] for m in got] == expected  # each exactly once, in publish order
 
 
-def test_http_publish_on_a_reaches_browsers_on_b_once(freescore, redis_server):  # noqa: F811
+def test_http_publish_on_a_reaches_browsers_on_b_once(freescore, redis_server):
     a, b = fedmsg_nodes(freescore, redis_server)
     publish_a, publish_b = http_sender(a.url()), http_sender(b.url())
 

@@ -7,7 +7,7 @@ import signal
 
 import pytest
 import requests
-from scale_nodes import no_tracebacks, redis_server, start_nodes, wait_subscribed, wait_until  # noqa: F401
+from scale_nodes import no_tracebacks, start_nodes, wait_subscribed, wait_until  # noqa: F401
 
 pytest.importorskip("freescore.gateway", reason="the gateway service is not in this tree")
 from test_gateway import SECRET, TOKEN, Backend, bearer, closed_code, credential, http, run  # noqa: E402
@@ -32,7 +32,7 @@ def backend():
     b.stop()
 
 
-def test_push_get_close_from_any_node_and_410_after_the_holder_crashed(freescore, redis_server, backend):  # noqa: F811
+def test_push_get_close_from_any_node_and_410_after_the_holder_crashed(freescore, redis_server, backend):
     a, b = start_nodes(freescore, redis_server, {"node-a": table(backend.url), "node-b": table(backend.url)})
     for node in ("node-a", "node-b"):
         wait_subscribed(redis_server, f"gateway.node.{node}", 1)

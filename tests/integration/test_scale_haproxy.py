@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 import requests
-from scale_nodes import free_port, no_tracebacks, redis_server, start_nodes, wait_subscribed, wait_until  # noqa: F401
+from scale_nodes import free_port, no_tracebacks, start_nodes, wait_subscribed, wait_until  # noqa: F401
 
 from harness import REPO
 
@@ -70,7 +70,7 @@ class Front:
         return self._url
 
 
-def test_polling_browsers_on_both_nodes_behind_haproxy(freescore, redis_server, haproxy):  # noqa: F811
+def test_polling_browsers_on_both_nodes_behind_haproxy(freescore, redis_server, haproxy):
     a, b = start_nodes(freescore, redis_server, {"node-a": TABLE, "node-b": TABLE})
     wait_subscribed(redis_server, "events:posts", 2)
     front = Front(haproxy(a.port(), b.port()))

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 import requests
 import websockets
-from scale_nodes import no_tracebacks, redis_server, start_nodes, status, wait_subscribed, wait_until  # noqa: F401
+from scale_nodes import no_tracebacks, start_nodes, status, wait_subscribed, wait_until  # noqa: F401
 
 pytestmark = pytest.mark.integration
 
@@ -43,7 +43,7 @@ async def scores(ws, into: list[int]) -> None:
         pass
 
 
-def test_redis_restart_during_clicker_traffic(freescore, redis_server):  # noqa: F811
+def test_redis_restart_during_clicker_traffic(freescore, redis_server):
     a, b = start_nodes(freescore, redis_server, {"node-a": TABLE.format(state="state-a"),
                                                  "node-b": TABLE.format(state="state-b")})
     wait_subscribed(redis_server, "clicker", 2)
@@ -105,7 +105,7 @@ def test_redis_restart_during_clicker_traffic(freescore, redis_server):  # noqa:
     no_tracebacks(a, b)
 
 
-def test_redis_restart_keeps_event_ids_increasing_and_gateway_presence(freescore, redis_server):  # noqa: F811
+def test_redis_restart_keeps_event_ids_increasing_and_gateway_presence(freescore, redis_server):
     """After an empty Redis comes back: event ids stay above every earlier id, posts cross nodes again,
     and a gateway connection held by node a is reachable from node b (presence re-announced)."""
     pytest.importorskip("freescore.events")
