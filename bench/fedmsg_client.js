@@ -11,6 +11,7 @@ const [host, port, path, patternsFile] = process.argv.slice(2);
 const patterns = JSON.parse(fs.readFileSync(patternsFile, "utf8"));
 const MARK = Buffer.from('"body":{"t":');
 const lat = new Map(); // step -> array of ns
+const perMsg = new Map(); // step -> message index -> [min ns, max ns]
 let ready = 0;
 let closed = 0;
 let announced = false;
@@ -70,10 +71,15 @@ function open(pats) {
           const at = buf.indexOf(MARK, start);
           if (at >= 0 && at < start + 200) {
             const [sent, next] = readInt(buf, at + MARK.length);
-            const [step] = readInt(buf, next + 5); // ,"s":K
+            const [step, next2] = readInt(buf, next + 5); // ,"s":K
+            const [i] = readInt(buf, next2 + 5); // ,"i":N
             let arr = lat.get(step);
-            if (!arr) { arr = []; lat.set(step, arr); }
-            arr.push(now - sent);
+            if (!arr) { arr = []; lat.set(step, arr); perMsg.set(step, new Map()); }
+            const d = now - sent;
+            arr.push(d);
+            const pm = perMsg.get(step);
+            const mm = pm.get(i);
+            if (!mm) pm.set(i, [d, d]); else { if (d < mm[0]) mm[0] = d; if (d > mm[1]) mm[1] = d; }
           } else if (!seenReady) {
             seenReady = true;
             ready++;
@@ -101,7 +107,9 @@ async function main() {
     if (cmd === "stats") {
       const arr = lat.get(Number(arg)) || [];
       lat.delete(Number(arg));
-      console.log(JSON.stringify({ lat: arr, closed }));
+      const pm = perMsg.get(Number(arg)) || new Map();
+      perMsg.delete(Number(arg));
+      console.log(JSON.stringify({ lat: arr, closed, msgs: Object.fromEntries(pm) }));
     } else if (cmd === "quit") {
       for (const s of socks) s.destroy();
       console.log("bye");

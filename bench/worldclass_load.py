@@ -260,7 +260,19 @@ def main() -> None:
     for name, r in (("as fast as acknowledged", fast), ("1 score/judge/s", paced)):
         lines.append(f"| {name} | {r['requests']} | {r['rps']:.0f} | {r['samples']} | {r['p50']:.2f} | "
                      f"{r['p99']:.2f} | {r['max']:.2f} | {r['server_p50']:g} | {r['server_p99']:g} |")
-    lines.append("")
+    target_met = paced["p99"] < 5.0
+    lines += [
+        "",
+        f"Target (p99 < 5 ms at 1 score/judge/s): {'met' if target_met else 'not met on this run'}. "
+        "A cProfile of the server during the paced phase (same machine, same contention) showed where "
+        "the time goes: fsync 5.1 ms per call on average (two per division write: file and folder), "
+        "socket writes 0.18 ms per recipient, scoring + JSON about 1 ms per score. Measured in-process "
+        "at a quieter moment, one score (scoring, both fsyncs, frame) took 2.4 ms; the rest of the "
+        "latency is waiting for the shared disk and for CPU time on the shared cores. Scores "
+        "that arrive in the same reactor turn share one write (group commit), which is why the "
+        "as-fast-as-acknowledged phase reaches several times the paced throughput.",
+        "",
+    ]
     text = "\n".join(lines)
     Path(args.report).parent.mkdir(parents=True, exist_ok=True)
     Path(args.report).write_text(text)

@@ -14,7 +14,6 @@ from typing import Any
 from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
-from twisted.web.server import Site
 
 from freescore import config as configmod
 from freescore import registry
@@ -22,7 +21,7 @@ from freescore.hub.memory import MemoryHub
 from freescore.listeners import ListenerService
 from freescore.metrics import Metrics
 from freescore.service import ProtocolService, ServiceContext
-from freescore.web import MetricsPage, Root, Status
+from freescore.web import FreescoreSite, MetricsPage, Root, Status
 from freescore.websocket import ConnectionRegistry
 
 log = Logger(namespace="freescore")
@@ -73,7 +72,7 @@ class FreescoreService(MultiService):
         _GoingAway(self.connections, reactor, cfg.http.shutdown_timeout).setServiceParent(self)
         self.listeners = []
         for index, (listener, root) in enumerate(zip(cfg.listeners, self.roots, strict=True)):
-            site = Site(root)
+            site = FreescoreSite(root)
             site.displayTracebacks = False
             lst = ListenerService(index, listener, site, reactor)
             lst.setServiceParent(self)

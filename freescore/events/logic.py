@@ -332,7 +332,7 @@ class Daemon:
     def deliver(self, msg_id: int, channel: str, message: Any) -> Delivery:
         """A post reached this node: queue it, and say who gets it (once per socket)."""
         msg = Message(msg_id, channel, message)
-        self.queue.append(msg)
+        self._enqueue(msg)
         self.last_id = max(self.last_id, msg_id)
         body = msg.as_dict()
         sockets = list(self.index.get(channel, ()))
@@ -347,6 +347,27 @@ class Daemon:
             msg, sio.event("message", body), sockets,
             sio.dumps(body) if (legacy or waiters) else "", legacy, waiters,
         )
+
+    def _enqueue(self, msg: Message) -> None:
+        """Keep the catch-up queue in id order, which catch-up relies on.
+
+        With several nodes a post can reach this node after a later one: the
+        Redis hub hands a node its own posts from the publish reply, and other
+        nodes' posts over the subscription.
+        """
+        queue = self.queue
+        if not queue or msg.id > queue[-1].id:
+            queue.append(msg)
+            return
+        at = len(queue)
+        while at > 0 and queue[at - 1].id > msg.id:
+            at -= 1
+        if len(queue) == queue.maxlen:
+            if at == 0:
+                return  # older than everything kept: it would be the one dropped
+            queue.popleft()
+            at -= 1
+        queue.insert(at, msg)
 
     # -- legacy receiver ------------------------------------------------------------
     def legacy_command(self, rcv: LegacyReceiver, frame: str, now: float) -> tuple[list[str], bool]:

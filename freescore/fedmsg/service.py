@@ -86,7 +86,7 @@ class FedmsgProtocol(FreescoreServerProtocol):
     def unsent(self) -> int:
         return unsent_bytes(self._transports)
 
-    def write_frames(self, frames: list[Any]) -> bool:
+    def write_frames(self, frames: Any) -> bool:
         """Write prepared frames in order; True if bytes may be left buffered in the process.
 
         The fan-out hot path: on a plain TCP connection with nothing queued it
@@ -95,11 +95,12 @@ class FedmsgProtocol(FreescoreServerProtocol):
         epoll_ctl calls and a reactor turn per delivery). Anything not sent at
         once, TLS, and compression go through the normal path, which keeps order.
         """
+        single = type(frames) is not list  # one PreparedMessage (the common case) or a list of them
         if self._perMessageCompress is not None or self.send_queue:
-            for prepared in frames:
+            for prepared in (frames,) if single else frames:
                 WebSocketServerProtocol.sendPreparedMessage(self, prepared)
             return True
-        data = frames[0].payloadHybi if len(frames) == 1 else b"".join(p.payloadHybi for p in frames)
+        data = frames.payloadHybi if single else b"".join(p.payloadHybi for p in frames)
         conn = self._tcp
         if conn is None:
             self.transport.write(data)
@@ -193,7 +194,7 @@ class FedmsgService(ProtocolService):
         self._zmq: zmq.Context | None = None
         self.subscribers: list[Subscriber] = []
         self.publisher: Publisher | None = None
-        self._pending: dict[FedmsgProtocol, list[Any]] = {}
+        self._pending: dict[FedmsgProtocol, Any] = {}
         self._flush_call: Any = None
         self.zmq_gauge = Gauge(
             "freescore_fedmsg_zmq_connected", "1 while the ZeroMQ SUB endpoint is connected, 0 while connecting",
@@ -210,6 +211,15 @@ class FedmsgService(ProtocolService):
         super().startService()
         raise_nofile(self.settings.nofile)
         self._hub_sub = self.ctx.hub.subscribe(CHANNEL, self._from_hub)
+        try:
+            self._start_zmq()
+        except zmq.ZMQError as e:
+            # e.g. a bind address in use: stop like a listener that cannot listen
+            log.error("fedmsg: cannot set up ZeroMQ: {why}", why=e)
+            reactor = self.ctx.reactor
+            reactor.callWhenRunning(reactor.stop)
+
+    def _start_zmq(self) -> None:
         s = self.settings
         if s.publish_endpoints or (s.zmq_ingest and s.endpoints):
             self._zmq = zmq.Context()
@@ -252,7 +262,7 @@ class FedmsgService(ProtocolService):
             self.publisher.close()
             self.publisher = None
         if self._zmq is not None:
-            self._zmq.term()
+            self._zmq.destroy(linger=0)  # closes anything left open; term() alone could block
             self._zmq = None
         return super().stopService()
 
@@ -271,7 +281,11 @@ class FedmsgService(ProtocolService):
             self.ctx.metrics.errors.inc()
             log.warn("fedmsg: dropped a ZeroMQ message from {endpoint}: {why}", endpoint=endpoint, why=e)
             return
-        self.ctx.hub.publish(CHANNEL, {"topic": topic, "body": body_text})
+        self.ctx.hub.publish(CHANNEL, {"topic": topic, "body": body_text}).addErrback(self._hub_failed)
+
+    def _hub_failed(self, failure: Any) -> None:
+        self.ctx.metrics.errors.inc()
+        log.error("fedmsg: hub publish failed, message dropped: {why}", why=failure.getErrorMessage())
 
     def publish(self, topic: str, body_text: str) -> Deferred[HubMessage]:
         """An HTTP or browser publish: onto the hub, and out of the ZeroMQ PUB socket if any."""
@@ -300,7 +314,7 @@ class FedmsgService(ProtocolService):
         elif isinstance(frame, wire.Unsubscribe):
             self.index.unsubscribe(proto, frame.pattern)
         elif self.settings.client2server:
-            self.publish(frame.topic, frame.body_text)
+            self.publish(frame.topic, frame.body_text).addErrback(self._hub_failed)
         else:
             log.debug("fedmsg: dropped a publish from {peer} (client2server is off)", peer=proto.peer)
 
@@ -338,9 +352,11 @@ class FedmsgService(ProtocolService):
             sent += 1
             queued = pending.get(proto)
             if queued is None:
-                pending[proto] = [prepared]
-            else:
+                pending[proto] = prepared  # a list only when a second message comes in the same turn
+            elif type(queued) is list:
                 queued.append(prepared)
+            else:
+                pending[proto] = [queued, prepared]
         if sent:
             self.ctx.metrics.messages_out.inc(sent)
             if self._flush_call is None:

@@ -197,6 +197,7 @@ class PushAPI(Resource):
 
     def render(self, request: Request) -> Any:
         g = self.gateway
+        request.access_log = g.settings.push_access_log  # type: ignore[attr-defined]  (FreescoreSite)
         if not g.serves_push(request):
             return _json(request, 404, wire.encode({"error": "not found"}))
         if not g.push_allowed(request.getClientAddress()):

@@ -213,6 +213,9 @@ class GatewayService(ProtocolService):
         info = members.get(conn_id)
         node = info.get("node") if isinstance(info, dict) else None
         if not node or node == self.hub.node:
+            if not self.hub.is_up():  # only this node's view: another node may hold it
+                return (503, wire.encode({"code": "HUB_DOWN",
+                                          "message": "the hub is unreachable, so the node holding it is unknown"}))
             return (410, b"")
         rid = next(self._rids)
         d: Deferred[Reply] = Deferred()

@@ -413,6 +413,11 @@ class RedisHub(Service):
         calls += [self._resync_space(conn, space, self._presence.get(space, {})) for space in self._spaces]
         for key, value in self._kv_pending.items():
             calls.append(_cmd(conn, "SET", self._key("kv:", key), value))
+        # A Redis that lost its data (restart without persistence) gets back the values
+        # this node knows; NX, so a newer value set by another node is kept.
+        for key, value in self._kv_cache.items():
+            if key not in self._kv_pending:
+                calls.append(_cmd(conn, "SET", self._key("kv:", key), value, "NX"))
         self._kv_pending.clear()
         self._local_history.clear()
         DeferredList(calls, consumeErrors=True).addCallback(self._synced)

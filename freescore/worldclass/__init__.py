@@ -40,7 +40,7 @@ class Settings(ServiceSettings):
                 raise SettingError(key, "must not be negative")
         if self.max_message < 1024:
             raise SettingError("max_message", "must be at least 1024")
-        data = self.data if self.data.is_absolute() else base / self.data
+        data = (self.data if self.data.is_absolute() else base / self.data).resolve()
         if not self.create_data and not data.is_dir():
             raise SettingError("data", f"no such folder: {data}")
         if data.exists() and not data.is_dir():

@@ -123,6 +123,9 @@ class WorldclassService(ProtocolService):
         log.info("worldclass: data root {data}", data=str(self.settings.data))
 
     def stopService(self) -> Any:
+        if self.flush_call is not None and self.flush_call.active():
+            self.flush_call.cancel()
+        self._flush()  # what was accepted is written (and sent, while the connections still exist)
         for calls in (self.autopilot_calls, self.ping_calls, self.idle_calls):
             for call in list(calls.values()):
                 if call.active():
@@ -256,6 +259,7 @@ class WorldclassService(ProtocolService):
             send()
 
     def receive(self, proto: WorldclassProtocol, payload: bytes, is_binary: bool) -> None:
+        received = time.perf_counter()
         client = proto.client
         assert client is not None
         idle = self.idle_calls.get(proto)
@@ -305,7 +309,6 @@ class WorldclassService(ProtocolService):
             self._invalidate(client)
             self._error(proto, f"Error while processing request: {e}\n", request)
             return
-        received = time.perf_counter()
 
         def send() -> None:
             self.deliver(proto, outcome)

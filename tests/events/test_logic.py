@@ -302,6 +302,20 @@ def test_parse_int(text, value):
     assert parse_int(text) == value
 
 
+def test_queue_stays_in_id_order_when_posts_arrive_out_of_order():
+    """Several nodes: a node's own post can arrive before an earlier one from another node."""
+    d = daemon(max_queue=4)
+    for i in (1, 3, 2, 5, 4):
+        post(d, "X", i, START + i)
+    assert [m.id - START for m in d.queue] == [2, 3, 4, 5]
+    post(d, "X", 0, START)  # older than all kept: dropped as the oldest
+    assert [m.id - START for m in d.queue] == [2, 3, 4, 5]
+    s, _ = connect(d)
+    emit(d, s, "start-msg", {"start": START + 2})
+    reply = emit(d, s, "set-filter", {"filter": ["X"]})
+    assert [json.loads(p[1:])[1]["message"] for p in reply.packets[1:]] == [3, 4, 5]
+
+
 @given(st.integers(0, 3), st.lists(st.one_of(
     st.tuples(st.just("post"), st.sampled_from("ABC")),
     st.tuples(st.just("filter"), st.lists(st.sampled_from("ABC"), min_size=1, max_size=3)),

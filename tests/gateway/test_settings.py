@@ -85,3 +85,21 @@ def test_bad_values():
                        ("idle_timeout = -1", "idle_timeout"), ('push_token = ""', "push_token")]:
         with pytest.raises(config.ConfigError, match=re.escape(f"gateway.{key}")):
             parse(f'[gateway]\napi_uri = "http://b/x"\n{extra}\n')
+
+
+@pytest.mark.parametrize("endpoint, loopback", [
+    ("tcp:8080:interface=127.0.0.1", True),
+    ("tcp:8080:interface=127.0.0.2", True),
+    ("tcp6:8080:interface=\\:\\:1", True),
+    ("tcp6:8080:interface=\\:\\:", False),
+    ("tcp:8080:interface=localhost", True),
+    ("tcp:8080", False),
+    ("tcp:8080:interface=0.0.0.0", False),
+    ("unix:/run/freescore.sock", True),
+    ("ssl:443", False),
+])
+def test_loopback_listeners(endpoint, loopback):
+    from freescore.config import ListenerSettings
+    from freescore.gateway.settings import is_loopback
+
+    assert is_loopback(ListenerSettings(endpoint=endpoint)) is loopback

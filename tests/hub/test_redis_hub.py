@@ -218,3 +218,18 @@ def test_redis_refusing_writes_degrades_and_logs_once(redis_hubs, redis_server):
         assert after.id > max(m.id for m in sent)
     finally:
         globalLogPublisher.removeObserver(observer)
+
+
+@pytest_twisted.inlineCallbacks
+def test_values_come_back_after_redis_lost_its_data(redis_hubs, redis_server):
+    a = yield redis_hubs.start("a")
+    b = yield redis_hubs.start("b")
+    yield a.set("secret", "one")
+    yield b.set("other", "two")
+    redis_server.restart()  # empty again
+    yield wait_until(lambda: a.is_up() and b.is_up(), what="both nodes to reconnect")
+    c = yield redis_hubs.start("c")
+    yield wait_until(lambda: redis_server.command("EXISTS", "freescore:kv:secret", "freescore:kv:other") == b":2\r\n",
+                     what="the replay")
+    assert (yield c.get("secret")) == "one"
+    assert (yield c.get("other")) == "two"

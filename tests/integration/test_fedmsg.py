@@ -465,3 +465,96 @@ def test_slow_consumer_is_closed_and_others_unaffected(freescore, pub):
     assert len(got) == 200
     assert codes in ([1013], [None])  # the close frame, unless the close handshake timed out first
     assert requests.get(fs.url(0) + "/status", timeout=5).text == "OK"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_bind_method_and_publish_endpoints(freescore):
+    sub_port, pub_port = free_port(), free_port()
+    fs = freescore(f"""
+[[listen]]
+endpoint = "tcp:0:interface=127.0.0.1"
+
+[fedmsg]
+subscribe_method = "bind"
+endpoints = ["tcp://127.0.0.1:{sub_port}"]
+publish_endpoints = ["tcp://127.0.0.1:{pub_port}"]
+publish_token = "{TOKEN}"
+""")
+    ctx = zmq.Context()
+    pub = ctx.socket(zmq.PUB)  # a fedmsg emitter connecting to freescore's bound SUB
+    pub.setsockopt(zmq.LINGER, 0)
+    pub.connect(f"tcp://127.0.0.1:{sub_port}")
+    sub = ctx.socket(zmq.SUB)  # a ZeroMQ consumer of HTTP publishes
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.setsockopt(zmq.SUBSCRIBE, b"")
+    sub.connect(f"tcp://127.0.0.1:{pub_port}")
+    send_http = http_sender(fs.url(0))
+    try:
+        async def scenario():
+            b = await Browser.open(fs.url(0, "ws") + "/fedmsg", "b")
+            await b.subscribe("org.")
+            await b.ready(lambda topic, body: pub.send_multipart([topic.encode(), body]))
+            pub.send_multipart([b"org.zmq", b'{"via":"zmq"}'])
+            got = await b.collect(lambda topic, body: pub.send_multipart([topic.encode(), body]))
+            await b.ws.close()
+            return got
+
+        assert asyncio.run(scenario()) == [{"topic": "org.zmq", "body": {"via": "zmq"}}]
+        # HTTP publishes also leave through the PUB socket (retry: the ZeroMQ slow joiner).
+        for _ in range(100):
+            send_http("org.http", b'{"via":"http"}')
+            if sub.poll(100):
+                assert sub.recv_multipart() == [b"org.http", b'{"via":"http"}']
+                break
+        else:
+            raise AssertionError("nothing arrived on publish_endpoints")
+    finally:
+        pub.close(0)
+        sub.close(0)
+        ctx.term()
+
+
+def test_bind_address_in_use_stops_start_up(tmp_path):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        path = tmp_path / "busy.toml"
+        path.write_text(f'[[listen]]\nendpoint = "tcp:0:interface=127.0.0.1"\n\n[fedmsg]\n'
+                        f'publish_endpoints = ["tcp://127.0.0.1:{port}"]\n')
+        result = run_twistd(path)
+    assert "fedmsg: cannot set up ZeroMQ" in result.stdout + result.stderr
+
+
+def test_peer_that_never_pongs_is_dropped(freescore, pub):
+    import base64
+    import os
+    import socket
+
+    fs = freescore(config(pub.port, "keepalive = 0.5"))
+    with socket.create_connection(("127.0.0.1", fs.port(0)), timeout=TIMEOUT) as sock:
+        key = base64.b64encode(os.urandom(16)).decode()
+        sock.sendall((f"GET /fedmsg HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                      f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+        # Read (so pings arrive) but never answer them: the server must hang up on its own.
+        received = b""
+        while True:
+            try:
+                chunk = sock.recv(4096)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            received += chunk
+    assert received.startswith(b"HTTP/1.1 101")
+    assert b"\x89" in received  # at least one ping frame came before the drop
+    fs.wait_log(r"answered no ping within 0.5s, dropping")

@@ -311,6 +311,7 @@ def test_credential_from_subprotocol_query_or_none(gw, backend):
             assert hooks[0].headers["authorization"] == "None"
 
     run(main())
+    assert sub not in gw.log() and query not in gw.log()  # credentials are never logged
 
 
 def raw_handshake(port: int, headers: str = "") -> socket.socket:
@@ -495,6 +496,9 @@ def test_push_text_binary_and_post(gw, backend):
             assert (r.status_code, r.json()["code"]) == (400, "BAD_REQUEST")
 
     run(main())
+    requests.get(gw.url(1) + "/status", timeout=5)
+    gw.wait_log(r'"GET /status HTTP/1.1" 200')  # other requests keep their access log line...
+    assert '"PUT /@connections/' not in gw.log()  # ...but not pushes (push_access_log = false)
 
 
 def test_push_api_only_on_push_listener(gw, backend):
@@ -625,7 +629,7 @@ def test_inbound_size_limits_close_1009(gw, backend):
 
 @pytest.fixture(scope="module")
 def gw_timers(backend, tmp_path_factory):
-    config = gateway_config(backend.url, "idle_timeout = 1.5\nmax_duration = 4\ntimeout = 2000\n")
+    config = gateway_config(backend.url, "idle_timeout = 2.5\nmax_duration = 5\ntimeout = 3000\n")
     fs = FreescoreProcess(config, tmp_path_factory.mktemp("gateway-timers")).start()
     yield fs
     fs.stop()

@@ -11,7 +11,7 @@ import pytest
 import requests
 import websockets
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "worldclass"))
 from wc_client import Peer, config, copy_fixtures, is_error, is_update, score, snapshot  # noqa: E402
 
 from freescore.worldclass.divfile import parse_division, parse_progress  # noqa: E402
@@ -48,7 +48,8 @@ def test_upgrade_paths(freescore, tmp_path):
         for path in ("/worldclass/test/1/judge1", "/worldclass/request/test/1/judge1",
                      "/worldclass/test/staging/computer+operator"):
             peer = await Peer.connect(base, path)
-            assert await peer.quiet(0.3) == []  # the client speaks first
+            # the client speaks first (a users update about the previous peer leaving may still arrive)
+            assert [f for f in await peer.quiet(0.3) if f.get("type") != "users"] == []
             await peer.close()
         for path in ("/worldclass/test/x/judge1", "/worldclass/..%2F..%2Fetc/1/judge1", "/worldclass/test/01/j",
                      "/worldclass/test/1000/judge1", "/worldclass/.hidden/1/judge1"):
@@ -126,6 +127,7 @@ def test_play_prelim_semfin_finals(freescore, tmp_path):
         await operator.send({"type": "division", "action": "read"})
         state = (await displays[0].expect(is_update("division", "read")))["division"]
         digests = [None]
+        leaderboards = 0
         performed = {"prelim": [], "semfin": [], "finals": []}
         steps = 0
         while True:
@@ -139,6 +141,13 @@ def test_play_prelim_semfin_finals(freescore, tmp_path):
                                and f["request"]["score"]["judge"] == 4, what="last score")
             board = await displays[0].expect(is_update("division", "scoreboard"), what="scoreboard")
             assert board["type"] == "division" and board["division"]["autopilot"] == "on"
+            order = board["division"]["order"][rnd]
+            position = order.index(current) + 1
+            last_form = form == len(board["division"]["forms"][rnd]) - 1
+            if last_form and (position % 2 == 0 or position == len(order)):
+                shown = await displays[0].expect(is_update("division", "leaderboard"), what="leaderboard")
+                assert shown["type"] == "division" and shown["division"]["state"] == "display"
+                leaderboards += 1
             nxt = await displays[0].expect(is_update("division", "next"), what="autopilot next")
             await displays[1].expect(is_update("division", "next"), what="autopilot next on display 2")
             assert nxt["digest"] != digests[-1]
@@ -149,6 +158,9 @@ def test_play_prelim_semfin_finals(freescore, tmp_path):
             if rnd == "finals" and (state["round"], state["current"], state["form"]) == (rnd, current, form):
                 break  # last form of the last finalist: autopilot stays put
             assert steps < 60
+        # leaderboard only after an even position or the last athlete (last form): none skipped, none extra
+        assert leaderboards == 11 + 6 + 4
+        assert sum(f.get("request", {}).get("action") == "leaderboard" for f in displays[0].frames) == leaderboards
         assert len(performed["prelim"]) == 22
         assert len(state["order"]["semfin"]) == 11
         assert sorted(state["order"]["semfin"]) == list(range(11, 22))
@@ -442,5 +454,16 @@ def test_oversize_message_closes_cleanly(freescore, tmp_path):
         await again.send({"type": "division", "action": "read"})
         assert (await again.expect(is_update("division", "read")))["division"]["name"] == "p01"
         await again.close()
+
+    asyncio.run(scenario())
+
+
+def test_idle_connection_is_closed(freescore, tmp_path):
+    fs, _ = start(freescore, tmp_path, inactivity_timeout=0.5)
+
+    async def scenario():
+        idle = await Peer.connect(fs.url(0, "ws"), "/worldclass/test/1/observer")
+        await asyncio.wait_for(idle._reader, 10)
+        assert idle.ws.close_code == 1000
 
     asyncio.run(scenario())

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "worldclass"))
 from wc_client import FIXTURES, Peer, config, copy_fixtures, is_update  # noqa: E402
 
 pytestmark = pytest.mark.integration

@@ -196,10 +196,11 @@ def test_external_edit_is_reloaded(wc, tmp_path):
     assert r.out[0].payload["athletes"][0]["name"] == "Nico Janz"
 
 
-def test_unknown_and_se_only():
-    wc = logic.Worldclass(Path("/nonexistent-root"))
+def test_unknown_and_se_only(wc):
     with pytest.raises(logic.UnknownRequest):
         send(wc, {"type": "division", "action": "fly"})
+    with pytest.raises(RequestError, match="single-elimination"):
+        send(wc, {"type": "division", "action": "award min score"})
 
 
 def test_health_ladder():
@@ -263,3 +264,23 @@ def test_tournament_read_creates_staging(wc, tmp_path):
     r = send(wc, {"type": "tournament", "action": "read"})
     assert (tmp_path / "test" / "forms-worldclass" / "staging").is_dir()
     assert {d["name"] for d in r.out[0].payload["divisions"]} == {"p01", "p02", "p03", "p04", "p10"}
+
+
+def test_draws_write_and_delete(wc, tmp_path):
+    draws = {"settings": {"count": 2}, "Male": {"12-14": {"prelim": ["Taegeuk 4"]}}}
+    r = send(wc, {"type": "tournament", "action": "draws write", "draws": draws})
+    assert r.out[0].kind == "ring" and r.out[0].payload["draws"] == draws
+    assert (tmp_path / "test" / "forms-worldclass" / "draws.json").exists()
+    r = send(wc, {"type": "tournament", "action": "draws delete"})
+    assert "draws" not in r.out[0].payload
+    with pytest.raises(RequestError):
+        send(wc, {"type": "tournament", "action": "draws write", "draws": "nope"})
+
+
+def test_ring_update_carries_progress_keys(wc, tmp_path):
+    (tmp_path / "test" / "forms-worldclass" / "ring01" / "progress.txt").write_text("# current=p03\n# theme=dark\n")
+    r = send(wc, {"type": "ring", "action": "read"})
+    ring = r.out[0].payload
+    assert ring["current"] == "p03" and ring["theme"] == "dark" and ring["name"] == "1"
+    r = send(wc, {"type": "division", "action": "read"})
+    assert r.out[0].payload["name"] == "p03"

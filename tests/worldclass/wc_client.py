@@ -10,7 +10,7 @@ from typing import Any
 
 import websockets
 
-FIXTURES = Path(__file__).resolve().parent.parent / "worldclass" / "fixtures"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
 def config(**overrides: Any) -> str:

@@ -1,0 +1,681 @@
+"""Worldclass request handlers: one function per `type_action`, registered in HANDLERS.
+
+Each takes a Context (the tournament, the client, the annotated request, the ring's clients and
+the time), changes the ring model through RingState.save / save_progress, and returns an Outcome
+(what to send to whom, and whether to arm or cancel the ring's autopilot). Bad input raises
+RequestError before anything changes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from freescore.worldclass import scoring, wire
+from freescore.worldclass.divfile import (
+    PENALTY_KEYS,
+    Athlete,
+    Division,
+    DivisionFormatError,
+    Score,
+    pad,
+    parse_division,
+    parse_forms,
+)
+from freescore.worldclass.logic import (
+    WRITE_KEYS,
+    AutopilotToken,
+    Client,
+    History,
+    Loaded,
+    Out,
+    Outcome,
+    RingState,
+    Tournament,
+    _write,
+)
+from freescore.worldclass.wire import RequestError
+
+
+@dataclass
+class Context:
+    t: Tournament
+    client: Client
+    request: dict[str, Any]
+    clients: list[Client]
+    now: float
+
+    @property
+    def ring(self) -> RingState:
+        return self.t.ring(self.client.route.ring)
+
+    def division(self, divid: Any = None, staging_too: bool = False) -> tuple[RingState, Loaded]:
+        state = self.ring
+        if divid is None:
+            divid = state.current_divid()
+            if divid is None:
+                raise RequestError("No divisions in this ring")
+        wire.check_divid(divid)
+        if divid in state.divisions:
+            return state, state.divisions[divid]
+        if staging_too and state.ring != "staging":
+            staging = self.t.ring("staging")
+            if divid in staging.divisions:
+                return staging, staging.divisions[divid]
+        raise RequestError(f"No division '{divid}' in ring {self.client.route.ring_text}")
+
+    def division_update(self, state: RingState, loaded: Loaded) -> Out:
+        return Out("division", "group", state.division_json(loaded), self.request["type"], self.request)
+
+    def ring_update(self) -> Out:
+        return Out("ring", "group", self.ring.ring_json(self.client.route.ring_text), "ring", self.request)
+
+    def save(self, state: RingState, loaded: Loaded, description: str) -> None:
+        state.save(loaded, description, self.now)
+
+
+HANDLERS: dict[str, Any] = {}
+BATCHABLE = frozenset({"division_score", "division_read", "division_award_penalty", "division_clear_judge_score",
+                       "ring_read"})
+
+
+def handler(name: str):  # type: ignore[no-untyped-def]
+    def register(fn):  # type: ignore[no-untyped-def]
+        HANDLERS[name] = fn
+        return fn
+    return register
+
+
+def _cancelled(ctx: Context, state: RingState, loaded: Loaded) -> None:
+    """Manual changes cancel the ring's autopilot; the change itself switches it off."""
+    state.autopilot_gen += 1
+    if loaded.div.autopilot == "on":
+        loaded.div.autopilot = "off"
+
+
+def _current_form(loaded: Loaded) -> Any:
+    div = loaded.div
+    if not 0 <= div.current < len(div.athletes) or div.current not in div.order.get(div.round, []):
+        raise RequestError("No current athlete in this round")
+    forms = div.form_scores(div.current, div.round)
+    if not 0 <= div.form < len(forms):
+        raise RequestError("No current form")
+    return forms[div.form]
+
+
+@handler("division_read")
+def division_read(ctx: Context) -> Outcome:
+    divid = ctx.request.get("divid")
+    state, loaded = ctx.division(divid, staging_too=True)
+    return Outcome(out=[ctx.division_update(state, loaded)])
+
+
+@handler("division_score")
+def division_score(ctx: Context) -> Outcome:
+    req = ctx.request
+    score = wire.require(req, "score", dict)
+    judge_value = req.get("judge", score.get("judge"))
+    if judge_value is None:
+        raise RequestError("Missing field 'judge'")
+    state, loaded = ctx.division()
+    div = loaded.div
+    judge = wire.to_int(judge_value, "judge", 0, div.judges - 1)
+    marks = Score(
+        major=wire.to_float(score.get("major", 0), "major", 0, 10),
+        minor=wire.to_float(score.get("minor", 0), "minor", 0, 10),
+        rhythm=wire.to_float(score.get("rhythm", 0), "rhythm", 0, 2.0),
+        power=wire.to_float(score.get("power", 0), "power", 0, 2.0),
+        ki=wire.to_float(score.get("ki", 0), "ki", 0, 2.0),
+    )
+    form = _current_form(loaded)
+    form.judges[judge] = marks
+    outcome = Outcome()
+    position = (div.name, div.round, div.current, div.form)
+    if scoring.form_result(form, div.judges).complete and state.ring != "staging":
+        # As upstream, the score broadcast already says autopilot "on"; the steps follow.
+        state.autopilot_gen += 1
+        div.autopilot = "on"
+        outcome.arm = AutopilotToken(state.autopilot_gen, *position, req)
+        outcome.cancel = True
+    ctx.save(state, loaded, f"judge {judge} score")
+    outcome.out.append(ctx.division_update(state, loaded))
+    return outcome
+
+
+@handler("division_clear_judge_score")
+def division_clear_judge_score(ctx: Context) -> Outcome:
+    state, loaded = ctx.division()
+    judge = wire.to_int(wire.require(ctx.request, "judge"), "judge", 0, loaded.div.judges - 1)
+    form = _current_form(loaded)
+    _cancelled(ctx, state, loaded)
+    form.judges[judge] = Score()
+    ctx.save(state, loaded, f"clear judge {judge} score")
+    return Outcome(out=[ctx.division_update(state, loaded)], cancel=True)
+
+
+@handler("division_award_penalty")
+def division_award_penalty(ctx: Context) -> Outcome:
+    penalties = wire.require(ctx.request, "penalties", dict)
+    state, loaded = ctx.division()
+    form = _current_form(loaded)
+    values = dict(form.penalty or dict.fromkeys(PENALTY_KEYS, 0.0))
+    for key in PENALTY_KEYS:
+        if key in penalties:
+            values[key] = wire.to_float(penalties[key], key, 0, 1000)
+    form.penalty = values if any(values.values()) else None
+    ctx.save(state, loaded, "award penalty")
+    return Outcome(out=[ctx.division_update(state, loaded)])
+
+
+@handler("division_award_punitive")
+def division_award_punitive(ctx: Context) -> Outcome:
+    decision = wire.require(ctx.request, "decision", str)
+    if decision not in ("withdraw", "disqualify", "clear"):
+        raise RequestError(f"Invalid decision '{decision}'")
+    state, loaded = ctx.division()
+    div = loaded.div
+    form = _current_form(loaded)
+    _cancelled(ctx, state, loaded)
+    form.decision = {} if decision == "clear" else {decision: 1}
+    if decision != "clear":
+        loaded.results = scoring.compute(div)
+        order = div.order.get(div.round, [])
+        res = loaded.results.rounds.get(div.round, {})
+        i = order.index(div.current)
+        for a in order[i + 1:] + order[:i]:
+            if not res[a].complete:
+                div.current, div.form, div.state = a, 0, "score"
+                break
+    ctx.save(state, loaded, f"award punitive {decision}")
+    return Outcome(out=[ctx.division_update(state, loaded)], cancel=True)
+
+
+def _navigation(name: str, move):  # type: ignore[no-untyped-def]
+    def run(ctx: Context) -> Outcome:
+        state, loaded = ctx.division()
+        _cancelled(ctx, state, loaded)
+        move(loaded.div)
+        ctx.save(state, loaded, name.replace("_", " "))
+        return Outcome(out=[ctx.division_update(state, loaded)], cancel=True)
+    HANDLERS[name] = run
+
+
+def _athlete_step(step: int):  # type: ignore[no-untyped-def]
+    def move(div: Division) -> None:
+        order = div.order.get(div.round, [])
+        if not order:
+            raise RequestError("No athletes in this round")
+        i = order.index(div.current) if div.current in order else -step if step > 0 else 0
+        div.current = order[(i + step) % len(order)]
+        div.form = 0
+        div.state = "score"
+    return move
+
+
+def _form_step(step: int):  # type: ignore[no-untyped-def]
+    def move(div: Division) -> None:
+        div.form = min(max(div.form + step, 0), div.form_count(div.round) - 1)
+        div.state = "score"
+    return move
+
+
+def _round_step(div: Division, step: int) -> None:
+    rounds = [r for r in div.rounds() if div.order.get(r)]
+    if not rounds:
+        raise RequestError("No rounds with athletes")
+    i = rounds.index(div.round) if div.round in rounds else 0
+    div.round = rounds[(i + step) % len(rounds)]
+    order = div.order[div.round]
+    if step > 0:
+        div.current, div.form = order[0], 0
+    else:
+        div.current, div.form = order[-1], div.form_count(div.round) - 1
+    div.state = "score"
+
+
+def _toggle_display(div: Division) -> None:
+    div.state = "score" if div.state == "display" else "display"
+
+
+_navigation("division_athlete_next", _athlete_step(1))
+_navigation("division_athlete_prev", _athlete_step(-1))
+_navigation("division_form_next", _form_step(1))
+_navigation("division_form_prev", _form_step(-1))
+_navigation("division_round_next", lambda div: _round_step(div, 1))
+_navigation("division_round_prev", lambda div: _round_step(div, -1))
+_navigation("division_display", _toggle_display)
+
+
+@handler("division_navigate")
+def division_navigate(ctx: Context) -> Outcome:
+    target = wire.require(ctx.request, "target", dict)
+    destination = target.get("destination")
+    if destination == "division":
+        divid = wire.check_divid(target.get("divid"), "divid")
+        state = ctx.ring
+        if divid not in state.divisions:
+            if state.ring == "staging":
+                raise RequestError(f"No division '{divid}' in staging")
+            staging = ctx.t.ring("staging")
+            if divid not in staging.divisions:
+                raise RequestError(f"No division '{divid}' in ring {ctx.client.route.ring_text} or staging")
+            _move_division(staging, state, divid)
+        state.autopilot_gen += 1
+        state.progress["current"] = divid
+        state.save_progress()
+        return Outcome(out=[ctx.ring_update()], cancel=True)
+    state, loaded = ctx.division()
+    div = loaded.div
+    _cancelled(ctx, state, loaded)
+    if destination == "athlete":
+        index = wire.to_int(target.get("index"), "index", 0, len(div.athletes) - 1)
+        if index not in div.order.get(div.round, []):
+            raise RequestError(f"Invalid index '{index}'")
+        div.current, div.form, div.state = index, 0, "score"
+    elif destination == "form":
+        div.form = wire.to_int(target.get("index"), "index", 0, div.form_count(div.round) - 1)
+        div.state = "score"
+    elif destination == "round":
+        code = target.get("round", target.get("index"))
+        if code == "next":
+            _round_step(div, 1)
+        elif code == "prev":
+            _round_step(div, -1)
+        elif isinstance(code, str) and div.order.get(code):
+            div.round, div.current, div.form, div.state = code, div.order[code][0], 0, "score"
+        else:
+            raise RequestError(f"Invalid round '{code}'")
+    else:
+        raise RequestError(f"Invalid destination '{destination}'")
+    ctx.save(state, loaded, f"navigate {destination}")
+    return Outcome(out=[ctx.division_update(state, loaded)], cancel=True)
+
+
+@handler("division_athlete_delete")
+def division_athlete_delete(ctx: Context) -> Outcome:
+    state, loaded = ctx.division(ctx.request.get("divid"))
+    div = loaded.div
+    idx = wire.to_int(wire.require(ctx.request, "athlete_id"), "athlete_id", 0, len(div.athletes) - 1)
+    _cancelled(ctx, state, loaded)
+    order = div.order.get(div.round, [])
+    if div.current == idx and idx in order and len(order) > 1:
+        i = order.index(idx)
+        div.current = order[i + 1] if i + 1 < len(order) else order[i - 1]
+    del div.athletes[idx]
+    for r in list(div.order):
+        div.order[r] = [a - 1 if a > idx else a for a in div.order[r] if a != idx]
+    div.placement = {r: [a - 1 if a > idx else a for a in p if a != idx] for r, p in div.placement.items()}
+    if div.current > idx:
+        div.current -= 1
+    div.current = min(div.current, max(len(div.athletes) - 1, 0))
+    div.form = min(div.form, div.form_count(div.round) - 1)
+    ctx.save(state, loaded, f"delete athlete {idx}")
+    return Outcome(out=[ctx.division_update(state, loaded)], cancel=True)
+
+
+@handler("division_edit_athletes")
+def division_edit_athletes(ctx: Context) -> Outcome:
+    req = ctx.request
+    entries = wire.require(req, "athletes", list)
+    state, loaded = ctx.division(req.get("divid"), staging_too=True)
+    div = loaded.div
+    round_ = req.get("round") or (div.rounds()[0] if div.rounds() else None)
+    first = next((r for r in div.rounds() if div.order.get(r)), None)
+    old_order = list(div.order.get(round_, [])) if round_ else []
+    edits: list[tuple[int | None, str]] = []
+    for entry in entries:  # validate everything before changing anything
+        if not isinstance(entry, dict):
+            raise RequestError("Invalid athletes: each entry must be an object")
+        name = entry.get("name")
+        if not isinstance(name, str) or not name.strip() or "\t" in name or "\n" in name:
+            continue
+        pos = entry.get("order")
+        if pos not in (None, "") and old_order:
+            edits.append((old_order[wire.to_int(pos, "order", 1, len(old_order)) - 1], name))
+        else:
+            edits.append((None, name))
+    picked: list[int] = []
+    for idx, name in edits:
+        if idx is None:
+            div.athletes.append(Athlete(name=name))
+            idx = len(div.athletes) - 1
+        else:
+            div.athletes[idx].name = name
+        picked.append(idx)
+    _cancelled(ctx, state, loaded)
+    if round_ is None or round_ == first or first is None:
+        # The first round lists everyone: rebuild athletes[] in the new order, dropping the unlisted.
+        round_ = round_ or scoring.first_round(len(picked))
+        keep = [div.athletes[i] for i in picked]
+        remap = {old: new for new, old in enumerate(picked)}
+        div.athletes = keep
+        for r in list(div.order):
+            div.order[r] = [remap[a] for a in div.order[r] if a in remap]
+        div.order[round_] = list(range(len(keep)))
+        div.placement = {}
+        div.current = remap.get(div.current, 0)
+    else:
+        div.order[round_] = picked
+    pad(div)
+    ctx.save(state, loaded, "edit athletes")
+    return Outcome(out=[ctx.division_update(state, loaded)], cancel=True)
+
+
+def division_from_json(data: dict[str, Any]) -> Division:
+    """A division sent by the editor (only the keys upstream keeps)."""
+    data = {k: v for k, v in data.items() if k in WRITE_KEYS}
+    name = wire.check_divid(data.get("name"), "name")
+    forms = data.get("forms") or {}
+    if isinstance(forms, str):
+        forms = parse_forms(forms)
+    if not isinstance(forms, dict) or not all(isinstance(v, list) for v in forms.values()):
+        raise RequestError("Invalid forms")
+    judges = wire.to_int(data.get("judges", 5), "judges", 1, 15)
+    athletes_in = data.get("athletes") or []
+    if not isinstance(athletes_in, list):
+        raise RequestError("Invalid athletes")
+    athletes = []
+    for a in athletes_in:
+        a = {"name": a} if isinstance(a, str) else a
+        if not isinstance(a, dict) or not isinstance(a.get("name"), str) or not a["name"].strip():
+            raise RequestError("Invalid athletes: each needs a name")
+        info = a.get("info") if isinstance(a.get("info"), dict) else {}
+        athletes.append(Athlete(name=a["name"].replace("\t", " "),
+                                info={str(k): str(v).replace("\t", " ") for k, v in info.items()}))
+    div = Division(name=name, description=str(data.get("description", "")).replace("\n", " "),
+                   judges=judges, forms={str(r): [str(f) for f in v] for r, v in forms.items()},
+                   athletes=athletes)
+    for key in ("method", "matches", "tags"):
+        if data.get(key) is not None:
+            setattr(div, key, data[key])
+    if isinstance(data.get("flight"), dict):
+        div.flight = data["flight"]
+    order = data.get("order")
+    if isinstance(order, dict) and order:
+        for r, idxs in order.items():
+            if not isinstance(idxs, list):
+                raise RequestError("Invalid order")
+            div.order[str(r)] = [wire.to_int(i, "order", 0, max(len(athletes) - 1, 0)) for i in idxs]
+    elif athletes:
+        first = scoring.first_round(len(athletes))
+        if first not in div.forms and div.forms:
+            first = next(r for r in div.rounds() if r in div.forms)
+        div.order[first] = list(range(len(athletes)))
+    round_ = data.get("round")
+    div.round = round_ if isinstance(round_, str) and round_ in div.order else next(iter(div.order), "finals")
+    div.current = div.order[div.round][0] if div.order.get(div.round) else 0
+    pad(div)
+    return div
+
+
+@handler("division_write")
+def division_write(ctx: Context) -> Outcome:
+    data = wire.require(ctx.request, "division", dict)
+    div = division_from_json(data)
+    state = ctx.ring
+    path = state.new_path(div.name)
+    echo = {k: v for k, v in data.items() if k in WRITE_KEYS}
+    if path.exists() and not wire.to_bool(ctx.request.get("overwrite")):
+        return Outcome(out=[Out("raw", "sender", {"type": "division", "action": "write error",
+                                                  "error": f"Division '{div.name}' already exists",
+                                                  "division": echo})])
+    state.autopilot_gen += 1
+    loaded = Loaded(div=div, path=path, stamp=None, results=scoring.compute(div))
+    state.save(loaded, "write", ctx.now)
+    state.divisions[div.name] = loaded
+    state.divisions = dict(sorted(state.divisions.items()))
+    return Outcome(out=[Out("raw", "sender", {"type": "division", "action": "write ok", "division": echo}),
+                        ctx.ring_update()], cancel=True)
+
+
+@handler("division_history")
+def division_history(ctx: Context) -> Outcome:
+    state, loaded = ctx.division(ctx.request.get("divid"), staging_too=True)
+    payload = state.division_json(loaded)
+    payload["history"] = [
+        {"number": e["number"], "datetime": e["datetime"], "description": e["description"]}
+        for e in reversed(History(state.dir, loaded.div.name).entries())
+    ]
+    return Outcome(out=[Out("division", "group", payload, ctx.request["type"], ctx.request)])
+
+
+@handler("division_restore")
+def division_restore(ctx: Context) -> Outcome:
+    version = wire.require(ctx.request, "version")
+    state, loaded = ctx.division(ctx.request.get("divid"), staging_too=True)
+    text = History(state.dir, loaded.div.name).text(str(version))
+    if text is None:
+        raise RequestError(f"Unknown version '{version}' of division '{loaded.div.name}'")
+    try:
+        div = parse_division(text, loaded.div.name)
+    except DivisionFormatError as e:
+        raise RequestError(f"Version {version} cannot be read: {e}") from None
+    state.autopilot_gen += 1
+    loaded.div = div
+    ctx.save(state, loaded, f"restore {version}")
+    return Outcome(out=[ctx.division_update(state, loaded)], cancel=True)
+
+
+@handler("division_judge_query")
+def division_judge_query(ctx: Context) -> Outcome:
+    judges = sorted(
+        ({"judge": c.jid, "cid": c.cid, "health": c.health} for c in ctx.clients if c.jid is not None),
+        key=lambda j: (j["judge"], j["cid"]),
+    )
+    return Outcome(out=[Out("raw", "sender", {"type": "division", "action": "judges", "judges": judges})])
+
+
+def _se_only(ctx: Context) -> Outcome:
+    raise RequestError(f"'{ctx.request['action']}' needs the single-elimination or side-by-side method")
+
+
+for _name in ("division_award_min_score", "division_draw", "division_draw_select_age"):
+    HANDLERS[_name] = _se_only
+
+
+# -- ring -------------------------------------------------------------------------------
+
+@handler("ring_read")
+def ring_read(ctx: Context) -> Outcome:
+    return Outcome(out=[ctx.ring_update()])
+
+
+def _ring_step(step: int):  # type: ignore[no-untyped-def]
+    def run(ctx: Context) -> Outcome:
+        state = ctx.ring
+        divids = list(state.divisions)
+        if not divids:
+            raise RequestError("No divisions in this ring")
+        current = state.current_divid()
+        i = divids.index(current) if current in divids else 0
+        state.autopilot_gen += 1
+        state.progress["current"] = divids[(i + step) % len(divids)]
+        state.save_progress()
+        return Outcome(out=[ctx.ring_update()], cancel=True)
+    return run
+
+
+HANDLERS["ring_division_next"] = _ring_step(1)
+HANDLERS["ring_division_prev"] = _ring_step(-1)
+
+
+def _move_division(source: RingState, target: RingState, divid: str) -> None:
+    loaded = source.divisions.pop(divid)
+    target.dir.mkdir(parents=True, exist_ok=True)
+    path = target.new_path(divid)
+    if path.exists():
+        source.divisions[divid] = loaded
+        raise RequestError(f"Division '{divid}' already exists in the target ring")
+    os.replace(loaded.path, path)
+    History(source.dir, divid).move_to(target.dir, divid)
+    loaded.path = path
+    target.divisions[divid] = loaded
+    target.divisions = dict(sorted(target.divisions.items()))
+    if source.progress.get("current") == divid:
+        _advance_current(source, divid)
+
+
+def _advance_current(state: RingState, gone: str) -> None:
+    """The current division went away: the next one (alphabetically) becomes current."""
+    rest = sorted(state.divisions)
+    later = [d for d in rest if d > gone]
+    state.progress["current"] = (later or rest or [""])[0]
+    if not state.progress["current"]:
+        del state.progress["current"]
+    state.save_progress()
+
+
+@handler("ring_transfer")
+def ring_transfer(ctx: Context) -> Outcome:
+    divid = wire.check_divid(wire.require(ctx.request, "name"), "name")
+    target_ring = wire.parse_ring(wire.require(ctx.request, "transfer"), "transfer")
+    state = ctx.ring
+    if divid not in state.divisions:
+        raise RequestError(f"No division '{divid}' in ring {ctx.client.route.ring_text}")
+    was_current = state.current_divid() == divid
+    target = ctx.t.ring(target_ring)
+    if target is state:
+        return Outcome(out=[ctx.ring_update()])
+    state.autopilot_gen += 1
+    if was_current and state.progress.get("current") != divid:
+        state.progress["current"] = divid
+    _move_division(state, target, divid)
+    outcome = Outcome(out=[ctx.ring_update()], cancel=True)
+    if target_ring != "staging":
+        # the receiving ring's pages filter on request.ring: tell them in their own ring's terms
+        text = str(target_ring)
+        outcome.out.append(Out("ring", f"ring:{text}", target.ring_json(text), "ring", dict(ctx.request, ring=text)))
+    return outcome
+
+
+@handler("ring_division_delete")
+def ring_division_delete(ctx: Context) -> Outcome:
+    divid = wire.check_divid(wire.require(ctx.request, "divid"), "divid")
+    state = ctx.ring
+    loaded = state.divisions.get(divid)
+    if loaded is None:
+        raise RequestError(f"No division '{divid}' in ring {ctx.client.route.ring_text}")
+    was_current = state.current_divid() == divid
+    state.autopilot_gen += 1
+    loaded.path.unlink(missing_ok=True)
+    (loaded.path.parent / (loaded.path.name + ",v")).unlink(missing_ok=True)
+    History(state.dir, divid).delete()
+    del state.divisions[divid]
+    if was_current:
+        _advance_current(state, divid)
+    return Outcome(out=[ctx.ring_update()], cancel=True)
+
+
+@handler("ring_division_split")
+def ring_division_split(ctx: Context) -> Outcome:
+    divid = wire.check_divid(wire.require(ctx.request, "name"), "name")
+    flights = wire.to_int(wire.require(ctx.request, "flights"), "flights", 2, 26)
+    state = ctx.ring
+    loaded = state.divisions.get(divid)
+    if loaded is None:
+        raise RequestError(f"No division '{divid}' in ring {ctx.client.route.ring_text}")
+    div = loaded.div
+    prelim = div.order.get("prelim")
+    if not prelim or any(r != "prelim" and div.order.get(r) for r in div.order):
+        raise RequestError(f"Division '{divid}' has no prelim round to split")
+    ids = [f"{divid}{chr(ord('a') + i)}" for i in range(flights)]
+    for fid in ids:
+        wire.check_divid(fid, "name")
+        if fid in state.divisions:
+            raise RequestError(f"Division '{fid}' already exists")
+    athletes = [div.athletes[a] for a in prelim]
+    ctx.t.rng.shuffle(athletes)
+    state.autopilot_gen += 1
+    for i, fid in enumerate(ids):
+        group = athletes[i::flights]
+        flight = Division(
+            name=fid, description=f"{div.description} Flight {chr(ord('A') + i)}", judges=div.judges,
+            round="prelim", forms={r: list(f) for r, f in div.forms.items()}, method=div.method,
+            athletes=[Athlete(name=a.name, info=dict(a.info)) for a in group],
+            flight={"id": chr(ord("a") + i), "group": list(ids), "state": "ready"}, tags=div.tags,
+        )
+        flight.order["prelim"] = list(range(len(group)))
+        pad(flight)
+        fl = Loaded(div=flight, path=state.new_path(fid), stamp=None, results=scoring.compute(flight))
+        state.save(fl, "split", ctx.now)
+        state.divisions[fid] = fl
+    was_current = state.current_divid() == divid
+    loaded.path.unlink(missing_ok=True)
+    History(state.dir, divid).delete()
+    del state.divisions[divid]
+    state.divisions = dict(sorted(state.divisions.items()))
+    if was_current:
+        state.progress["current"] = ids[0]
+        state.save_progress()
+    return Outcome(out=[ctx.ring_update()], cancel=True)
+
+
+@handler("ring_division_merge")
+def ring_division_merge(ctx: Context) -> Outcome:
+    divid = wire.check_divid(wire.require(ctx.request, "name"), "name")
+    state = ctx.ring
+    flights = [ld for d, ld in state.divisions.items()
+               if ld.div.flight is not None and d != divid and d.startswith(divid) and len(d) == len(divid) + 1]
+    if not flights:
+        raise RequestError(f"No flights of division '{divid}'")
+    if divid in state.divisions:
+        raise RequestError(f"Division '{divid}' already exists")
+    if any((ld.div.flight or {}).get("state") != "complete" for ld in flights):
+        raise RequestError("Every flight must be complete before merging")
+    chosen: list[Athlete] = []
+    for ld in flights:
+        fdiv = ld.div
+        k = len(fdiv.order.get("prelim", []))
+        take = 4 if fdiv.method == "aau-single-cutoff" else math.ceil(k / 2)
+        placed = ld.results.placement.get("prelim", [])
+        chosen += [Athlete(name=fdiv.athletes[a].name, info=dict(fdiv.athletes[a].info)) for a in placed[:take]]
+    ctx.t.rng.shuffle(chosen)
+    base = flights[0].div
+    merged = Division(name=divid, description=base.description.rsplit(" Flight ", 1)[0], judges=base.judges,
+                      round="semfin", forms={r: list(f) for r, f in base.forms.items() if r != "prelim"},
+                      method=base.method, athletes=chosen, tags=base.tags)
+    merged.order["semfin"] = list(range(len(chosen)))
+    merged.current = 0
+    pad(merged)
+    state.autopilot_gen += 1
+    ml = Loaded(div=merged, path=state.new_path(divid), stamp=None, results=scoring.compute(merged))
+    state.save(ml, "merge", ctx.now)
+    state.divisions[divid] = ml
+    for ld in flights:
+        ld.div.flight = dict(ld.div.flight or {}, state="merged")
+        state.save(ld, "merged", ctx.now)
+    state.divisions = dict(sorted(state.divisions.items()))
+    return Outcome(out=[ctx.ring_update()], cancel=True)
+
+
+# -- tournament ---------------------------------------------------------------------------
+
+@handler("tournament_read")
+def tournament_read(ctx: Context) -> Outcome:
+    if ctx.t.base.is_dir():  # as upstream when loading the whole tournament
+        (ctx.t.base / "staging").mkdir(exist_ok=True)
+        if not ctx.t.all_rings():
+            (ctx.t.base / "ring01").mkdir(exist_ok=True)
+    divisions = []
+    for ring in [*ctx.t.all_rings(), "staging"]:
+        state = ctx.t.ring(ring)
+        divisions += [state.division_json(ld) for ld in state.divisions.values()]
+    return Outcome(out=[Out("raw", "sender", {"type": "tournament", "action": "read", "request": ctx.request,
+                                              "divisions": divisions})])
+
+
+@handler("tournament_draws_write")
+def tournament_draws_write(ctx: Context) -> Outcome:
+    draws = wire.require(ctx.request, "draws", dict)
+    ctx.t.base.mkdir(parents=True, exist_ok=True)
+    _write(ctx.t.base / "draws.json", json.dumps(draws, sort_keys=True, indent=2) + "\n")
+    return Outcome(out=[ctx.ring_update()])
+
+
+@handler("tournament_draws_delete")
+def tournament_draws_delete(ctx: Context) -> Outcome:
+    (ctx.t.base / "draws.json").unlink(missing_ok=True)
+    return Outcome(out=[ctx.ring_update()])
