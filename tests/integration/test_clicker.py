@@ -16,9 +16,11 @@ from pathlib import Path
 import pytest
 import requests
 import websockets
-from clicker_raw import BINARY, CONTINUATION, PING, PONG, TEXT, RawDevice
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "clicker"))
+from clicker_raw import BINARY, CONTINUATION, PING, PONG, TEXT, RawDevice  # noqa: E402
+
 from harness import FreescoreProcess, run_twistd  # noqa: E402
 
 pytestmark = pytest.mark.integration
