@@ -515,3 +515,14 @@ def test_failed_registry_write_sends_no_registered_and_recovers(freescore, tmp_p
     proc.wait_log(r"could not save the registry")
     saved = json.loads(blocker.read_text())["secrets"]
     assert len(saved) == 2  # the first id stays allocated, never handed out again
+
+
+def test_frames_behind_a_pending_register_keep_their_order(fs):
+    async def scenario():
+        async with connect(fs) as ws:
+            await asyncio.gather(ws.send("REGISTER"), ws.send("SCORE 1 10 1"), ws.send("REGISTER"),
+                                 ws.send("SCORE 2 20 2"))
+            assert (await recv(ws)).startswith("REGISTERED ")
+            await expect_only(ws, [], ["SCORED 1 10", "SCORED 2 20"])
+
+    run(scenario())
