@@ -263,7 +263,7 @@ class ClickerService(ProtocolService):
         self.logic = Clicker(registry, node=self.node)
         self.store = RegistryStore(settings.state, registry, ctx.reactor)
         use_hub = settings.registry == "hub" or (settings.registry == "auto" and ctx.config.hub.backend == "redis")
-        self.hub_registry = HubRegistry(ctx.hub) if use_hub else None
+        self.hub_registry = HubRegistry(ctx.hub, local=registry) if use_hub else None
         limits = WebSocketLimits(
             max_frame=65536, max_message=65536, close_timeout=settings.close_timeout,
             keepalive=settings.ping_interval, allowed_origins=("*",),

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks, succeed
+from twisted.internet.defer import Deferred, inlineCallbacks, succeed
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.failure import Failure
 
@@ -98,38 +98,61 @@ class HubRegistry:
     """secret -> id in the hub's shared store, so every node knows every device (Redis hub).
 
     Keys: `clicker:secret:<secret>` -> id and `clicker:id:<id>` -> secret. An id
-    is taken when its key exists. The hub has no compare-and-set, so two nodes
-    drawing the same random id in the same instant could both take it; with
-    1,000,000 ids and registrations spread in time that is very unlikely, and
-    it is the one guarantee weaker than with the file registry.
+    is taken when its key exists. The hub has no compare-and-set: an id is
+    claimed by setting its key and reading it back, so two nodes both win only
+    by drawing the same random id (1 in 1,000,000) within one round trip of
+    each other; that is the one guarantee weaker than with the file registry.
+
+    `local` (this node's file registry) is consulted for secrets the hub does
+    not know, so devices registered before the node joined the hub keep their
+    ids; they are written into the hub then.
     """
 
     PREFIX = "clicker:"
 
     def __init__(self, hub: Any, rng: random.Random | None = None,
-                 new_secret: Callable[[], str] = _new_secret, tries: int = 64) -> None:
+                 new_secret: Callable[[], str] = _new_secret, tries: int = 64,
+                 local: Registry | None = None) -> None:
         self.hub = hub
         self._rng = rng or random.SystemRandom()
         self._new_secret = new_secret
         self.tries = tries
+        self.local = local
+
+    def _id_key(self, device_id: str) -> str:
+        return self.PREFIX + "id:" + device_id
+
+    def _secret_key(self, secret: str) -> str:
+        return self.PREFIX + "secret:" + secret
 
     @inlineCallbacks
     def register(self, secret: str) -> Any:
         """Deferred Registration; the keys are set (as far as the hub confirms) before it fires."""
         if secret:
-            known = yield self.hub.get(self.PREFIX + "secret:" + secret)
-            if known is not None:
+            known = yield self.hub.get(self._secret_key(secret))
+            if _is_id(known):
                 return Registration(known, secret, False)
+            old = self.local.lookup(secret) if self.local is not None else None
+            if old is not None:
+                holder = yield self.hub.get(self._id_key(old))
+                if holder in (None, secret):
+                    yield self.hub.set(self._id_key(old), secret)
+                    yield self.hub.set(self._secret_key(secret), old)
+                    return Registration(old, secret, False)
         for _ in range(self.tries):
             candidate = f"{self._rng.randrange(ID_SPACE):06d}"
-            holder = yield self.hub.get(self.PREFIX + "id:" + candidate)
-            if holder is None:
-                break
-        else:
-            raise IdsExhausted(f"no free clicker id found in {self.tries} random draws")
-        fresh = self._new_secret()
-        yield gatherResults([
-            self.hub.set(self.PREFIX + "id:" + candidate, fresh),
-            self.hub.set(self.PREFIX + "secret:" + fresh, candidate),
-        ], consumeErrors=True)
-        return Registration(candidate, fresh, True)
+            if self.local is not None and candidate in self.local.allocated:
+                continue
+            if (yield self.hub.get(self._id_key(candidate))) is not None:
+                continue
+            fresh = self._new_secret()
+            yield self.hub.set(self._id_key(candidate), fresh)
+            if (yield self.hub.get(self._id_key(candidate))) != fresh:
+                continue  # another node claimed it in the same instant
+            yield self.hub.set(self._secret_key(fresh), candidate)
+            return Registration(candidate, fresh, True)
+        raise IdsExhausted(f"no free clicker id found in {self.tries} random draws")
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, str) and len(value) == 6 and value.isascii() and value.isdigit()

@@ -76,3 +76,24 @@ def test_dense_file_registry_is_exhausted_only_when_full(monkeypatch):
         reg.register("")
     with pytest.raises(IdsExhausted):
         reg.register("")
+
+
+def test_hub_registry_adopts_this_nodes_file_registry():
+    local = Registry(rng=random.Random(4))
+    before = local.register("")
+    hub = MemoryHub(0)
+    reg = HubRegistry(hub, rng=random.Random(4), local=local)  # same draws as the local registry
+    assert result_of(reg.register(before.secret)) == logic.Registration(before.device_id, before.secret, False)
+    assert result_of(hub.get("clicker:secret:" + before.secret)) == before.device_id
+    assert result_of(hub.get("clicker:id:" + before.device_id)) == before.secret
+    fresh = result_of(reg.register(""))
+    assert fresh.device_id != before.device_id  # ids this node handed out are never drawn again
+
+
+def test_hub_registry_does_not_adopt_an_id_another_secret_holds():
+    local = Registry()
+    before = local.register("")
+    hub = MemoryHub(0)
+    result_of(hub.set("clicker:id:" + before.device_id, "someone-else"))
+    got = result_of(HubRegistry(hub, local=local).register(before.secret))
+    assert got.created and got.device_id != before.device_id and got.secret != before.secret

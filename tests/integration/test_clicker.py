@@ -16,9 +16,11 @@ from pathlib import Path
 import pytest
 import requests
 import websockets
-from clicker_raw import BINARY, CONTINUATION, PING, PONG, TEXT, RawDevice
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "clicker"))
+from clicker_raw import BINARY, CONTINUATION, PING, PONG, TEXT, RawDevice  # noqa: E402
+
 from harness import FreescoreProcess, run_twistd  # noqa: E402
 
 pytestmark = pytest.mark.integration
@@ -513,3 +515,14 @@ def test_failed_registry_write_sends_no_registered_and_recovers(freescore, tmp_p
     proc.wait_log(r"could not save the registry")
     saved = json.loads(blocker.read_text())["secrets"]
     assert len(saved) == 2  # the first id stays allocated, never handed out again
+
+
+def test_frames_behind_a_pending_register_keep_their_order(fs):
+    async def scenario():
+        async with connect(fs) as ws:
+            await asyncio.gather(ws.send("REGISTER"), ws.send("SCORE 1 10 1"), ws.send("REGISTER"),
+                                 ws.send("SCORE 2 20 2"))
+            assert (await recv(ws)).startswith("REGISTERED ")
+            await expect_only(ws, [], ["SCORED 1 10", "SCORED 2 20"])
+
+    run(scenario())
