@@ -9,7 +9,6 @@ each node subscribes once and frames each relay once per dialect.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
 from autobahn.websocket.protocol import WebSocketProtocol
 from autobahn.websocket.types import ConnectionRequest
@@ -63,27 +62,6 @@ class ClickerProtocol(FreescoreServerProtocol):
     _gone = False
     _told_role = False
 
-    def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:
-        """Autobahn's sendData minus its debug log, whose arguments are coloured eagerly.
-
-        That log line cost about a third of the CPU per SCORE (two writes: the
-        SCORED and the relay); the queued and chopped paths are left to Autobahn.
-        """
-        if chopsize or sync or self.send_queue:
-            super().sendData(data, sync, chopsize)
-            return
-        self.transport.write(data)
-        if self.state == WebSocketProtocol.STATE_OPEN:
-            self.trafficStats.outgoingOctetsWireLevel += len(data)
-        elif self.state in (WebSocketProtocol.STATE_CONNECTING, WebSocketProtocol.STATE_PROXY_CONNECTING):
-            self.trafficStats.preopenOutgoingOctetsWireLevel += len(data)
-        if self.logOctets:
-            self.logTxOctets(data, False)
-
-    def dataReceived(self, data: bytes) -> None:
-        """Autobahn's dataReceived minus its eagerly formatted debug log (as sendData)."""
-        self._dataReceived(data)
-
     def send_line(self, line: str) -> None:
         if self.state == WebSocketProtocol.STATE_OPEN:
             self.factory.clicker.count_out(1)
@@ -94,14 +72,6 @@ class ClickerProtocol(FreescoreServerProtocol):
 
     def opened(self) -> None:
         self.session = Session(key=self)
-        # Lines are tiny and latency-bound: do not let Nagle hold a relay back
-        # until the previous one is acknowledged.
-        set_nodelay = getattr(self.transport, "setTcpNoDelay", None)
-        if set_nodelay is not None:
-            try:
-                set_nodelay(True)
-            except OSError:
-                pass
 
     def received(self, payload: bytes, is_binary: bool) -> None:
         if is_binary:  # devices never send binary; ignore, as the spec says
@@ -220,28 +190,6 @@ class ClickerProtocol(FreescoreServerProtocol):
             svc.device_down(session.device_id)  # type: ignore[arg-type]
 
 
-class ClickerEndpoint(WebSocketEndpoint):
-    """Drops an `Origin` that is no URL (the devices send `Origin: Espruino`).
-
-    Autobahn fails the handshake on an Origin without a host part, whatever
-    `allowedOrigins` says; without the header it treats the peer as the
-    non-browser client it is.
-    """
-
-    def render(self, request: Any) -> Any:
-        origin = request.getHeader("origin")
-        if origin is not None and origin.strip().lower() != "null" and not _has_host(origin.strip()):
-            request.requestHeaders.removeHeader("origin")
-        return super().render(request)
-
-
-def _has_host(origin: str) -> bool:
-    try:
-        return bool(urlsplit(origin).hostname)
-    except ValueError:
-        return False
-
-
 class ClickerFactory(FreescoreServerFactory):
     clicker: ClickerService
 
@@ -273,7 +221,7 @@ class ClickerService(ProtocolService):
             connections=ctx.connections, reactor=ctx.reactor,
         )
         self.factory.clicker = self
-        self.resources = {settings.path: ClickerEndpoint(self.factory)}
+        self.resources = {settings.path: WebSocketEndpoint(self.factory)}
         self._subscription: Any = None
         self._scores: list[list[str]] = []
         self._out = 0
