@@ -377,8 +377,8 @@ def write_report(args, rows: list[dict]) -> None:
         "",
         f"Taken {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {platform.node()} "
         f"({os.cpu_count()} cores, Python {platform.python_version()}), loopback, load generator "
-        f"({args.procs} asyncio processes, `{args.client}` client) on the same machine as the server, "
-        "**under contention** from other builds and benchmarks sharing the 2 cores.",
+        f"({args.procs} asyncio processes, `{args.client}` client) on the same machine as the server "
+        f"(1-minute load average at the start {os.getloadavg()[0]:.1f}; 2.0 means both cores busy).",
         "",
         f"{args.devices} devices each sending `SCORE <msgId> <timestamp> <score>` at the given rate "
         "(not waiting for the acknowledgement), "

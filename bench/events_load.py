@@ -523,8 +523,8 @@ def main() -> None:
         f"Server: {args.url or 'freescore started by the generator (a fresh process per scenario)'}; "
         f"{args.clients} WebSocket-transport Socket.IO clients in {args.procs} generator processes "
         "(own epoll loop, hand-parsed frames), one sender; generator and server share this "
-        f"{os.cpu_count()}-core machine, and other jobs were running on it at the same time "
-        f"(load average {os.getloadavg()[0]:.1f} at the start), so the figures are taken under contention.",
+        f"{os.cpu_count()}-core machine (1-minute load average at the start {os.getloadavg()[0]:.1f}; "
+        f"{os.cpu_count()}.0 means every core busy).",
         f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", "",
     ]
 

@@ -478,9 +478,8 @@ def write_report(args, rows, scaling, connect_s: float, total_s: float) -> None:
         + ". Latency is publish (before `send_multipart`) "
         "to the client's read of the socket, over all deliveries, on one monotonic clock.",
         "",
-        f"**Measured under contention**: a shared 2-core machine ({os.cpu_count()} CPUs visible) where other "
-        "helpers were building and testing at the same time; the client processes and the publisher run on "
-        "the same two cores as the server. CPU columns are percent of one core over the step; load avg is the "
+        f"Machine: {os.cpu_count()} CPUs; the client processes and the publisher run on "
+        "the same cores as the server. CPU columns are percent of one core over the step; load avg is the "
         "machine's 1-minute load average at the end of the step (2 means both cores busy). Connecting all "
         "subscribers took "
         f"{connect_s:.1f} s.",

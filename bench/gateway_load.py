@@ -402,7 +402,6 @@ max_connections = {args.clients + 100}
 Command: `{command.strip()}`
 
 Run at {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on this {os.cpu_count()}-core machine, loopback only,
-**under contention**: other helpers were building and testing on the same 2 cores
 (load average at the end: {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f}). The load generator itself (a backend
 process for the hooks, a pushing process, {args.procs} WebSocket client processes) shares those cores with the gateway.
 

@@ -239,9 +239,8 @@ def main() -> None:
         "Every score is written atomically (fsync) before its "
         "broadcast. Latency = judge sends score -> the last of the ring's displays has the update.",
         "",
-        f"Machine: {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}. Figures "
-        "were taken under contention: other helpers' test suites and benchmarks were running on the same "
-        "2 cores, and the load generator itself shares them with the server.",
+        f"Machine: {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}. The load "
+        f"generator shares the cores with the server (1-minute load average at the end {os.getloadavg()[0]:.1f}).",
         "",
         "Columns p50/p99/max: end to end, score sent -> last display has it. Server p50/p99: the server's "
         "own share (frame received -> broadcast written to every socket, including the fsync'd file "
@@ -264,7 +263,7 @@ def main() -> None:
     lines += [
         "",
         f"Target (p99 < 5 ms at 1 score/judge/s): {'met' if target_met else 'not met on this run'}. "
-        "A cProfile of the server during the paced phase (same machine, same contention) showed where "
+        "A cProfile of the server during the paced phase (taken earlier, with other jobs on the machine) showed where "
         "the time goes: fsync 5.1 ms per call on average (two per division write: file and folder), "
         "socket writes 0.18 ms per recipient, scoring + JSON about 1 ms per score. Measured in-process "
         "at a quieter moment, one score (scoring, both fsyncs, frame) took 2.4 ms; the rest of the "
