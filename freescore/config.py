@@ -63,7 +63,6 @@ class ListenerSettings:
 class HubSettings:
     backend: str = "memory"
     url: str = "redis://127.0.0.1:6379/0"
-    history: int = 100
     # Redis backend only (docs/redis.md):
     node: str = ""  # unique name of this node; default host:pid
     presence_ttl: float = 15.0  # a crashed node's members disappear after this (s)
@@ -74,8 +73,6 @@ class HubSettings:
     def validate(self, base: Path) -> "HubSettings":
         if self.backend not in ("memory", "redis"):
             raise SettingError("backend", f"must be 'memory' or 'redis', not {self.backend!r}")
-        if self.history < 1:
-            raise SettingError("history", "must be at least 1")
         for key in ("presence_ttl", "timeout", "retry_min", "retry_max"):
             if getattr(self, key) <= 0:
                 raise SettingError(key, "must be positive")

@@ -114,16 +114,19 @@ class FreescoreServerProtocol(WebSocketServerProtocol):
                     service=self.factory.service, peer=self.peer, path=request.path, origin=self.origin,
                 )
                 raise ConnectionDeny(403, "origin not allowed")
-        if len(self.factory.open) >= self.factory.limits.max_connections:
+        if len(self.factory.open) + len(self.factory.pending) >= self.factory.limits.max_connections:
             log.warn(
                 "{service}: refusing {peer} on {path}: {limit} connections open",
                 service=self.factory.service, peer=self.peer, path=request.path,
                 limit=self.factory.limits.max_connections,
             )
             raise ConnectionDeny(503, "too many connections")
+        # Handshakes that wait (e.g. on a webhook) count towards the limit too.
+        self.factory.pending.add(self)
         return self.handshake(request)
 
     def onOpen(self) -> None:
+        self.factory.pending.discard(self)
         self.factory.track_open(self)
         self._tcp = _direct_socket(self.transport)
         # Real-time frames are small: do not let Nagle hold one back behind an unacknowledged one.
@@ -196,6 +199,7 @@ class FreescoreServerProtocol(WebSocketServerProtocol):
             self.dropConnection(abort=True)
 
     def connectionLost(self, reason: Any) -> None:
+        self.factory.pending.discard(self)
         super().connectionLost(reason)
         for d in getattr(self, "_gone_waiters", []):
             d.callback(None)
@@ -309,6 +313,7 @@ class FreescoreServerFactory(WebSocketServerFactory):
         self.metrics = metrics
         self.connections = connections
         self.open: set[FreescoreServerProtocol] = set()
+        self.pending: set[FreescoreServerProtocol] = set()
         options: dict[str, Any] = dict(
             maxFramePayloadSize=limits.max_frame,
             maxMessagePayloadSize=limits.max_message,

@@ -38,8 +38,8 @@ def test_int_is_accepted_where_a_number_is_expected(tmp_path):
 
 
 def test_bool_is_not_an_integer(tmp_path):
-    with pytest.raises(ConfigError, match="hub.history: must be an integer"):
-        parse('[[listen]]\nendpoint = "tcp:0"\n[hub]\nhistory = true\n', tmp_path / "c.toml")
+    with pytest.raises(ConfigError, match="http.shutdown_timeout: must be a number"):
+        parse('[[listen]]\nendpoint = "tcp:0"\n[http]\nshutdown_timeout = true\n', tmp_path / "c.toml")
 
 
 def test_duplicate_listener_names_are_refused(tmp_path):

@@ -130,7 +130,7 @@ def decode_request(payload: bytes | str) -> dict[str, Any]:
     try:
         text = payload.decode("utf-8") if isinstance(payload, bytes) else payload
         obj = json.loads(text)
-    except (UnicodeDecodeError, ValueError) as e:
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
         raise RequestError(f"Invalid JSON: {e}") from None
     if not isinstance(obj, dict):
         raise RequestError("Invalid request: not a JSON object")

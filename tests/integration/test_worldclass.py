@@ -193,7 +193,7 @@ def test_play_prelim_semfin_finals(freescore, tmp_path):
 
 
 def test_autopilot_cancelled_by_navigation(freescore, tmp_path):
-    fs, forms = start(freescore, tmp_path, scoreboard_delay=0.6, leaderboard_delay=0.6)
+    fs, forms = start(freescore, tmp_path, scoreboard_delay=3.0, leaderboard_delay=3.0)
     base = fs.url(0, "ws")
 
     async def scenario():
@@ -207,7 +207,7 @@ def test_autopilot_cancelled_by_navigation(freescore, tmp_path):
                              "target": {"destination": "athlete", "index": "5"}})
         manual = await operator.expect(is_update("division", "navigate"))
         assert manual["division"]["current"] == 5
-        late = await operator.quiet(2.0)  # several times the autopilot pause
+        late = await operator.quiet(7.0)  # longer than both autopilot pauses
         assert [f for f in late if f.get("request", {}).get("action") in ("leaderboard", "next")] == []
         div = parse_division((forms / "ring01" / "div.p01.txt").read_text(), "p01")
         assert div.current == 5 and div.autopilot == "off"
