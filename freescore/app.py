@@ -73,6 +73,7 @@ class FreescoreService(MultiService):
         self.listeners = []
         for index, (listener, root) in enumerate(zip(cfg.listeners, self.roots, strict=True)):
             site = FreescoreSite(root)
+            site.max_body = cfg.http.max_body
             site.displayTracebacks = False
             lst = ListenerService(index, listener, site, reactor)
             lst.setServiceParent(self)

@@ -92,10 +92,13 @@ class HubSettings:
 class HttpSettings:
     cors_origin: str = "*"
     shutdown_timeout: float = 3.0
+    max_body: int = 4 * 1024 * 1024
 
     def validate(self, base: Path) -> "HttpSettings":
         if self.shutdown_timeout <= 0:
             raise SettingError("shutdown_timeout", "must be positive")
+        if self.max_body < 1024:
+            raise SettingError("max_body", "must be at least 1024 bytes")
         return self
 
 

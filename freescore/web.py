@@ -11,12 +11,61 @@ from twisted.web.server import Request, Site
 from freescore.websocket import encode_json
 
 
+class LimitedRequest(Request):
+    """Refuses a body over the site's `max_body` before storing it.
+
+    Twisted keeps any request body (in memory, or a temp file past 100 kB)
+    before a resource sees it, so a limit checked by the resource comes too
+    late: an unauthenticated client could fill memory or disk.
+    """
+
+    _refused = False
+    _received = 0
+
+    def gotLength(self, length: int | None) -> None:
+        limit = getattr(self.channel.site, "max_body", None)
+        if limit is not None and length is not None and length > limit:
+            self._refuse(limit)
+            return
+        super().gotLength(length)
+
+    def handleContentChunk(self, data: bytes) -> None:
+        if self._refused:
+            return
+        self._received += len(data)
+        limit = getattr(self.channel.site, "max_body", None)
+        if limit is not None and self._received > limit:  # chunked: no length was announced
+            self._refuse(limit)
+            return
+        super().handleContentChunk(data)
+
+    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+        if not self._refused:
+            super().requestReceived(command, path, version)
+
+    def _refuse(self, limit: int) -> None:
+        import io
+
+        self._refused = True
+        self.content = io.BytesIO()
+        body = encode_json({"error": f"request body larger than {limit} bytes"})
+        transport = self.channel.transport
+        transport.write(
+            b"HTTP/1.1 413 Payload Too Large\r\ncontent-type: application/json\r\n"
+            b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(body), body)
+        )
+        transport.loseConnection()
+
+
 class FreescoreSite(Site):
-    """A Site whose resources may opt a request out of the access log.
+    """A Site with a request-body limit whose resources may opt a request out of the access log.
 
     A resource sets `request.access_log = False` for high-rate machine APIs
     (the gateway's push API): the line costs about a third of such a request's CPU.
     """
+
+    requestFactory = LimitedRequest
+    max_body: int | None = None
 
     def log(self, request: Request) -> None:
         if getattr(request, "access_log", True):

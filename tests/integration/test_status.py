@@ -42,3 +42,47 @@ def test_start_logs_where_it_listens_and_stops_cleanly(freescore):
     # twistd re-raises the signal it stopped on, as Unix daemons do.
     assert fs.stop() in (0, -15)
     assert "Server Shut Down." in fs.log()
+
+
+def raw_request(port: int, head: bytes, body_chunks=()) -> bytes:
+    import socket
+
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        sock.sendall(head)
+        for chunk in body_chunks:
+            try:
+                sock.sendall(chunk)
+            except (BrokenPipeError, ConnectionResetError):
+                break
+        data = b""
+        try:
+            while chunk := sock.recv(65536):
+                data += chunk
+        except ConnectionResetError:
+            pass
+        return data
+    finally:
+        sock.close()
+
+
+LIMIT = CONFIG + "max_body = 2048\n"
+
+
+def test_announced_oversize_body_is_refused_before_it_is_read(freescore):
+    fs = freescore(LIMIT)
+    reply = raw_request(fs.port(), b"POST /status HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.1 413"), reply[:200]
+    assert b"larger than 2048 bytes" in reply
+    assert requests.get(fs.url() + "/status", timeout=5).text == "OK"
+
+
+def test_chunked_body_is_cut_off_at_the_limit(freescore):
+    fs = freescore(LIMIT)
+    chunk = b"400\r\n" + b"x" * 1024 + b"\r\n"
+    reply = raw_request(
+        fs.port(), b"POST /status HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n", [chunk] * 64
+    )
+    assert reply.startswith(b"HTTP/1.1 413"), reply[:200]
+    small = requests.post(fs.url() + "/nope", data=b"y" * 1000, timeout=5)
+    assert small.status_code == 404  # under the limit: served as usual
