@@ -284,6 +284,11 @@ class ClickerService(ProtocolService):
         self.hub.join(PRESENCE, f"{device_id}@{self.node}", {"id": device_id, "node": self.node}).addErrback(
             self._hub_failed
         )
+        # Record this node's holding now, not when the hub echoes it: with Redis the
+        # echo of our own publish and other nodes' messages come by different
+        # connections, and another node's "down" must not be applied before our "up".
+        if self.logic.device_up(device_id, self.node):
+            self._to_watchers(device_id, wire.format_connect(device_id))
         self.publish(["up", device_id, self.node])
 
     def device_down(self, device_id: str) -> None:
@@ -326,6 +331,8 @@ class ClickerService(ProtocolService):
             for device_id, timestamp, score in payload[1]:
                 self._relay(device_id, timestamp, score)
         elif kind == "up":
+            if payload[2] == self.node:
+                return  # applied in device_up
             if self.logic.device_up(payload[1], payload[2]):
                 self._to_watchers(payload[1], wire.format_connect(payload[1]))
         elif kind == "down":
