@@ -202,15 +202,14 @@ class GatewayService(ProtocolService):
         proto = self.local.get(conn_id)
         if proto is not None:
             return succeed(execute(proto, command))
-        d = self.hub.members(SPACE)
+        d = self.hub.member(SPACE, conn_id)  # one presence entry, not the whole space per push
         d.addCallback(self._route_remote, conn_id, command)
         return d
 
-    def _route_remote(self, members: dict[str, Any], conn_id: str, command: wire.PushCommand) -> Any:
+    def _route_remote(self, info: Any, conn_id: str, command: wire.PushCommand) -> Any:
         proto = self.local.get(conn_id)
         if proto is not None:
             return execute(proto, command)
-        info = members.get(conn_id)
         node = info.get("node") if isinstance(info, dict) else None
         if not node or node == self.hub.node:
             if not self.hub.is_up():  # only this node's view: another node may hold it
