@@ -2,34 +2,29 @@
 
 Connections are registered in the hub's presence (space `gateway`, info
 `{"node": ...}`). A push for a connection held here is delivered directly;
-one held by another node is sent as a command on that node's channel
-`gateway.node.<node>` and answered on `gateway.reply.<node>`, so with the
-Redis hub any node can take any push, and 410 means no node holds the id.
+one held by another node is sent as a command on that node's channel (see
+`routing`), so with the Redis hub any node can take any push, and 410 means
+no node holds the id.
 """
 
 from __future__ import annotations
 
-import base64
 import ipaddress
-import itertools
 from typing import Any
 
 from prometheus_client import Counter
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from freescore.gateway import logic, wire
 from freescore.gateway.adapter import GatewayProtocol, PushAPI
 from freescore.gateway.hooks import Backend, HookResult
+from freescore.gateway.routing import SPACE, Reply, Router
 from freescore.gateway.settings import Settings, push_listeners
-from freescore.hub import HubMessage
 from freescore.service import ProtocolService, ServiceContext
 from freescore.websocket import FreescoreServerFactory, WebSocketEndpoint, WebSocketLimits
 
-SPACE = "gateway"
-NODE_CALL_TIMEOUT = 5.0
 SHUTDOWN_WAIT = 10.0
-Reply = tuple[int, bytes]
 
 
 class LevelLog:
@@ -78,9 +73,7 @@ class GatewayService(ProtocolService):
         self._push_indexes = push_listeners(ctx.config, ctx.name)
         self._push_sites: set[Any] | None = None
         self._ws_hostname = ""
-        self._calls: dict[int, Deferred[Reply]] = {}
-        self._rids = itertools.count(1)
-        self._subs: list[Any] = []
+        self.router = Router(self.hub, ctx.reactor, self.local)
         limits = WebSocketLimits(
             max_frame=s.max_frame, max_message=s.max_message, open_timeout=s.hook_timeout / 1000.0 + 5.0,
             close_timeout=5.0, max_connections=s.max_connections, keepalive=s.keepalive,
@@ -100,19 +93,13 @@ class GatewayService(ProtocolService):
     # -- lifecycle ------------------------------------------------------------------
     def startService(self) -> None:
         super().startService()
-        node = self.hub.node
-        self._subs = [
-            self.hub.subscribe(f"gateway.node.{node}", self._on_command),
-            self.hub.subscribe(f"gateway.reply.{node}", self._on_reply),
-        ]
+        self.router.start()
         self.log.info("gateway: clients on {path}, push API on {push}, hooks to {api}", path=self.settings.path,
                       push=self.settings.push_path, api=self.settings.api_uri)
 
     def stopService(self) -> Deferred[Any]:
         super().stopService()
-        for sub in self._subs:
-            sub.cancel()
-        self._subs = []
+        self.router.stop()
         done: Deferred[Any] = Deferred()
         deadline = self.reactor.seconds() + SHUTDOWN_WAIT
 
@@ -199,49 +186,7 @@ class GatewayService(ProtocolService):
 
     # -- push routing ------------------------------------------------------------------
     def route(self, conn_id: str, command: wire.PushCommand) -> Deferred[Reply]:
-        proto = self.local.get(conn_id)
-        if proto is not None:
-            return succeed(execute(proto, command))
-        d = self.hub.members(SPACE)
-        d.addCallback(self._route_remote, conn_id, command)
-        return d
-
-    def _route_remote(self, members: dict[str, Any], conn_id: str, command: wire.PushCommand) -> Any:
-        proto = self.local.get(conn_id)
-        if proto is not None:
-            return execute(proto, command)
-        info = members.get(conn_id)
-        node = info.get("node") if isinstance(info, dict) else None
-        if not node or node == self.hub.node:
-            if not self.hub.is_up():  # only this node's view: another node may hold it
-                return (503, wire.encode({"code": "HUB_DOWN",
-                                          "message": "the hub is unreachable, so the node holding it is unknown"}))
-            return (410, b"")
-        rid = next(self._rids)
-        d: Deferred[Reply] = Deferred()
-        self._calls[rid] = d
-
-        def expire() -> None:
-            call = self._calls.pop(rid, None)
-            if call is not None:
-                call.callback((504, wire.encode({"code": "NODE_TIMEOUT", "message": f"node {node} did not answer"})))
-
-        self.reactor.callLater(NODE_CALL_TIMEOUT, expire)
-        payload = {"id": conn_id, "rid": rid, "reply": f"gateway.reply.{self.hub.node}", **encode_command(command)}
-        self.hub.publish(f"gateway.node.{node}", payload)
-        return d
-
-    def _on_command(self, message: HubMessage) -> None:
-        p = message.payload
-        proto = self.local.get(p.get("id", ""))
-        status, body = execute(proto, decode_command(p)) if proto is not None else (410, b"")
-        self.hub.publish(p["reply"], {"rid": p["rid"], "status": status, "body": body.decode("utf-8")})
-
-    def _on_reply(self, message: HubMessage) -> None:
-        p = message.payload
-        d = self._calls.pop(p.get("rid"), None)
-        if d is not None:
-            d.callback((int(p["status"]), str(p.get("body", "")).encode("utf-8")))
+        return self.router.route(conn_id, command)
 
 
 def shares_listeners(ctx: ServiceContext) -> bool:
@@ -249,39 +194,3 @@ def shares_listeners(ctx: ServiceContext) -> bool:
     mine = set(ctx.config.listeners_for(ctx.name))
     return any(mine & set(ctx.config.listeners_for(name)) for name in ctx.config.services if name != ctx.name)
 
-
-def execute(proto: GatewayProtocol, command: wire.PushCommand) -> Reply:
-    """Carry out a push command on a connection held by this node."""
-    if not proto.live():
-        return (410, b"")
-    if isinstance(command, wire.PushSend):
-        if proto.outbound_buffered() > proto.gateway.settings.max_outbound_buffer:
-            return (429, b"")
-        proto.push(command.payload, command.binary)
-        return (200, wire.OK_BODY)
-    if isinstance(command, wire.PushInfo):
-        return (200, proto.info())
-    proto.close_with(logic.CLOSE_NORMAL)
-    return (204, b"")
-
-
-def encode_command(command: wire.PushCommand) -> dict[str, Any]:
-    """A JSON-safe form of a command, for the hub."""
-    if isinstance(command, wire.PushSend):
-        if command.binary:
-            return {"op": "send", "binary": True, "data": base64.b64encode(command.payload).decode("ascii")}
-        return {"op": "send", "binary": False, "data": command.payload.decode("utf-8")}
-    if isinstance(command, wire.PushInfo):
-        return {"op": "info"}
-    return {"op": "close"}
-
-
-def decode_command(p: dict[str, Any]) -> wire.PushCommand:
-    op = p.get("op")
-    if op == "send":
-        if p.get("binary"):
-            return wire.PushSend(base64.b64decode(p["data"]), True)
-        return wire.PushSend(str(p["data"]).encode("utf-8"), False)
-    if op == "info":
-        return wire.PushInfo()
-    return wire.PushClose()

@@ -73,6 +73,16 @@ class Hub(Protocol):
         """Present members of `space` with their info, on every node."""
         ...
 
+    def member(self, space: str, member: str) -> Deferred[Any | None]:
+        """The info of one present member of `space` (any node), None if absent.
+
+        Cheap where `members()` is not: the Redis hub reads one hash field
+        instead of the whole space. A member joined with info None is
+        indistinguishable from an absent one, so join with an info when the
+        difference matters.
+        """
+        ...
+
     def get(self, key: str) -> Deferred[str | None]:
         """Shared small key-value store (e.g. clicker secrets when Redis is on)."""
         ...

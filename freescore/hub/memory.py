@@ -85,6 +85,9 @@ class MemoryHub:
     def members(self, space: str) -> Deferred[dict[str, Any]]:
         return succeed(dict(self._presence.get(space, {})))
 
+    def member(self, space: str, member: str) -> Deferred[Any | None]:
+        return succeed(self._presence.get(space, {}).get(member))
+
     def get(self, key: str) -> Deferred[str | None]:
         return succeed(self._store.get(key))
 

@@ -119,6 +119,19 @@ end
 return out
 """
 
+# KEYS: presence hash. ARGV: member, heartbeat key prefix. The member's value if its
+# instance is alive (nil otherwise, dropping the stale entry as MEMBERS_LUA does).
+MEMBER_LUA = """
+local value = redis.call('HGET', KEYS[1], ARGV[1])
+if not value then return false end
+local cut = string.find(value, '\\n', 1, true)
+if cut and redis.call('EXISTS', ARGV[2] .. string.sub(value, 1, cut - 1)) == 1 then
+  return value
+end
+redis.call('HDEL', KEYS[1], ARGV[1])
+return false
+"""
+
 # KEYS: presence hash. ARGV: member, instance. Deletes only this instance's entry.
 LEAVE_LUA = """
 local v = redis.call('HGET', KEYS[1], ARGV[1])
@@ -654,6 +667,26 @@ class RedisHub(Service):
         def failed(failure: Failure) -> dict[str, Any]:
             self._command_failed(failure, "members")
             return dict(self._presence.get(space, {}))
+
+        return d.addCallback(decode).addErrback(failed)
+
+    def member(self, space: str, member: str) -> Deferred[Any | None]:
+        conn = self._conn
+        if conn is None:
+            return succeed(self._presence.get(space, {}).get(member))
+        d = _eval(conn, MEMBER_LUA, [self._key("p:", space)], [member, self._key("hb:")])
+
+        def decode(value: str | None) -> Any | None:
+            if value is None:
+                return None
+            try:
+                return json.loads(value.split("\n", 1)[1])
+            except (ValueError, IndexError):
+                return None
+
+        def failed(failure: Failure) -> Any | None:
+            self._command_failed(failure, "member")
+            return self._presence.get(space, {}).get(member)
 
         return d.addCallback(decode).addErrback(failed)
 

@@ -1,12 +1,15 @@
-"""Push commands forwarded between nodes survive the hub's JSON round trip."""
+"""Push routing between nodes: commands survive the hub's JSON round trip; every call
+sent to another node ends exactly once (answer, timeout or stop) and leaves no timer behind."""
 
 import json
 
 from hypothesis import given
 from hypothesis import strategies as st
+from twisted.internet import task
 
 from freescore.gateway import wire
-from freescore.gateway.service import decode_command, encode_command
+from freescore.gateway.routing import NODE_CALL_TIMEOUT, SPACE, Router, decode_command, encode_command
+from freescore.hub.memory import MemoryHub
 
 
 @given(st.one_of(
@@ -18,3 +21,107 @@ from freescore.gateway.service import decode_command, encode_command
 def test_commands_round_trip_through_json(command):
     payload = json.loads(json.dumps(encode_command(command)))
     assert decode_command(payload) == command
+
+
+# -- the Router under a task.Clock: two "nodes" sharing one MemoryHub ------------------
+
+class HeldConnection:
+    """Stands in for a live WebSocket connection on the other node (only what a GET uses)."""
+
+    def __init__(self, conn_id: str) -> None:
+        self.conn_id = conn_id
+
+    def live(self) -> bool:
+        return True
+
+    def info(self) -> bytes:
+        return wire.encode({"connectionId": self.conn_id})
+
+
+def two_nodes(clock: task.Clock):
+    hub = MemoryHub(0, node="a")
+    a = Router(hub, clock, {}, node="a")
+    b_local: dict = {}
+    b = Router(hub, clock, b_local, node="b")
+    a.start()
+    b.start()
+    return hub, a, b, b_local
+
+
+def hold_on_b(hub, b_local, conn_id):
+    b_local[conn_id] = HeldConnection(conn_id)
+    hub.join(SPACE, conn_id, {"node": "b"})
+
+
+def results(d):
+    got = []
+    d.addBoth(got.append)
+    return got
+
+
+def test_answered_calls_cancel_their_timers():
+    clock = task.Clock()
+    hub, a, b, b_local = two_nodes(clock)
+    for i in range(200):
+        hold_on_b(hub, b_local, f"c{i}")
+    answers = [results(a.route(f"c{i}", wire.PushInfo())) for i in range(200)]
+    assert answers == [[(200, wire.encode({"connectionId": f"c{i}"}))] for i in range(200)]
+    assert a.pending == 0
+    assert clock.getDelayedCalls() == [], "an answered call left its timeout timer running"
+
+
+def test_a_node_that_does_not_answer_times_out_once():
+    clock = task.Clock()
+    hub, a, b, b_local = two_nodes(clock)
+    hub.join(SPACE, "lost", {"node": "gone"})  # its node crashed; presence has not expired yet
+    got = results(a.route("lost", wire.PushInfo()))
+    assert got == [] and a.pending == 1
+    assert len(clock.getDelayedCalls()) == 1
+    clock.advance(NODE_CALL_TIMEOUT - 0.001)
+    assert got == []
+    clock.advance(0.001)
+    assert got == [(504, wire.encode({"code": "NODE_TIMEOUT", "message": "node gone did not answer"}))]
+    assert a.pending == 0 and clock.getDelayedCalls() == []
+    # a late answer (same request id) is ignored
+    hub.publish("gateway.reply.a", {"rid": 1, "status": 200, "body": "{}"})
+    assert len(got) == 1
+
+
+def test_answers_cancel_timers_when_delivery_is_asynchronous():
+    """The Redis hub answers later, not inside publish(): the timer waits until then, no longer."""
+    clock = task.Clock()
+    hub = MemoryHub(0, node="a")
+    a = Router(hub, clock, {})
+    a.start()
+    hub.join(SPACE, "x", {"node": "b"})
+    commands = []
+    hub.subscribe("gateway.node.b", commands.append)
+    got = [results(a.route("x", wire.PushSend(b"hi", False))) for _ in range(3)]
+    assert a.pending == 3 and len(clock.getDelayedCalls()) == 3
+    assert [decode_command(m.payload) for m in commands] == [wire.PushSend(b"hi", False)] * 3
+    clock.advance(1)
+    for m in commands:
+        hub.publish(m.payload["reply"], {"rid": m.payload["rid"], "status": 200, "body": '{"code":"OK"}'})
+    assert got == [[(200, wire.OK_BODY)]] * 3
+    assert a.pending == 0 and clock.getDelayedCalls() == []
+
+
+def test_unknown_and_own_ids_answer_410_without_a_call():
+    clock = task.Clock()
+    hub, a, b, b_local = two_nodes(clock)
+    hub.join(SPACE, "stale", {"node": "a"})  # says it is here, but it is not in a's connections
+    assert results(a.route("nobody", wire.PushInfo())) == [(410, b"")]
+    assert results(a.route("stale", wire.PushInfo())) == [(410, b"")]
+    hub.join(SPACE, "left-b", {"node": "b"})  # b no longer holds it: b answers 410
+    assert results(a.route("left-b", wire.PushClose())) == [(410, b"")]
+    assert a.pending == 0 and clock.getDelayedCalls() == []
+
+
+def test_stop_answers_waiting_calls_and_cancels_their_timers():
+    clock = task.Clock()
+    hub, a, b, b_local = two_nodes(clock)
+    hub.join(SPACE, "lost", {"node": "gone"})
+    got = results(a.route("lost", wire.PushInfo()))
+    a.stop()
+    assert got == [(503, wire.encode({"code": "SHUTTING_DOWN", "message": "the node is stopping"}))]
+    assert a.pending == 0 and clock.getDelayedCalls() == []

@@ -93,6 +93,25 @@ def test_presence_join_leave_members(make_hub):
 
 
 @pytest_twisted.inlineCallbacks
+def test_member_looks_up_one_present_member(make_hub):
+    hub = yield make_hub()
+    assert (yield hub.member("room", "alice")) is None
+    yield hub.join("room", "alice", {"seat": 1, "name": "é"})
+    yield hub.join("room", "bob", ["x"])
+    yield hub.join("hall", "carol", {"seat": 3})
+    assert (yield hub.member("room", "alice")) == {"seat": 1, "name": "é"}
+    assert (yield hub.member("room", "bob")) == ["x"]
+    assert (yield hub.member("room", "carol")) is None  # present, but in another space
+    assert (yield hub.member("nowhere", "alice")) is None
+    yield hub.join("room", "alice", {"seat": 2})
+    assert (yield hub.member("room", "alice")) == {"seat": 2}
+    yield hub.leave("room", "alice")
+    assert (yield hub.member("room", "alice")) is None
+    assert (yield hub.member("room", "bob")) == ["x"]
+    assert (yield hub.members("room")) == {"bob": ["x"]}
+
+
+@pytest_twisted.inlineCallbacks
 def test_get_set(make_hub):
     hub = yield make_hub()
     assert (yield hub.get("secret")) is None

@@ -85,6 +85,7 @@ def test_members_of_a_crashed_node_expire(redis_hubs, redis_server):
             yield poll()
             yield task.deferLater(reactor, 0.02, lambda: None)
         assert members == {"alice": None, "zed": {"on": "doomed"}}
+        assert (yield a.member("room", "zed")) == {"on": "doomed"}
     finally:
         node.kill()  # SIGKILL: no clean leave, the heartbeat just stops
         node.wait()
@@ -94,6 +95,32 @@ def test_members_of_a_crashed_node_expire(redis_hubs, redis_server):
         yield task.deferLater(reactor, 0.05, lambda: None)
         yield poll()
     assert members == {"alice": None}
+
+
+@pytest_twisted.inlineCallbacks
+def test_member_of_a_crashed_node_expires(redis_hubs, redis_server):
+    """member() applies the same heartbeat check as members(), without listing the space."""
+    a = yield redis_hubs.start("a")
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    node = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("crash_node.py")), redis_server.url, "room", "zed", "0.5"],
+        env=env, stdout=subprocess.DEVNULL,
+    )
+    try:
+        deadline = reactor.seconds() + 10
+        while (found := (yield a.member("room", "zed"))) is None:
+            assert node.poll() is None, "the crash node died on its own"
+            assert reactor.seconds() < deadline, "the crash node never joined"
+            yield task.deferLater(reactor, 0.02, lambda: None)
+        assert found == {"on": "doomed"}
+    finally:
+        node.kill()
+        node.wait()
+    deadline = reactor.seconds() + 10
+    while (yield a.member("room", "zed")) is not None:
+        assert reactor.seconds() < deadline, "the crashed node's member never expired"
+        yield task.deferLater(reactor, 0.05, lambda: None)
+    assert (yield a.members("room")) == {}
 
 
 @pytest_twisted.inlineCallbacks
@@ -135,6 +162,9 @@ def test_redis_killed_and_restarted_during_traffic(redis_hubs, redis_server):
         yield wait_until(lambda: local in got_a, what="local delivery of a degraded publish")
         assert local in (yield a.history("c"))  # degraded history: what this node published meanwhile
         assert (yield b.members("room")) == {"bob": None}  # local view only
+        yield b.join("lobby", "erin", {"on": "b"})
+        assert (yield b.member("lobby", "erin")) == {"on": "b"}  # local view only
+        assert (yield a.member("lobby", "erin")) is None
         yield a.join("room", "dora")
         yield a.set("k", "v2")
         assert (yield a.get("k")) == "v2"

@@ -43,6 +43,9 @@ def two_nodes(tmp_path):
         for name in ("a", "b"):
             (tmp_path / name).mkdir()
             nodes.append(FreescoreProcess(node_config(backend.url, redis.url, name), tmp_path / name).start())
+        for name, node in zip(("a", "b"), nodes, strict=True):
+            # listening is not connected: until its hub is up a node answers 503 HUB_DOWN for ids it lacks
+            node.wait_log(rf"redis hub: node {name} connected")
         yield backend, nodes[0], nodes[1]
     finally:
         for n in nodes:

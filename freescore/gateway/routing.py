@@ -1,0 +1,163 @@
+"""Push routing: carry a push API command out here or on the node holding the connection.
+
+Connections are in the hub's presence (space `gateway`, info `{"node": ...}`).
+A command for a connection held by another node goes out on that node's
+channel `gateway.node.<node>`; its answer comes back on
+`gateway.reply.<this node>`, matched by a request id. Each call waiting for
+an answer keeps its timeout timer, cancelled when the answer arrives: at
+thousands of pushes a second, timers left to run out would pile up for the
+whole timeout.
+
+Kept apart from the Twisted service so it runs under a `task.Clock` in tests.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IDelayedCall
+
+from freescore.gateway import logic, wire
+from freescore.hub import Hub, HubMessage
+
+if TYPE_CHECKING:
+    from freescore.gateway.adapter import GatewayProtocol
+
+SPACE = "gateway"
+NODE_CALL_TIMEOUT = 5.0
+Reply = tuple[int, bytes]
+
+
+@dataclass
+class _Call:
+    """A command sent to another node, waiting for its answer."""
+
+    answer: Deferred[Reply]
+    timer: IDelayedCall
+
+
+class Router:
+    """Routes push commands; answers other nodes' commands for connections in `local`."""
+
+    def __init__(self, hub: Hub, clock: Any, local: dict[str, GatewayProtocol], *, node: str | None = None,
+                 timeout: float = NODE_CALL_TIMEOUT) -> None:
+        self.hub = hub
+        self.clock = clock
+        self.local = local
+        self.node = hub.node if node is None else node
+        self.timeout = timeout
+        self._calls: dict[int, _Call] = {}
+        self._rids = itertools.count(1)
+        self._subs: list[Any] = []
+
+    @property
+    def pending(self) -> int:
+        """Commands sent to other nodes and not answered yet (each holds one timer)."""
+        return len(self._calls)
+
+    def start(self) -> None:
+        self._subs = [
+            self.hub.subscribe(f"gateway.node.{self.node}", self._on_command),
+            self.hub.subscribe(f"gateway.reply.{self.node}", self._on_reply),
+        ]
+
+    def stop(self) -> None:
+        """Stop listening; calls still waiting get 503 now rather than a timer firing later."""
+        for sub in self._subs:
+            sub.cancel()
+        self._subs = []
+        calls, self._calls = self._calls, {}
+        for call in calls.values():
+            call.timer.cancel()
+            call.answer.callback((503, wire.encode({"code": "SHUTTING_DOWN", "message": "the node is stopping"})))
+
+    def route(self, conn_id: str, command: wire.PushCommand) -> Deferred[Reply]:
+        proto = self.local.get(conn_id)
+        if proto is not None:
+            return succeed(execute(proto, command))
+        d = self.hub.member(SPACE, conn_id)  # one presence entry, not the whole space per push
+        d.addCallback(self._route_remote, conn_id, command)
+        return d
+
+    def _route_remote(self, info: Any, conn_id: str, command: wire.PushCommand) -> Reply | Deferred[Reply]:
+        proto = self.local.get(conn_id)  # it may have connected here meanwhile
+        if proto is not None:
+            return execute(proto, command)
+        node = info.get("node") if isinstance(info, dict) else None
+        if not node or node == self.node:
+            if not self.hub.is_up():  # only this node's view: another node may hold it
+                return (503, wire.encode({"code": "HUB_DOWN",
+                                          "message": "the hub is unreachable, so the node holding it is unknown"}))
+            return (410, b"")
+        rid = next(self._rids)
+        answer: Deferred[Reply] = Deferred()
+        # Registered before publishing: the memory hub answers inside publish().
+        self._calls[rid] = _Call(answer, self.clock.callLater(self.timeout, self._expire, rid, node))
+        payload = {"id": conn_id, "rid": rid, "reply": f"gateway.reply.{self.node}", **encode_command(command)}
+        self.hub.publish(f"gateway.node.{node}", payload).addErrback(self._unsent, rid)
+        return answer
+
+    def _expire(self, rid: int, node: str) -> None:
+        call = self._calls.pop(rid, None)
+        if call is not None:
+            call.answer.callback((504, wire.encode({"code": "NODE_TIMEOUT", "message": f"node {node} did not answer"})))
+
+    def _unsent(self, failure: Any, rid: int) -> None:
+        call = self._calls.pop(rid, None)
+        if call is not None:
+            call.timer.cancel()
+            call.answer.errback(failure)
+
+    def _on_command(self, message: HubMessage) -> None:
+        p = message.payload
+        proto = self.local.get(p.get("id", ""))
+        status, body = execute(proto, decode_command(p)) if proto is not None else (410, b"")
+        self.hub.publish(p["reply"], {"rid": p["rid"], "status": status, "body": body.decode("utf-8")})
+
+    def _on_reply(self, message: HubMessage) -> None:
+        p = message.payload
+        call = self._calls.pop(p.get("rid"), None)
+        if call is not None:
+            call.timer.cancel()
+            call.answer.callback((int(p["status"]), str(p.get("body", "")).encode("utf-8")))
+
+
+def execute(proto: GatewayProtocol, command: wire.PushCommand) -> Reply:
+    """Carry out a push command on a connection held by this node."""
+    if not proto.live():
+        return (410, b"")
+    if isinstance(command, wire.PushSend):
+        if proto.outbound_buffered() > proto.gateway.settings.max_outbound_buffer:
+            return (429, b"")
+        proto.push(command.payload, command.binary)
+        return (200, wire.OK_BODY)
+    if isinstance(command, wire.PushInfo):
+        return (200, proto.info())
+    proto.close_with(logic.CLOSE_NORMAL)
+    return (204, b"")
+
+
+def encode_command(command: wire.PushCommand) -> dict[str, Any]:
+    """A JSON-safe form of a command, for the hub."""
+    if isinstance(command, wire.PushSend):
+        if command.binary:
+            return {"op": "send", "binary": True, "data": base64.b64encode(command.payload).decode("ascii")}
+        return {"op": "send", "binary": False, "data": command.payload.decode("utf-8")}
+    if isinstance(command, wire.PushInfo):
+        return {"op": "info"}
+    return {"op": "close"}
+
+
+def decode_command(p: dict[str, Any]) -> wire.PushCommand:
+    op = p.get("op")
+    if op == "send":
+        if p.get("binary"):
+            return wire.PushSend(base64.b64decode(p["data"]), True)
+        return wire.PushSend(str(p["data"]).encode("utf-8"), False)
+    if op == "info":
+        return wire.PushInfo()
+    return wire.PushClose()
