@@ -9,6 +9,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
+from freescore.clicker.logic import ID_SPACE
 from freescore.config import ServiceSettings, SettingError
 from freescore.service import ProtocolService, ServiceContext
 
@@ -27,6 +28,8 @@ class Settings(ServiceSettings):
     """Seconds to wait for a close frame echo; the devices never send one."""
     presence_check: float = 10.0
     """Seconds between checks of the hub's presence for devices of nodes that died silently (0: off)."""
+    max_devices: int = 100_000
+    """File registry: at this many ids, a REGISTER needing a new one is ignored (known secrets still work)."""
     registry: str = "auto"
     """Where secret -> id lives: "file" (in `state`), "hub" (the hub's shared store), "auto" (hub with Redis)."""
 
@@ -39,6 +42,8 @@ class Settings(ServiceSettings):
             raise SettingError("presence_check", "must be 0 (off) or positive")
         if self.max_ids < 1:
             raise SettingError("max_ids", "must be at least 1")
+        if not 1 <= self.max_devices <= ID_SPACE:
+            raise SettingError("max_devices", f"must be between 1 and {ID_SPACE}")
         if self.registry not in ("auto", "file", "hub"):
             raise SettingError("registry", f"must be 'auto', 'file' or 'hub', not {self.registry!r}")
         if self.close_timeout <= 0:

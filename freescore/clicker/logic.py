@@ -6,6 +6,7 @@ and writes what comes back.
 
 from __future__ import annotations
 
+import enum
 import json
 import random
 import uuid
@@ -23,6 +24,13 @@ RECEIVER = "receiver"
 
 class IdsExhausted(Exception):
     """All 1,000,000 ids are allocated; a REGISTER that needs a new one gets no reply."""
+
+
+class Refused(enum.Enum):
+    """Why a REGISTER that needs a new id is ignored (no reply: the devices take no error lines)."""
+
+    FULL = "the registry holds max_devices ids"
+    RATE = "over its budget of new ids"
 
 
 class CorruptRegistry(ValueError):
@@ -203,6 +211,8 @@ class Clicker:
 
     registry: Registry
     node: str = "local"
+    max_devices: int | None = None
+    """Registry size at which REGISTERs needing a new id are refused (None: only ID_SPACE bounds it)."""
     retries: RetryFilter = field(default_factory=RetryFilter)
     local_senders: dict[str, int] = field(default_factory=dict)
     """id -> live sender connections on this node."""
@@ -213,16 +223,29 @@ class Clicker:
     """id -> keys of receivers watching it, by dialect."""
 
     # -- senders ------------------------------------------------------------
-    def register(self, session: Session, command: wire.Register) -> Registration | None:
+    def register(self, session: Session, command: wire.Register) -> Registration | Refused | None:
         """None when the connection already has a role (the command is ignored).
 
+        Refused (the connection keeps no role) when the secret is unknown and a
+        new id may not be made now; known secrets are always answered.
         Raises IdsExhausted when a new id is needed and none is left.
         """
-        if not self.claim_sender(session):
+        if session.role is not None:
             return None
+        if self.registry.lookup(command.secret) is None:
+            refused = self.admit_new(len(self.registry))
+            if refused is not None:
+                return refused
+        self.claim_sender(session)
         registration = self.registry.register(command.secret)
         self.assign(session, registration)
         return registration
+
+    def admit_new(self, registered: int | None) -> Refused | None:
+        """May a new id be made? `registered`: ids in the registry (None: unknown, not checked)."""
+        if self.max_devices is not None and registered is not None and registered >= self.max_devices:
+            return Refused.FULL
+        return None
 
     def claim_sender(self, session: Session) -> bool:
         """Make a role-less connection a sender (its id comes later); False if it has a role."""

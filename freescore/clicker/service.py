@@ -18,7 +18,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from freescore.clicker import wire
-from freescore.clicker.logic import Clicker, IdsExhausted, Registration, Session
+from freescore.clicker.logic import Clicker, IdsExhausted, Refused, Registration, Session
 from freescore.clicker.store import HubRegistry, RegistryStore, load_registry
 from freescore.config import ConfigError
 from freescore.hub import HubMessage
@@ -61,6 +61,7 @@ class ClickerProtocol(FreescoreServerProtocol):
     _paused = False
     _gone = False
     _told_role = False
+    _told_refused = False
 
     def send_line(self, line: str) -> None:
         if self.state == WebSocketProtocol.STATE_OPEN:
@@ -127,6 +128,9 @@ class ClickerProtocol(FreescoreServerProtocol):
         if registration is None:
             self._ignore_register()
             return
+        if isinstance(registration, Refused):
+            self._refuse_register(registration)
+            return
         if not registration.created:
             self._registered(registration)
             return
@@ -140,6 +144,14 @@ class ClickerProtocol(FreescoreServerProtocol):
             self._told_role = True
             log.info("clicker: {peer} sent REGISTER with a role already set; ignored", peer=self.peer)
         self.factory.metrics.errors.inc()
+
+    def _refuse_register(self, why: Refused) -> None:
+        """No reply (the spec forbids error lines); logged once per connection so a loop cannot flood the log."""
+        self.factory.metrics.errors.inc()
+        if not self._told_refused:
+            self._told_refused = True
+            level = log.error if why is Refused.FULL else log.warn
+            level("clicker: REGISTER for a new id from {peer} ignored: {why}", peer=self.peer, why=why.value)
 
     def _hub_registered(self, registration: Registration) -> None:
         self.factory.clicker.logic.assign(self.session, registration)
@@ -208,7 +220,7 @@ class ClickerService(ProtocolService):
             registry = load_registry(settings.state)
         except (OSError, ValueError) as e:
             raise ConfigError(ctx.config.file, f"{ctx.name}.state", f"cannot read the registry: {e}") from None
-        self.logic = Clicker(registry, node=self.node)
+        self.logic = Clicker(registry, node=self.node, max_devices=settings.max_devices)
         self.store = RegistryStore(settings.state, registry, ctx.reactor)
         use_hub = settings.registry == "hub" or (settings.registry == "auto" and ctx.config.hub.backend == "redis")
         self.hub_registry = HubRegistry(ctx.hub, local=registry) if use_hub else None

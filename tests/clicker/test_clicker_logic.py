@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from freescore.clicker import logic, wire
-from freescore.clicker.logic import Clicker, CorruptRegistry, IdsExhausted, Registry, RetryFilter, Session
+from freescore.clicker.logic import Clicker, CorruptRegistry, IdsExhausted, Refused, Registry, RetryFilter, Session
 from freescore.clicker.wire import Listen, Register, Score
 
 UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
@@ -81,6 +81,31 @@ def test_roles_are_fixed():
     assert c.listen(receiver, Listen((), wire.DRAFT_2)) == ["CONNECT"]
     assert c.register(receiver, Register("")) is None
     assert len(c.registry) == 1
+
+
+def test_max_devices_refuses_new_ids_but_known_secrets_still_register():
+    c = clicker(max_devices=3)
+    made = [c.register(Session(), Register("")) for _ in range(3)]
+    assert all(r is not None and not isinstance(r, Refused) and r.created for r in made)
+    for secret in ("", "not-a-known-secret"):
+        late = Session()
+        assert c.register(late, Register(secret)) is Refused.FULL
+        assert late.role is None and late.device_id is None  # ignored: nothing about it changed
+    assert len(c.registry) == 3
+    version = c.registry.version
+    again = Session()
+    known = c.register(again, Register(made[1].secret))
+    assert known == logic.Registration(made[1].device_id, made[1].secret, False)
+    assert again.role == logic.SENDER and c.registry.version == version
+
+
+def test_max_devices_counts_ids_loaded_from_disk():
+    full = Registry()
+    for _ in range(5):
+        full.register("")
+    c = Clicker(Registry.load(full.dump()), max_devices=5)
+    assert c.register(Session(), Register("")) is Refused.FULL
+    assert Clicker(Registry.load(full.dump()), max_devices=6).register(Session(), Register("")).created
 
 
 def test_score_replies_always_relays_only_for_live_senders():
