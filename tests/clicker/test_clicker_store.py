@@ -97,3 +97,19 @@ def test_hub_registry_does_not_adopt_an_id_another_secret_holds():
     result_of(hub.set("clicker:id:" + before.device_id, "someone-else"))
     got = result_of(HubRegistry(hub, local=local).register(before.secret))
     assert got.created and got.device_id != before.device_id and got.secret != before.secret
+
+
+def test_hub_registry_asks_admit_only_for_new_ids():
+    hub = MemoryHub(0)
+    reg = HubRegistry(hub, rng=random.Random(4))
+    asked = []
+
+    def admit():
+        asked.append(1)
+        return logic.Refused.RATE if len(asked) > 1 else None
+
+    first = result_of(reg.register("", admit=admit))
+    assert first.created and len(asked) == 1
+    assert result_of(reg.register("", admit=admit)) is logic.Refused.RATE
+    assert result_of(reg.register(first.secret, admit=admit)).device_id == first.device_id
+    assert len(asked) == 2  # the known secret was not asked about
