@@ -155,7 +155,8 @@ class RegisterBudget:
         if self.is_exempt(address):
             return True
         tokens, then = self._buckets.pop(address, (self.burst, now))
-        tokens = min(self.burst, tokens + max(0.0, now - then) * self.rate)
+        now = max(now, then)  # a clock stepping back refills nothing, now or later
+        tokens = min(self.burst, tokens + (now - then) * self.rate)
         allowed = tokens >= 1.0
         if allowed:
             tokens -= 1.0
