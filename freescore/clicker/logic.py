@@ -6,6 +6,8 @@ and writes what comes back.
 
 from __future__ import annotations
 
+import enum
+import ipaddress
 import json
 import random
 import uuid
@@ -23,6 +25,13 @@ RECEIVER = "receiver"
 
 class IdsExhausted(Exception):
     """All 1,000,000 ids are allocated; a REGISTER that needs a new one gets no reply."""
+
+
+class Refused(enum.Enum):
+    """Why a REGISTER that needs a new id is ignored (no reply: the devices take no error lines)."""
+
+    FULL = "the registry holds max_devices ids"
+    RATE = "over its budget of new ids"
 
 
 class CorruptRegistry(ValueError):
@@ -109,6 +118,52 @@ class Registry:
             if not (isinstance(device_id, str) and len(device_id) == 6 and device_id.isascii() and device_id.isdigit()):
                 raise CorruptRegistry(f"bad id {device_id!r} for secret {secret[:8]}...")
         return cls(secrets, **kwargs)
+
+
+class RegisterBudget:
+    """New ids per remote address: a token bucket of `burst` refilled at `per_minute`.
+
+    Only registrations that make a new id take a token, so known secrets and
+    ordinary reconnects of a few devices never notice it. Addresses in `exempt`
+    (networks) are not budgeted. At most `max_addresses` buckets are kept (the
+    least recently used is dropped, which only ever gives an address more room).
+    """
+
+    def __init__(self, per_minute: float, burst: int, exempt: tuple[str, ...] = (),
+                 max_addresses: int = 16384) -> None:
+        self.rate = per_minute / 60.0
+        self.burst = float(burst)
+        self.exempt = tuple(ipaddress.ip_network(net, strict=False) for net in exempt)
+        self.max_addresses = max_addresses
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        """address -> (tokens, time they were counted)."""
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def is_exempt(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        if ip.version == 6 and ip.ipv4_mapped is not None:  # type: ignore[union-attr]
+            ip = ip.ipv4_mapped  # type: ignore[union-attr]
+        return any(ip in net for net in self.exempt)
+
+    def take(self, address: str, now: float) -> bool:
+        """Spend one new id for `address` at time `now` (seconds); False when none is left."""
+        if self.is_exempt(address):
+            return True
+        tokens, then = self._buckets.pop(address, (self.burst, now))
+        now = max(now, then)  # a clock stepping back refills nothing, now or later
+        tokens = min(self.burst, tokens + (now - then) * self.rate)
+        allowed = tokens >= 1.0
+        if allowed:
+            tokens -= 1.0
+        self._buckets[address] = (tokens, now)
+        if len(self._buckets) > self.max_addresses:
+            self._buckets.popitem(last=False)
+        return allowed
 
 
 class RetryFilter:
@@ -203,6 +258,10 @@ class Clicker:
 
     registry: Registry
     node: str = "local"
+    max_devices: int | None = None
+    """Registry size at which REGISTERs needing a new id are refused (None: only ID_SPACE bounds it)."""
+    budget: RegisterBudget | None = None
+    """New ids per remote address (None: unlimited)."""
     retries: RetryFilter = field(default_factory=RetryFilter)
     local_senders: dict[str, int] = field(default_factory=dict)
     """id -> live sender connections on this node."""
@@ -213,16 +272,42 @@ class Clicker:
     """id -> keys of receivers watching it, by dialect."""
 
     # -- senders ------------------------------------------------------------
-    def register(self, session: Session, command: wire.Register) -> Registration | None:
+    def register(
+        self, session: Session, command: wire.Register, address: str = "", now: float = 0.0
+    ) -> Registration | Refused | None:
         """None when the connection already has a role (the command is ignored).
 
+        Refused (the connection keeps no role) when the secret is unknown and a
+        new id may not be made now for `address` at `now` (seconds); known
+        secrets are always answered.
         Raises IdsExhausted when a new id is needed and none is left.
         """
-        if not self.claim_sender(session):
+        if session.role is not None:
             return None
+        if self.registry.lookup(command.secret) is None:
+            refused = self.admit_new(len(self.registry), address, now)
+            if refused is not None:
+                return refused
+        self.claim_sender(session)
         registration = self.registry.register(command.secret)
         self.assign(session, registration)
         return registration
+
+    def admit_new(self, registered: int | None, address: str, now: float) -> Refused | None:
+        """May `address` get a new id at `now`? `registered`: ids in the registry (None: not checked).
+
+        Admitting spends one of the address's budget.
+        """
+        if self.max_devices is not None and registered is not None and registered >= self.max_devices:
+            return Refused.FULL
+        if self.budget is not None and not self.budget.take(address, now):
+            return Refused.RATE
+        return None
+
+    def unclaim(self, session: Session) -> None:
+        """Undo claim_sender when the registration it was for was refused."""
+        assert session.role == SENDER and session.device_id is None
+        session.role = None
 
     def claim_sender(self, session: Session) -> bool:
         """Make a role-less connection a sender (its id comes later); False if it has a role."""

@@ -18,7 +18,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from freescore.clicker import wire
-from freescore.clicker.logic import Clicker, IdsExhausted, Registration, Session
+from freescore.clicker.logic import Clicker, IdsExhausted, Refused, RegisterBudget, Registration, Session
 from freescore.clicker.store import HubRegistry, RegistryStore, load_registry
 from freescore.config import ConfigError
 from freescore.hub import HubMessage
@@ -61,6 +61,7 @@ class ClickerProtocol(FreescoreServerProtocol):
     _paused = False
     _gone = False
     _told_role = False
+    _told_refused = False
 
     def send_line(self, line: str) -> None:
         if self.state == WebSocketProtocol.STATE_OPEN:
@@ -107,6 +108,12 @@ class ClickerProtocol(FreescoreServerProtocol):
             for line in lines:
                 self.send_line(line)
 
+    @property
+    def peer_address(self) -> str:
+        """The peer's IP address (what the registration budget is kept by)."""
+        peer = self.transport.getPeer() if self.transport is not None else None
+        return str(getattr(peer, "host", peer))
+
     def _register(self, command: wire.Register) -> None:
         svc = self.factory.clicker
         if svc.hub_registry is not None:
@@ -114,18 +121,22 @@ class ClickerProtocol(FreescoreServerProtocol):
                 self._ignore_register()
                 return
             self._held = []
-            svc.hub_registry.register(command.secret).addCallbacks(
-                self._hub_registered, lambda f: self._register_failed(f, None)
-            )
+            address = self.peer_address
+            svc.hub_registry.register(
+                command.secret, admit=lambda: svc.logic.admit_new(None, address, svc.ctx.reactor.seconds())
+            ).addCallbacks(self._hub_registered, lambda f: self._register_failed(f, None))
             return
         try:
-            registration = svc.logic.register(self.session, command)
+            registration = svc.logic.register(self.session, command, self.peer_address, svc.ctx.reactor.seconds())
         except IdsExhausted:
             log.error("clicker: every id is allocated; REGISTER from {peer} gets no reply", peer=self.peer)
             self.factory.metrics.errors.inc()
             return
         if registration is None:
             self._ignore_register()
+            return
+        if isinstance(registration, Refused):
+            self._refuse_register(registration)
             return
         if not registration.created:
             self._registered(registration)
@@ -141,7 +152,20 @@ class ClickerProtocol(FreescoreServerProtocol):
             log.info("clicker: {peer} sent REGISTER with a role already set; ignored", peer=self.peer)
         self.factory.metrics.errors.inc()
 
-    def _hub_registered(self, registration: Registration) -> None:
+    def _refuse_register(self, why: Refused) -> None:
+        """No reply (the spec forbids error lines); logged once per connection so a loop cannot flood the log."""
+        self.factory.metrics.errors.inc()
+        if not self._told_refused:
+            self._told_refused = True
+            level = log.error if why is Refused.FULL else log.warn
+            level("clicker: REGISTER for a new id from {peer} ignored: {why}", peer=self.peer, why=why.value)
+
+    def _hub_registered(self, registration: Registration | Refused) -> None:
+        if isinstance(registration, Refused):
+            self.factory.clicker.logic.unclaim(self.session)
+            self._refuse_register(registration)
+            self._release_held()
+            return
         self.factory.clicker.logic.assign(self.session, registration)
         self._registered(registration)
 
@@ -208,7 +232,10 @@ class ClickerService(ProtocolService):
             registry = load_registry(settings.state)
         except (OSError, ValueError) as e:
             raise ConfigError(ctx.config.file, f"{ctx.name}.state", f"cannot read the registry: {e}") from None
-        self.logic = Clicker(registry, node=self.node)
+        budget = None
+        if settings.register_rate > 0:
+            budget = RegisterBudget(settings.register_rate, settings.register_burst, settings.register_exempt)
+        self.logic = Clicker(registry, node=self.node, max_devices=settings.max_devices, budget=budget)
         self.store = RegistryStore(settings.state, registry, ctx.reactor)
         use_hub = settings.registry == "hub" or (settings.registry == "auto" and ctx.config.hub.backend == "redis")
         self.hub_registry = HubRegistry(ctx.hub, local=registry) if use_hub else None

@@ -16,7 +16,7 @@ from twisted.internet.defer import Deferred, inlineCallbacks, succeed
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.failure import Failure
 
-from freescore.clicker.logic import ID_SPACE, IdsExhausted, Registration, Registry, _new_secret
+from freescore.clicker.logic import ID_SPACE, IdsExhausted, Refused, Registration, Registry, _new_secret
 from freescore.persist import write_atomic
 
 FILENAME = "registry.json"
@@ -126,8 +126,11 @@ class HubRegistry:
         return self.PREFIX + "secret:" + secret
 
     @inlineCallbacks
-    def register(self, secret: str) -> Any:
-        """Deferred Registration; the keys are set (as far as the hub confirms) before it fires."""
+    def register(self, secret: str, admit: Callable[[], Refused | None] | None = None) -> Any:
+        """Deferred Registration; the keys are set (as far as the hub confirms) before it fires.
+
+        `admit` is asked before a new id is made; what it refuses with is the result.
+        """
         if secret:
             known = yield self.hub.get(self._secret_key(secret))
             if _is_id(known):
@@ -139,6 +142,9 @@ class HubRegistry:
                     yield self.hub.set(self._id_key(old), secret)
                     yield self.hub.set(self._secret_key(secret), old)
                     return Registration(old, secret, False)
+        refused = admit() if admit is not None else None
+        if refused is not None:
+            return refused
         for _ in range(self.tries):
             candidate = f"{self._rng.randrange(ID_SPACE):06d}"
             if self.local is not None and candidate in self.local.allocated:

@@ -9,7 +9,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from freescore.clicker import logic, wire
-from freescore.clicker.logic import Clicker, CorruptRegistry, IdsExhausted, Registry, RetryFilter, Session
+from freescore.clicker.logic import (
+    Clicker,
+    CorruptRegistry,
+    IdsExhausted,
+    Refused,
+    RegisterBudget,
+    Registry,
+    RetryFilter,
+    Session,
+)
 from freescore.clicker.wire import Listen, Register, Score
 
 UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
@@ -81,6 +90,83 @@ def test_roles_are_fixed():
     assert c.listen(receiver, Listen((), wire.DRAFT_2)) == ["CONNECT"]
     assert c.register(receiver, Register("")) is None
     assert len(c.registry) == 1
+
+
+def test_max_devices_refuses_new_ids_but_known_secrets_still_register():
+    c = clicker(max_devices=3)
+    made = [c.register(Session(), Register("")) for _ in range(3)]
+    assert all(r is not None and not isinstance(r, Refused) and r.created for r in made)
+    for secret in ("", "not-a-known-secret"):
+        late = Session()
+        assert c.register(late, Register(secret)) is Refused.FULL
+        assert late.role is None and late.device_id is None  # ignored: nothing about it changed
+    assert len(c.registry) == 3
+    version = c.registry.version
+    again = Session()
+    known = c.register(again, Register(made[1].secret))
+    assert known == logic.Registration(made[1].device_id, made[1].secret, False)
+    assert again.role == logic.SENDER and c.registry.version == version
+
+
+def test_max_devices_counts_ids_loaded_from_disk():
+    full = Registry()
+    for _ in range(5):
+        full.register("")
+    c = Clicker(Registry.load(full.dump()), max_devices=5)
+    assert c.register(Session(), Register("")) is Refused.FULL
+    assert Clicker(Registry.load(full.dump()), max_devices=6).register(Session(), Register("")).created
+
+
+def test_register_budget_burst_then_rate_per_address():
+    budget = RegisterBudget(per_minute=10, burst=3)
+    assert [budget.take("10.0.0.1", 100.0) for _ in range(4)] == [True, True, True, False]
+    assert budget.take("10.0.0.2", 100.0)  # another address has its own budget
+    assert not budget.take("10.0.0.1", 105.9)  # 10 a minute: one every 6 s
+    assert budget.take("10.0.0.1", 106.0) and not budget.take("10.0.0.1", 106.0)
+    assert [budget.take("10.0.0.1", 1000.0) for _ in range(4)] == [True, True, True, False]  # refills to the burst only
+    assert not budget.take("10.0.0.1", 990.0)  # a clock going back gives nothing
+
+
+def test_register_budget_exempt_networks_and_bounded_memory():
+    budget = RegisterBudget(per_minute=1, burst=1, exempt=("127.0.0.0/8", "::1", "192.168.5.0/24"), max_addresses=100)
+    for address in ("127.0.0.1", "127.9.9.9", "::1", "::ffff:127.0.0.1", "192.168.5.77"):
+        assert all(budget.take(address, 0.0) for _ in range(50)), address
+    assert budget.take("192.168.6.1", 0.0) and not budget.take("192.168.6.1", 0.0)
+    assert budget.take("unix-socket", 0.0) and not budget.take("unix-socket", 0.0)  # not an IP: budgeted by name
+    for i in range(1000):
+        budget.take(f"2001:db8::{i:x}", 0.0)
+    assert len(budget) == 100
+
+
+@given(st.lists(st.tuples(st.sampled_from(["a", "b"]), st.floats(0, 600)), max_size=200))
+def test_register_budget_never_exceeds_burst_plus_rate(events):
+    budget = RegisterBudget(per_minute=6, burst=2)
+    now, granted = 0.0, {"a": 0, "b": 0}
+    for address, step in events:
+        now += step
+        granted[address] += budget.take(address, now)
+    assert all(n <= 2 + now / 10 for n in granted.values())
+
+
+def test_rate_budget_refuses_only_new_ids_and_leaves_the_connection_roleless():
+    c = clicker(budget=RegisterBudget(per_minute=10, burst=2))
+    first = c.register(Session(), Register(""), "10.0.0.1", 0.0)
+    c.register(Session(), Register("unknown"), "10.0.0.1", 0.0)
+    late = Session()
+    assert c.register(late, Register(""), "10.0.0.1", 1.0) is Refused.RATE
+    assert late.role is None and len(c.registry) == 2
+    for _ in range(5):  # a known secret costs nothing from the budget
+        assert c.register(Session(), Register(first.secret), "10.0.0.1", 1.0).device_id == first.device_id
+    assert c.register(Session(), Register(""), "10.0.0.2", 1.0).created
+    assert c.register(late, Register(""), "10.0.0.1", 7.0).created and late.role == logic.SENDER
+
+
+def test_full_registry_does_not_spend_the_budget():
+    c = clicker(max_devices=1, budget=RegisterBudget(per_minute=1, burst=1))
+    c.register(Session(), Register(""), "10.0.0.9", 0.0)
+    assert c.register(Session(), Register(""), "10.0.0.1", 0.0) is Refused.FULL
+    c.max_devices = 2
+    assert c.register(Session(), Register(""), "10.0.0.1", 0.0).created
 
 
 def test_score_replies_always_relays_only_for_live_senders():

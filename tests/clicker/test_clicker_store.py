@@ -97,3 +97,71 @@ def test_hub_registry_does_not_adopt_an_id_another_secret_holds():
     result_of(hub.set("clicker:id:" + before.device_id, "someone-else"))
     got = result_of(HubRegistry(hub, local=local).register(before.secret))
     assert got.created and got.device_id != before.device_id and got.secret != before.secret
+
+
+def test_hub_registry_asks_admit_only_for_new_ids():
+    hub = MemoryHub(0)
+    reg = HubRegistry(hub, rng=random.Random(4))
+    asked = []
+
+    def admit():
+        asked.append(1)
+        return logic.Refused.RATE if len(asked) > 1 else None
+
+    first = result_of(reg.register("", admit=admit))
+    assert first.created and len(asked) == 1
+    assert result_of(reg.register("", admit=admit)) is logic.Refused.RATE
+    assert result_of(reg.register(first.secret, admit=admit)).device_id == first.device_id
+    assert len(asked) == 2  # the known secret was not asked about
+
+
+class _PoolStub:
+    """Stands in for the reactor's thread pool: writes wait until the test runs them."""
+
+    def __init__(self):
+        self.pending = []
+
+    def getThreadPool(self):
+        return None
+
+    def defer(self, reactor, pool, f, *args):
+        from twisted.internet.defer import Deferred
+
+        d = Deferred()
+        self.pending.append((d, f, args))
+        return d
+
+    def run_one(self):
+        d, f, args = self.pending.pop(0)
+        f(*args)
+        d.callback(None)
+
+
+def test_a_burst_of_registrations_shares_few_registry_writes(tmp_path, monkeypatch):
+    from freescore.clicker import store as store_module
+
+    pool = _PoolStub()
+    written = []
+    real_write = store_module.write_atomic
+
+    def counting_write(path, data):
+        written.append(data)
+        real_write(path, data)
+
+    monkeypatch.setattr(store_module, "deferToThreadPool", pool.defer)
+    monkeypatch.setattr(store_module, "write_atomic", counting_write)
+    reg = Registry()
+    store = RegistryStore(tmp_path, reg, pool)
+    fired, issued = [], []
+    for i in range(1000):  # 1000 new devices; a write completes only every 100 registrations
+        issued.append(reg.register(""))
+        store.commit().addCallback(fired.append)
+        if i % 100 == 99:
+            pool.run_one()
+    while pool.pending:
+        pool.run_one()
+    assert len(fired) == 1000  # every REGISTERED waited for a write that holds its secret
+    assert store.writes == len(written) <= 12
+    saved = json.loads((tmp_path / "registry.json").read_text())["secrets"]
+    assert saved == {r.secret: r.device_id for r in issued}
+    assert result_of(store.idle()) is None

@@ -468,7 +468,9 @@ def test_corrupt_registry_stops_start_up_naming_the_key(tmp_path):
     assert "clicker.state" in result.stderr and "cannot read the registry" in result.stderr
 
 
-@pytest.mark.parametrize("key,value", [("ping_interval", "-1"), ("path", '"ws"'), ("max_ids", "0")])
+@pytest.mark.parametrize("key,value", [("ping_interval", "-1"), ("path", '"ws"'), ("max_ids", "0"),
+                                       ("max_devices", "0"), ("register_rate", "-1"),
+                                       ("register_exempt", '["nope"]')])
 def test_bad_settings_are_refused(tmp_path, key, value):
     config = tmp_path / "freescore.toml"
     config.write_text(CONFIG.replace("ping_interval = {ping}\n", "") + f"{key} = {value}\n")
@@ -526,3 +528,51 @@ def test_frames_behind_a_pending_register_keep_their_order(fs):
             await expect_only(ws, [], ["SCORED 1 10", "SCORED 2 20"])
 
     run(scenario())
+
+
+def test_full_registry_ignores_new_registrations_but_not_known_secrets(freescore, tmp_path):
+    proc = freescore(CONFIG.format(ping=30) + "max_devices = 3\n")
+    state = tmp_path / "state" / "registry.json"
+
+    async def scenario():
+        issued = []
+        for _ in range(3):
+            async with connect(proc) as ws:
+                issued.append(await register(ws))
+        before = state.read_bytes()
+        async with connect(proc) as ws:  # a client looping REGISTER on one connection
+            await expect_only(ws, ["REGISTER", "REGISTER not-a-known-secret"] * 50, [])
+            await register(ws, issued[0][1])  # still role-less: a known secret is answered
+        for _ in range(3):
+            async with connect(proc) as ws:
+                await expect_only(ws, ["REGISTER"], [])
+        async with connect(proc) as ws:
+            assert await register(ws, issued[2][1]) == issued[2]
+        assert state.read_bytes() == before
+        return issued
+
+    issued = run(scenario())
+    assert len(json.loads(state.read_text())["secrets"]) == 3
+    proc.wait_log(r"REGISTER for a new id from .* ignored: the registry holds max_devices ids")
+    assert proc.log().count("ignored: the registry holds max_devices") == 4, "logged once per connection"
+    for _, secret in issued:
+        assert secret not in proc.log()
+
+
+def test_new_ids_over_the_address_budget_get_no_reply(freescore, tmp_path):
+    proc = freescore(CONFIG.format(ping=30) + "register_rate = 0.01\nregister_burst = 2\nregister_exempt = []\n")
+
+    async def scenario():
+        async with connect(proc) as a, connect(proc) as b:
+            issued = [await register(a), await register(b)]
+        async with connect(proc) as ws:
+            await expect_only(ws, ["REGISTER", "REGISTER x"] * 20, [])
+            assert await register(ws, issued[0][1]) == issued[0]  # known secrets are not budgeted
+        async with connect(proc) as ws:
+            await expect_only(ws, ["REGISTER"], [])
+        return issued
+
+    run(scenario())
+    assert len(json.loads((tmp_path / "state" / "registry.json").read_text())["secrets"]) == 2
+    proc.wait_log(r"REGISTER for a new id from .* ignored: over its budget of new ids")
+    assert proc.log().count("over its budget of new ids") == 2, "logged once per connection"

@@ -93,3 +93,23 @@ def test_devices_of_a_crashed_node_are_disconnected_elsewhere(freescore, redis_s
             assert await asyncio.wait_for(sub.recv(), 20) == f"DISCONNECT {device_id}"
 
     asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+def test_hub_registry_over_the_address_budget_gets_no_reply_and_keeps_frame_order(freescore, redis_server):
+    budget = "register_rate = 0.01\nregister_burst = 1\nregister_exempt = []\n"
+    a = freescore(CONFIG.format(url=redis_server.url, node="node-a") + budget, "node-a.toml")
+
+    async def scenario():
+        async with connect(a) as dev:
+            await dev.send("REGISTER")
+            _, device_id, secret = (await recv(dev)).split(" ")
+        async with connect(a) as dev:
+            # refused, then the held SCORE is answered, then a known secret still registers
+            await dev.send("REGISTER")
+            await dev.send("SCORE 1 10 1")
+            assert await recv(dev) == "SCORED 1 10"
+            await dev.send(f"REGISTER {secret}")
+            assert await recv(dev) == f"REGISTERED {device_id} {secret}"
+
+    asyncio.run(asyncio.wait_for(scenario(), 60))
+    a.wait_log(r"REGISTER for a new id from .* ignored: over its budget of new ids")
