@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from freescore.config import ServiceSettings, SettingError
+from freescore.config import ConfigError, ServiceSettings, SettingError
 
 if TYPE_CHECKING:
+    from freescore.config import Config
     from freescore.service import ProtocolService, ServiceContext
 
 
@@ -67,6 +68,24 @@ class Settings(ServiceSettings):
         if self.amqp_url is not None and not self.amqp_url.startswith(("amqp://", "amqps://")):
             raise SettingError("amqp_url", "must be an amqp:// or amqps:// URL")
         return self
+
+
+OPEN_SENDER = (
+    "the legacy sender would be open on a non-loopback listener: set sender_token, "
+    "or mount [events] only on loopback listeners, or legacy = false"
+)
+
+
+def check_config(config: Config, name: str = "events") -> None:
+    """Without sender_token the legacy sender lets anyone post: allow that on loopback listeners only."""
+    from freescore.gateway.settings import is_loopback
+
+    settings = config.services[name]
+    assert isinstance(settings, Settings)
+    if not settings.legacy or settings.sender_token is not None:
+        return
+    if any(not is_loopback(config.listeners[i]) for i in config.listeners_for(name)):
+        raise ConfigError(config.file, f"{name}.sender_token", OPEN_SENDER)
 
 
 def make_service(ctx: ServiceContext) -> ProtocolService:

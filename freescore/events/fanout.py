@@ -33,15 +33,35 @@ def _write_now(transport: Any, data: bytes) -> None:
     transport.write(data)
 
 
-def fan_out(factory: FreescoreServerFactory, protos: list[Any], payload: bytes, metrics: Any) -> int:
+class BroadcastFrame(str):
+    """A text packet shared by many sessions' outboxes: framed once, on its first WebSocket send.
+
+    Recipients that cannot take a broadcast straight away (an Engine.IO session
+    with packets still queued, or mid-upgrade) get this same object queued, so
+    their later flush reuses the one prepared frame instead of re-encoding and
+    re-framing the message per connection.
+    """
+
+    def prepared(self, factory: FreescoreServerFactory) -> Any:
+        prep = self.__dict__.get("_prepared")
+        if prep is None:
+            prep = self._prepared = factory.prepareMessage(self.encode("utf-8"), isBinary=False)
+        return prep
+
+
+def fan_out(factory: FreescoreServerFactory, protos: list[Any], payload: bytes | None, metrics: Any,
+            prepared: Any = None) -> int:
     """Frame once, then one write of the same bytes per open recipient.
 
     Same result as `factory.broadcast`, minus Autobahn's per-send debug-log
     formatting (`sendData` builds its log arguments even when debug is off)
     and Twisted's deferred write, which together were most of the
-    per-recipient time under load.
+    per-recipient time under load. Pass `prepared` (and payload None) when
+    the frame was already prepared for this broadcast.
     """
-    prepared = factory.prepareMessage(payload, isBinary=False)
+    if prepared is None:
+        assert payload is not None
+        prepared = factory.prepareMessage(payload, isBinary=False)
     data = prepared.payloadHybi
     fast = 0
     for proto in protos:

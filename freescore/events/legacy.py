@@ -9,7 +9,15 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from freescore.events.fanout import fan_out
-from freescore.events.logic import Delivery, LegacyReceiver, LegacySender, RateLimiter, parse_int
+from freescore.events.logic import (
+    ERR_CAPACITY,
+    Delivery,
+    LegacyReceiver,
+    LegacySender,
+    RateLimiter,
+    WaitersFull,
+    parse_int,
+)
 from freescore.websocket import (
     FreescoreServerFactory,
     FreescoreServerProtocol,
@@ -102,16 +110,24 @@ class ChannelsResource(Resource):
 
     def render(self, request: Request) -> Any:
         path = b"/".join(request.postpath).decode("utf-8", "replace")
-        channels = frozenset(ch for ch in path.replace("%7C", "|").replace("%7c", "|").split("|") if ch)
-        if not channels:
+        names = [ch for ch in path.replace("%7C", "|").replace("%7c", "|").split("|") if ch]
+        if not names:
             request.setResponseCode(400)
             request.setHeader("content-type", "text/plain")
             return b"400 Bad Request"
+        events = self.legacy.events
+        err = events.daemon.check_channels(names)
+        if err is not None:
+            events.ctx.metrics.errors.inc()
+            return self._error(request, 400, err)
         last_values = request.args.get(b"last") or [b""]
         last = parse_int(last_values[0].decode("utf-8", "replace"))
         waiter = _Waiter(request)
-        events = self.legacy.events
-        msg = events.daemon.wait(waiter, channels, last)
+        try:
+            msg = events.daemon.wait(waiter, frozenset(names), last)
+        except WaitersFull:
+            events.ctx.metrics.errors.inc()
+            return self._error(request, 503, ERR_CAPACITY)
         if msg is not None:
             request.setHeader("content-type", "application/json")
             return encode_json(msg.as_dict())
@@ -120,6 +136,12 @@ class ChannelsResource(Resource):
         waiter.timer = events.reactor.callLater(timeout, self.legacy.timeout, waiter)
         request.notifyFinish().addErrback(lambda _: self.legacy.forget(waiter))
         return NOT_DONE_YET
+
+    @staticmethod
+    def _error(request: Request, code: int, body: dict[str, str]) -> bytes:
+        request.setResponseCode(code)
+        request.setHeader("content-type", "application/json")
+        return encode_json(body)
 
 
 class LegacyEndpoints:

@@ -50,6 +50,10 @@ class Limits:
     sender_rate_limit: float = 1000.0
 
 
+class WaitersFull(Exception):
+    """`max_clients` `/channels/` long-polls are already held; the next gets 503."""
+
+
 class RateLimiter:
     """Token bucket (burst = 2 s of budget) plus a strike count that ends a sustained flood.
 
@@ -212,6 +216,7 @@ class Daemon:
         self.index: dict[str, set[Socket]] = {}
         self.legacy_index: dict[str, set[LegacyReceiver]] = {}
         self.waiting: dict[str, dict[Any, frozenset[str]]] = {}
+        self.waiter_channels: dict[Any, frozenset[str]] = {}
         self.sockets: dict[str, Socket] = {}
         self.clients = 0
 
@@ -445,20 +450,36 @@ class Daemon:
         return sio.dumps({"status": "success", "id": msg_id})
 
     # -- /channels/ long-poll -----------------------------------------------------------
+    def check_channels(self, channels: list[str]) -> dict[str, str] | None:
+        """A `/channels/` list is held to the `set-filter` rules (count, then names), or None."""
+        return self.check_filter(channels)
+
     def wait(self, token: Any, channels: frozenset[str], last: int) -> Message | None:
-        """The first queued match newer than `last`, or register `token` for the next post."""
+        """The first queued match newer than `last`, or register `token` for the next post.
+
+        Raises WaitersFull rather than hold more than `max_clients` requests at once.
+        """
         for msg in self.queue:
             if msg.id > last and msg.channel in channels:
                 return msg
+        if token not in self.waiter_channels and len(self.waiter_channels) >= self.limits.max_clients:
+            raise WaitersFull()
+        self.unwait(token)
+        self.waiter_channels[token] = channels
         for ch in channels:
             self.waiting.setdefault(ch, {})[token] = channels
         return None
 
     def unwait(self, token: Any) -> None:
-        for ch in list(self.waiting):
-            waiters = self.waiting[ch]
-            if waiters.pop(token, None) is not None and not waiters:
+        """Drop a waiter from only the channels it waits on (not a scan of every channel)."""
+        for ch in self.waiter_channels.pop(token, ()):
+            waiters = self.waiting.get(ch)
+            if waiters is not None and waiters.pop(token, None) is not None and not waiters:
                 del self.waiting[ch]
+
+    @property
+    def waiter_count(self) -> int:
+        return len(self.waiter_channels)
 
     def stats(self) -> dict[str, int]:
         return {

@@ -15,7 +15,7 @@ from twisted.web.server import NOT_DONE_YET, Request
 from freescore.events import Settings
 from freescore.events import engineio as eio
 from freescore.events import socketio as sio
-from freescore.events.fanout import fan_out
+from freescore.events.fanout import BroadcastFrame, fan_out
 from freescore.events.logic import Daemon, Limits, Post, Reply, Socket
 from freescore.hub import HubMessage
 from freescore.service import ProtocolService, ServiceContext
@@ -57,7 +57,10 @@ class Conn:
                 ws = self.ws
                 if ws is not None and ws.state == ws.STATE_OPEN:
                     for p in packets:
-                        ws.sendMessage(p.encode("utf-8"))
+                        if isinstance(p, BroadcastFrame):
+                            ws.sendPreparedMessage(p.prepared(ws.factory))
+                        else:
+                            ws.sendMessage(p.encode("utf-8"))
             else:
                 self._answer_get(packets)
         if session.closed:
@@ -531,7 +534,7 @@ class EventsService(ProtocolService):
         msg = _as_message(hub_msg)
         delivery = self.daemon.deliver(msg.id, msg.channel, msg.message)
         if delivery.sockets:
-            frame = eio.MESSAGE + delivery.sio_packet
+            frame = BroadcastFrame(eio.MESSAGE + delivery.sio_packet)
             direct = []
             for sock in delivery.sockets:
                 conn = sock.peer
@@ -541,7 +544,7 @@ class EventsService(ProtocolService):
                     conn.session.send(frame)
                     conn.flush()
             if direct:
-                fan_out(self.factory, direct, frame.encode("utf-8"), self.ctx.metrics)
+                fan_out(self.factory, direct, None, self.ctx.metrics, prepared=frame.prepared(self.factory))
         if self.legacy is not None and (delivery.legacy or delivery.waiters):
             self.legacy.deliver(delivery)
 

@@ -13,6 +13,7 @@ from freescore.events.logic import (
     LegacySender,
     Limits,
     RateLimiter,
+    WaitersFull,
     coerce_start,
     parse_int,
 )
@@ -295,6 +296,50 @@ def test_long_poll_wait():
     delivery = post(d, "Z", "z", START + 3)
     assert delivery.waiters == ["t"] and json.loads(delivery.legacy_frame)["message"] == "z"
     assert d.waiting == {}
+    assert d.waiter_count == 0
+
+
+def test_long_poll_channels_follow_set_filter_rules():
+    d = daemon(max_subscriptions=3, max_channel=5)
+    assert d.check_channels(["a", "b", "c"]) is None
+    assert d.check_channels(["a", "b", "c", "d"])["code"] == "too-many-subscriptions"
+    assert d.check_channels(["a", "toolong"])["code"] == "invalid-channel"
+    assert d.check_channels([])["code"] == "invalid-filter"
+
+
+def test_unwait_leaves_other_waiters_and_channels_alone():
+    d = daemon()
+    for i in range(100):
+        assert d.wait(f"w{i}", frozenset({f"c{i}", "shared"}), START) is None
+    d.unwait("w7")
+    d.unwait("w7")  # twice is harmless
+    d.unwait("never-waited")
+    assert "c7" not in d.waiting and "w7" not in d.waiting["shared"]
+    assert d.waiter_count == 99 and len(d.waiting["shared"]) == 99
+    assert d.waiting["c8"] == {"w8": frozenset({"c8", "shared"})}
+    delivery = post(d, "shared", "s", START + 1)
+    assert sorted(delivery.waiters) == sorted(f"w{i}" for i in range(100) if i != 7)
+    assert d.waiting == {} and d.waiter_count == 0
+
+
+def test_rewait_replaces_the_old_channels():
+    d = daemon()
+    d.wait("t", frozenset({"A", "B"}), START)
+    d.wait("t", frozenset({"C"}), START)
+    assert d.waiting == {"C": {"t": frozenset({"C"})}} and d.waiter_count == 1
+
+
+def test_waiters_are_capped_at_max_clients_but_queued_answers_are_not():
+    d = daemon(max_clients=2)
+    d.wait("a", frozenset({"X"}), START)
+    d.wait("b", frozenset({"Y"}), START)
+    with pytest.raises(WaitersFull):
+        d.wait("c", frozenset({"Z"}), START)
+    assert d.waiter_count == 2 and "Z" not in d.waiting
+    post(d, "Q", "q", START + 1)
+    assert d.wait("c", frozenset({"Q"}), START).message == "q"
+    d.unwait("a")
+    assert d.wait("c", frozenset({"Z"}), START + 1) is None
 
 
 @pytest.mark.parametrize("text,value", [("12abc", 12), ("abc", 0), ("", 0), ("-5", 0), (" 42", 42), (7, 7)])

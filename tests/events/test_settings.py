@@ -34,3 +34,37 @@ def test_bad_settings_name_the_key(line, key):
     with pytest.raises(ConfigError) as e:
         parse(BASE + line + "\n", "/tmp/x.toml")
     assert e.value.key == key
+
+
+OPEN = '[[listen]]\nendpoint = "tcp:0"\n'
+LOCAL = '[[listen]]\nname = "local"\nendpoint = "tcp:0:interface=127.0.0.1"\n'
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        OPEN + "[events]\n",
+        LOCAL + OPEN + "[events]\n",
+        '[[listen]]\nendpoint = "tcp:0:interface=0.0.0.0"\n[events]\n',
+    ],
+)
+def test_open_legacy_sender_on_a_public_listener_is_refused(text):
+    with pytest.raises(ConfigError) as e:
+        parse(text, "/tmp/x.toml")
+    assert e.value.key == "events.sender_token"
+    assert "legacy sender would be open" in e.value.message
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        LOCAL + "[events]\n",
+        '[[listen]]\nendpoint = "tcp6:0:interface=\\\\:\\\\:1"\n[events]\n',
+        '[[listen]]\nendpoint = "unix:/tmp/x.sock"\n[events]\n',
+        LOCAL + OPEN + '[events]\nlisten = ["local"]\n',
+        OPEN + '[events]\nsender_token = "k"\n',
+        OPEN + "[events]\nlegacy = false\n",
+    ],
+)
+def test_legacy_sender_allowed_when_closed_or_local(text):
+    parse(text, "/tmp/x.toml")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import threading
 import time
+from contextlib import ExitStack
+from urllib.parse import urlencode
 
 import pytest
 import requests
@@ -163,15 +166,18 @@ def test_second_concurrent_get_is_400_and_closes_the_session(fs):
 def test_websocket_upgrade(fs):
     p = Poller(fs.url())
     p.connect()
-    held: list[requests.Response] = []
-    t = threading.Thread(target=lambda: held.append(p.get()))
-    t.start()
+    # Send a GET to be held, and make sure the server has read it (one answered request
+    # on another connection) before probing, so the probe is what releases it.
+    held = http.client.HTTPConnection("127.0.0.1", fs.port(0), timeout=10)
+    held.request("GET", "/socket.io/?" + urlencode(p.params()))
+    assert requests.get(fs.url() + "/status", timeout=5).status_code in (200, 503)
     url = fs.url(0, "ws") + f"/socket.io/?EIO=4&transport=websocket&sid={p.sid}"
     with ws_connect(url) as ws:
         ws.send("2probe")
         assert ws.recv(5) == "3probe"
-        t.join(10)
-        assert held[0].status_code == 200 and held[0].text == "6"
+        released = held.getresponse()
+        assert released.status == 200 and released.read() == b"6"
+        held.close()
         # A GET sent before the client paused polling is released (noop) by the upgrade.
         late: list[requests.Response] = []
         t = threading.Thread(target=lambda: late.append(p.get()))
@@ -186,6 +192,31 @@ def test_websocket_upgrade(fs):
         assert name == "last-response"
         ws.send('421["start-msg",{"start":0}]')
         assert json.loads(ws.recv(5)[2:]) == ["status", {"status": "success"}]
+
+
+def test_posts_queued_during_upgrades_arrive_on_every_websocket(fs):
+    """Posts that reach sessions mid-upgrade wait in their outboxes, then go out over the WebSocket."""
+    client = sender(fs)
+    with ExitStack() as stack:
+        stack.callback(client.disconnect)
+        sockets = []
+        for _ in range(3):
+            p = Poller(fs.url())
+            p.connect({"role": "client"})
+            p.emit("set-filter", {"filter": ["U"]})
+            assert p.events() == [["status", {"status": "success"}]]
+            # No GET held, so nothing can take the session's packets until the upgrade ends.
+            url = fs.url(0, "ws") + f"/socket.io/?EIO=4&transport=websocket&sid={p.sid}"
+            ws = stack.enter_context(ws_connect(url))
+            ws.send("2probe")
+            assert ws.recv(5) == "3probe"
+            sockets.append(ws)
+        ids = [client.call("post", {"channel": "U", "message": i}, timeout=5)["id"] for i in range(2)]
+        for ws in sockets:
+            ws.send("5")
+        for ws in sockets:
+            got = [json.loads(ws.recv(5)[2:]) for _ in ids]
+            assert got == [["message", {"id": n, "channel": "U", "message": i}] for i, n in enumerate(ids)]
 
 
 def test_direct_websocket_has_no_upgrades(fs):

@@ -171,3 +171,65 @@ def test_channels_bad_requests(fs):
 def test_plain_http_on_receiver_is_426(fs):
     r = requests.get(fs.url() + "/event/", timeout=5)
     assert r.status_code == 426
+
+
+def test_channels_validated_like_set_filter(fs):
+    r = requests.get(fs.url() + "/channels/" + "|".join(str(i) for i in range(11)), timeout=5)
+    assert r.status_code == 400 and r.headers["content-type"] == "application/json"
+    assert r.json()["code"] == "too-many-subscriptions"
+    r = requests.get(fs.url() + "/channels/ok|" + "x" * 101, timeout=5)
+    assert r.status_code == 400 and r.json()["code"] == "invalid-channel"
+
+
+def test_channels_waiters_capped_at_max_clients(tmp_path):
+    import socket
+
+    config = f"""
+[[listen]]
+endpoint = "tcp:0:interface=127.0.0.1"
+
+[events]
+sender_token = "{TOKEN}"
+max_clients = 1
+channels_timeout = 60000
+"""
+    proc = FreescoreProcess(config, tmp_path).start()
+    huge = "99999999999999"
+
+    def barrier():
+        """One answered request: the server has read what was sent before it."""
+        assert requests.get(proc.url() + "/status", timeout=5).status_code in (200, 503)
+
+    try:
+        held = socket.create_connection(("127.0.0.1", proc.port(0)), timeout=10)
+        held.sendall(f"GET /channels/A?last={huge} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        barrier()
+        r = requests.get(proc.url() + f"/channels/B?last={huge}", timeout=5)
+        assert r.status_code == 503 and r.headers["content-type"] == "application/json"
+        assert r.json()["code"] == "server-capacity"
+        with legacy_sender(proc) as snd:
+            q = legacy_post(snd, "Q", "q")
+            # A queued answer needs no held slot.
+            assert requests.get(proc.url() + f"/channels/Q?last={q - 1}", timeout=5).json()["id"] == q
+            held.close()
+            barrier()
+            # The slot is free again once the held client went away.
+            got: list[requests.Response] = []
+
+            def wait_b() -> None:
+                while True:
+                    resp = requests.get(proc.url() + f"/channels/B?last={q}", timeout=10)
+                    if resp.status_code != 503:
+                        got.append(resp)
+                        return
+
+            t = threading.Thread(target=wait_b, daemon=True)
+            t.start()
+            posted = []
+            while t.is_alive() and len(posted) < 200:
+                posted.append(legacy_post(snd, "B", "b"))
+                t.join(0.1)
+            assert got and got[0].status_code == 200 and got[0].json()["id"] in posted
+    finally:
+        proc.stop()
+    assert "Traceback" not in proc.log()
