@@ -7,6 +7,8 @@ Every error names the file and the key, so start-up can stop with one line
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
+import re
 import tomllib
 import types
 import typing
@@ -57,6 +59,26 @@ class ListenerSettings:
     @property
     def tls(self) -> bool:
         return self.certificate is not None
+
+
+def is_loopback(listener: ListenerSettings) -> bool:
+    """Does this endpoint accept connections from this host only?"""
+    kind, _, rest = listener.endpoint.partition(":")
+    if kind == "unix":
+        return True
+    if kind not in ("tcp", "tcp6"):
+        return False
+    for part in re.split(r"(?<!\\):", rest):  # Twisted escapes colons in values as "\:"
+        key, eq, value = part.replace("\\:", ":").partition("=")
+        if eq and key == "interface":
+            value = value.strip("[]")
+            if value == "localhost":
+                return True
+            try:
+                return ipaddress.ip_address(value).is_loopback
+            except ValueError:
+                return False
+    return False
 
 
 @dataclass(frozen=True)

@@ -78,7 +78,7 @@ OPEN_SENDER = (
 
 def check_config(config: Config, name: str = "events") -> None:
     """Without sender_token the legacy sender lets anyone post: allow that on loopback listeners only."""
-    from freescore.gateway.settings import is_loopback
+    from freescore.config import is_loopback
 
     settings = config.services[name]
     assert isinstance(settings, Settings)

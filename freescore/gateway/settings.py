@@ -5,12 +5,11 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from freescore.config import Config, ConfigError, ListenerSettings, ServiceSettings, SettingError
+from freescore.config import Config, ConfigError, ServiceSettings, SettingError
 from freescore.gateway import wire
 
 LOG_LEVELS = ("error", "warn", "info", "debug")
@@ -121,26 +120,6 @@ def apply_environment(s: Settings, environ: Mapping[str, str]) -> Settings:
         level = level.strip().lower()
         changes["log_level"] = "warn" if level == "warning" else level
     return dataclasses.replace(s, **changes) if changes else s
-
-
-def is_loopback(listener: ListenerSettings) -> bool:
-    """Does this endpoint accept connections from this host only?"""
-    kind, _, rest = listener.endpoint.partition(":")
-    if kind == "unix":
-        return True
-    if kind not in ("tcp", "tcp6"):
-        return False
-    for part in re.split(r"(?<!\\):", rest):  # Twisted escapes colons in values as "\:"
-        key, eq, value = part.replace("\\:", ":").partition("=")
-        if eq and key == "interface":
-            value = value.strip("[]")
-            if value == "localhost":
-                return True
-            try:
-                return ipaddress.ip_address(value).is_loopback
-            except ValueError:
-                return False
-    return False
 
 
 def push_listeners(config: Config, name: str = "gateway") -> tuple[int, ...]:
