@@ -263,7 +263,7 @@ class WorldclassService(ProtocolService):
     # -- requests -----------------------------------------------------------
     def _error(self, proto: WorldclassProtocol, message: str, request: Any = None) -> None:
         self.ctx.metrics.errors.inc()
-        self._later(Pending(lambda: proto.sendMessage(wire.error_frame(message, request))))
+        self._later(Pending(self._error_send(proto, message, request)))
 
     def _later(self, entry: Pending) -> None:
         """Queue a send behind the batch's file writes; one flush per reactor turn (group commit)."""
