@@ -29,6 +29,9 @@ class Settings(ServiceSettings):
     keepalive: float = 60.0
     """WebSocket-level pings (answered by every browser) that drop half-open connections; 0 = off."""
     create_data: bool = True
+    create_tournaments: bool = False
+    """Accept connections for a `<db>` with no folder under the data root (its folder is made on
+    the first write); off, such an upgrade is refused with 404, so URLs cannot grow memory or disk."""
     max_message: int = 1048576
 
     def validate(self, base: Path) -> "Settings":

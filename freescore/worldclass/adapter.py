@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
-from prometheus_client import Histogram
+from prometheus_client import Gauge, Histogram
 from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import Request
@@ -25,10 +27,25 @@ from freescore.websocket import (
     encode_json,
 )
 from freescore.worldclass import Settings, logic, wire
-from freescore.worldclass.logic import AutopilotToken, Client, Outcome, UnknownRequest
+from freescore.worldclass.logic import AutopilotToken, Client, Outcome, SaveError, UnknownRequest
 from freescore.worldclass.wire import RequestError
 
 log = Logger(namespace="freescore.worldclass")
+
+
+@dataclass
+class Pending:
+    """A send queued behind the batch's file writes.
+
+    `db` is set for a request's outcome (a change or a read that may show unsaved state): if
+    that tournament's write fails, the requester gets an error frame instead. Error frames have
+    `db` None and always go out.
+    """
+
+    send: Callable[[], None]
+    proto: Any = None
+    db: str | None = None
+    request: Any = None
 
 
 class WorldclassHttp(Resource):
@@ -58,6 +75,8 @@ class WorldclassProtocol(FreescoreServerProtocol):
         route = wire.parse_route(request.path)
         if route is None:
             raise ConnectionDeny(404, "not found")
+        if not self.service.settings.create_tournaments and not self.service.model.exists(route.db):
+            raise ConnectionDeny(404, "no such tournament")
         self.client = Client(id=secrets.token_hex(20), route=route,
                              sessid=wire.session_from_cookie(request.headers.get("cookie")))
         return None
@@ -83,7 +102,8 @@ class WorldclassService(ProtocolService):
         self.ping_calls: dict[WorldclassProtocol, Any] = {}
         self.idle_calls: dict[WorldclassProtocol, Any] = {}
         self.ping_intervals: dict[WorldclassProtocol, float] = {}
-        self.pending: list[Any] = []
+        self.pending: list[Pending] = []
+        self.session_cache: dict[WorldclassProtocol, tuple[tuple[int, int, int], bool]] = {}
         self.flush_call: Any = None
         self.handled = Histogram(
             "freescore_worldclass_request_seconds",
@@ -91,6 +111,10 @@ class WorldclassService(ProtocolService):
             buckets=(0.0005, 0.001, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0),
             registry=ctx.metrics.registry,
         )
+        self.loaded = Gauge("freescore_worldclass_tournaments_loaded",
+                            "Tournaments whose model is in memory (dropped when their last connection leaves)",
+                            registry=ctx.metrics.registry)
+        self.loaded.set_function(lambda: len(self.model.tournaments))
         service = self
 
         class Protocol(WorldclassProtocol):
@@ -166,11 +190,13 @@ class WorldclassService(ProtocolService):
             if call is not None and call.active():
                 call.cancel()
         self.ping_intervals.pop(proto, None)
+        self.session_cache.pop(proto, None)
         group = self.groups.get(client.route.group, [])
         if proto in group:
             group.remove(proto)
         if not group:
             self.groups.pop(client.route.group, None)
+            self._drop_idle()
             return
         self._users_update(group[0], {"type": "users", "action": "update", "ring": client.route.ring_text,
                                       "user": {"action": "disconnect", "cid": client.cid, "id": client.id,
@@ -237,26 +263,75 @@ class WorldclassService(ProtocolService):
     # -- requests -----------------------------------------------------------
     def _error(self, proto: WorldclassProtocol, message: str, request: Any = None) -> None:
         self.ctx.metrics.errors.inc()
-        self._later(lambda: proto.sendMessage(wire.error_frame(message, request)))
+        self._later(Pending(self._error_send(proto, message, request)))
 
-    def _later(self, send: Any) -> None:
+    def _later(self, entry: Pending) -> None:
         """Queue a send behind the batch's file writes; one flush per reactor turn (group commit)."""
-        self.pending.append(send)
+        self.pending.append(entry)
         if self.flush_call is None:
             self.flush_call = self.reactor.callLater(0, self._flush)
 
     def _flush(self) -> None:
+        """Write the batch, then send it: outcomes of a tournament whose write failed become errors."""
         self.flush_call = None
-        try:
-            self.model.flush()
-        except Exception:
-            log.failure("worldclass: writing the data directory failed; dropping the batch's broadcasts")
-            self.pending.clear()
-            self.model.tournaments.clear()
-            return
+        self._flush_model()
         pending, self.pending = self.pending, []
-        for send in pending:
-            send()
+        for entry in pending:
+            try:
+                entry.send()
+            except Exception:
+                log.failure("worldclass: sending a queued frame failed")
+        self._drop_idle()
+
+    def _flush_model(self) -> None:
+        try:
+            failed = self.model.flush()
+        except Exception as e:  # a bug, not a write error: fail every tournament of the batch
+            log.failure("worldclass: flushing the data directory failed")
+            failed = {db: SaveError(db, e) for db in list(self.model.tournaments)}
+            self.model.tournaments.clear()
+        for error in failed.values():
+            self._save_failed(error)
+
+    def _save_failed(self, error: SaveError) -> None:
+        """A write failed: nothing of that tournament's batch is broadcast; each requester gets an error.
+
+        The model already forgot the tournament (it re-reads the files on next use); queued
+        outcomes for it are turned into error frames, queued error frames stay as they are.
+        """
+        log.error("worldclass: {message}: {error}", message=error.message, error=repr(error.error))
+        self.model.tournaments.pop(error.db, None)
+        self._cancel_autopilot(error.db)
+        message = f"Error while processing request: {error.message}\n"
+        for entry in self.pending:
+            if entry.db == error.db:
+                self.ctx.metrics.errors.inc()
+                entry.send = self._error_send(entry.proto, message, entry.request)
+                entry.db = None
+
+    @staticmethod
+    def _error_send(proto: WorldclassProtocol, message: str, request: Any) -> Callable[[], None]:
+        return lambda: proto.sendMessage(wire.error_frame(message, request))
+
+    def _cancel_autopilot(self, db: str) -> None:
+        for key in [k for k in self.autopilot_calls if k[0] == db]:
+            call = self.autopilot_calls.pop(key)
+            if call.active():
+                call.cancel()
+
+    def _drop_idle(self) -> None:
+        """Forget the in-memory model of every tournament no connection or autopilot step uses any more.
+
+        Run after the batch's flush (a pending outcome may still need its tournament).
+        """
+        if self.flush_call is not None:
+            return
+        busy = {key[0] for key in self.groups} | {key[0] for key in self.autopilot_calls}
+        for db in [db for db in self.model.tournaments if db not in busy]:
+            try:
+                self.model.drop(db)
+            except SaveError as e:
+                self._save_failed(e)
 
     def receive(self, proto: WorldclassProtocol, payload: bytes, is_binary: bool) -> None:
         received = time.perf_counter()
@@ -274,7 +349,7 @@ class WorldclassService(ProtocolService):
             log.info("worldclass: bad frame from {cid}: {error}", cid=client.cid, error=e.message)
             self._error(proto, e.message)
             return
-        if self.settings.sessions is not None and not self._session_ok(client):
+        if self.settings.sessions is not None and not self._session_ok(proto):
             self._error(proto, f"Unauthorized user {client.description} in ring {client.route.ring_text}",
                         request)
             return
@@ -297,15 +372,19 @@ class WorldclassService(ProtocolService):
             log.info("worldclass: unknown request {kind} from {cid}", kind=kind, cid=client.cid)
             self._error(proto, f"Unknown request '{request['type']}' '{request['action']}'", request)
             return
+        except SaveError as e:
+            self._save_failed(e)
+            self._error(proto, f"Error while processing request: {e.message}\n", request)
+            return
         except RequestError as e:
-            self.model.flush()
+            self._flush_model()
             self._invalidate(client)
             msg = e.message if e.message.startswith("Invalid ") else f"Error while processing request: {e.message}\n"
             self._error(proto, msg, request)
             return
         except Exception as e:  # a bug must not take the ring down
             log.failure("worldclass: handler {kind} failed", kind=kind)
-            self.model.flush()
+            self._flush_model()
             self._invalidate(client)
             self._error(proto, f"Error while processing request: {e}\n", request)
             return
@@ -314,25 +393,36 @@ class WorldclassService(ProtocolService):
             self.deliver(proto, outcome)
             self.handled.observe(time.perf_counter() - received)
 
-        self._later(send)
+        self._later(Pending(send, proto, client.route.db, request))
 
     def _invalidate(self, client: Client) -> None:
         """After a failed request, re-read the tournament from disk: memory never drifts from the files."""
         self.model.tournaments.pop(client.route.db, None)
-        for key in [k for k in self.autopilot_calls if k[0] == client.route.db]:
-            call = self.autopilot_calls.pop(key)
-            if call.active():
-                call.cancel()
+        self._cancel_autopilot(client.route.db)
 
-    def _session_ok(self, client: Client) -> bool:
-        if not client.sessid or self.settings.sessions is None:
+    def _session_ok(self, proto: WorldclassProtocol) -> bool:
+        """Check the PHP session, re-reading its file only when it changed (inode, mtime, size)."""
+        client = proto.client
+        if client is None or not client.sessid or self.settings.sessions is None:
             return False
         path = self.settings.sessions / f"sess_{client.sessid}"
         try:
+            st = path.stat()
+        except OSError:
+            self.session_cache.pop(proto, None)
+            return False
+        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+        cached = self.session_cache.get(proto)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        try:
             data = path.read_bytes()
         except OSError:
+            self.session_cache.pop(proto, None)
             return False
-        return wire.session_allows(wire.parse_php_session(data), client.route.ring_text)
+        ok = wire.session_allows(wire.parse_php_session(data), client.route.ring_text)
+        self.session_cache[proto] = (stamp, ok)
+        return ok
 
     def deliver(self, proto: WorldclassProtocol, outcome: Outcome) -> None:
         client = proto.client
@@ -372,10 +462,17 @@ class WorldclassService(ProtocolService):
         self.autopilot_calls.pop(key, None)
         try:
             outcome, nxt = self.model.autopilot(key[0], key[1], token, step, self.reactor.seconds())
+        except SaveError as e:
+            self._save_failed(e)
+            self._drop_idle()
+            return
         except Exception:
             log.failure("worldclass: autopilot step {step} failed", step=step)
+            self._drop_idle()
             return
         self._send(proto, outcome)
         if nxt is not None:
             delay = self.settings.scoreboard_delay if step == "scoreboard" else self.settings.leaderboard_delay
             self.autopilot_calls[key] = self.reactor.callLater(delay, self._autopilot, proto, key, token, nxt)
+        else:
+            self._drop_idle()

@@ -359,11 +359,18 @@ class Tournament:
         self.dirty: dict[int, tuple[RingState, Loaded, list[str], float]] = {}
 
     def flush(self) -> None:
-        """Write every division changed since the last flush (one atomic write each)."""
+        """Write every division changed since the last flush (one atomic write each).
+
+        Raises SaveError when a write fails; the caller must then drop this tournament
+        (its memory holds changes the disk does not) and answer the requesters with an error.
+        """
         while self.dirty:
             _, (state, loaded, descriptions, now) = self.dirty.popitem()
             if state.divisions.get(loaded.div.name) is loaded:
-                state.commit(loaded, descriptions, now)
+                try:
+                    state.commit(loaded, descriptions, now)
+                except Exception as e:  # disk full, folder gone, ...: nothing of it may be broadcast
+                    raise SaveError(self.db, e) from e
 
     def ring(self, ring: Ring) -> RingState:
         state = self.rings.get(ring)
@@ -398,6 +405,28 @@ class Worldclass:
             t = self.tournaments[db] = Tournament(self.root, db, self.rng)
         return t
 
+    def exists(self, db: str) -> bool:
+        """Whether `<root>/<db>` is a folder (a tournament someone set up, not just a name in a URL)."""
+        try:
+            wire.check_db(db)
+        except RequestError:
+            return False
+        path = self.root / db
+        return path.resolve().is_relative_to(self.root) and path.is_dir()
+
+    def drop(self, db: str) -> None:
+        """Forget a tournament's in-memory model (its files stay); pending changes are written first.
+
+        A SaveError still drops it: the next use re-reads the disk.
+        """
+        t = self.tournaments.get(db)
+        if t is None:
+            return
+        try:
+            t.flush()
+        finally:
+            self.tournaments.pop(db, None)
+
     def handle(self, client: Client, request: dict[str, Any], clients: list[Client], now: float,
                autoflush: bool = True) -> Outcome:
         """Dispatch an annotated request; RequestError -> the caller sends the error frame.
@@ -411,17 +440,28 @@ class Worldclass:
         handler = HANDLERS.get(name)
         if handler is None:
             raise UnknownRequest(name)
-        if name not in BATCHABLE:
-            t.flush()
         try:
-            return handler(ctx)
-        finally:
-            if autoflush or name not in BATCHABLE:
+            if name not in BATCHABLE:
                 t.flush()
+            try:
+                return handler(ctx)
+            finally:
+                if autoflush or name not in BATCHABLE:
+                    t.flush()
+        except SaveError:
+            self.tournaments.pop(t.db, None)  # memory never drifts from the files: re-read them
+            raise
 
-    def flush(self) -> None:
-        for t in self.tournaments.values():
-            t.flush()
+    def flush(self) -> dict[str, SaveError]:
+        """Write every tournament's pending changes; returns the ones that failed (already dropped)."""
+        failed: dict[str, SaveError] = {}
+        for db, t in list(self.tournaments.items()):
+            try:
+                t.flush()
+            except SaveError as e:
+                failed[db] = e
+                self.tournaments.pop(db, None)
+        return failed
 
     # -- autopilot ----------------------------------------------------------------
     def autopilot(self, db: str, ring: Ring, token: AutopilotToken, step: str, now: float
@@ -450,7 +490,11 @@ class Worldclass:
             div.autopilot = "off"
             nxt = None
         state.save(loaded, f"autopilot {step}", now)
-        t.flush()
+        try:
+            t.flush()
+        except SaveError:
+            self.tournaments.pop(db, None)
+            raise
         out = Outcome(out=[Out("division", "group", state.division_json(loaded), "division", request)])
         return out, nxt
 
@@ -460,6 +504,21 @@ class Worldclass:
 
 class UnknownRequest(Exception):
     """No handler: upstream logs it and answers nothing."""
+
+
+class SaveError(Exception):
+    """Writing a tournament's files failed (disk full, folder gone ...): the change is not saved."""
+
+    def __init__(self, db: str, error: Exception) -> None:
+        super().__init__(db, error)
+        self.db = db
+        self.error = error
+
+    @property
+    def message(self) -> str:
+        """For the requester's error frame: the tournament and the OS reason, no paths."""
+        reason = getattr(self.error, "strerror", None) or type(self.error).__name__
+        return f"could not save the changes to tournament '{self.db}': {reason}"
 
 
 def _leaderboard_due(div: Division) -> bool:

@@ -284,3 +284,65 @@ def test_ring_update_carries_progress_keys(wc, tmp_path):
     assert ring["current"] == "p03" and ring["theme"] == "dark" and ring["name"] == "1"
     r = send(wc, {"type": "division", "action": "read"})
     assert r.out[0].payload["name"] == "p03"
+
+
+# -- failed writes and tournament lifetime ---------------------------------------------
+
+def block_writes(tmp_path, ring_dir="ring01"):
+    """Make the next commit in the ring fail, even as root: `.history` is a file, not a folder."""
+    blocker = tmp_path / "test" / "forms-worldclass" / ring_dir / ".history"
+    blocker.write_text("in the way\n")
+    return blocker
+
+
+def test_failed_write_raises_save_error_and_memory_rereads_the_disk(wc, tmp_path):
+    path = tmp_path / "test" / "forms-worldclass" / "ring01" / "div.p01.txt"
+    before = path.read_bytes()
+    first = send(wc, {"type": "division", "action": "read"})  # loaded, nothing to write
+    blocker = block_writes(tmp_path)
+    with pytest.raises(logic.SaveError) as info:
+        score_all(wc, judges=1)
+    assert info.value.db == "test"
+    assert info.value.message.startswith("could not save the changes to tournament 'test': ")
+    assert "/" not in info.value.message  # the reason, never a path
+    assert "test" not in wc.tournaments  # memory held an unsaved score: forgotten
+    assert path.read_bytes() == before
+    blocker.unlink()
+    again = send(wc, {"type": "division", "action": "read"})
+    assert again.out[0].payload["athletes"] == first.out[0].payload["athletes"]
+    score_all(wc, judges=1)
+    assert path.read_bytes() != before
+
+
+def test_batched_flush_reports_failures_per_tournament(wc, tmp_path):
+    shutil.copytree(FIXTURES, tmp_path / "other" / "forms-worldclass")
+    judge = client(role="judge0")
+    other = logic.Client(id="b" * 40, route=wire.parse_route("/worldclass/other/1/judge0"))
+    marks = {"judge": 0, "major": "0.3", "minor": "0.6", "rhythm": "1.5", "power": "1.4", "ki": "1.3"}
+    for who, db in ((judge, "test"), (other, "other")):
+        wc.handle(who, {"type": "division", "action": "score", "score": marks, "tournament": db, "ring": "1",
+                        "from": {"cid": who.cid}}, [], 1000.0, autoflush=False)
+    block_writes(tmp_path)
+    failed = wc.flush()
+    assert list(failed) == ["test"] and isinstance(failed["test"].error, OSError)
+    assert list(wc.tournaments) == ["other"]
+    fixture = (FIXTURES / "ring01" / "div.p01.txt").read_bytes()
+    assert (tmp_path / "test" / "forms-worldclass" / "ring01" / "div.p01.txt").read_bytes() == fixture
+    assert (tmp_path / "other" / "forms-worldclass" / "ring01" / "div.p01.txt").read_bytes() != fixture
+
+
+def test_exists_and_drop(wc, tmp_path):
+    assert wc.exists("test")
+    for db in ("nosuch", "..", "../x", "", ".hidden"):
+        assert not wc.exists(db)
+    (tmp_path / "afile").write_text("")
+    assert not wc.exists("afile")
+    marks = {"judge": 0, "major": "0.3", "minor": "0.6", "rhythm": "1.5", "power": "1.4", "ki": "1.3"}
+    who = client(role="judge0")
+    wc.handle(who, {"type": "division", "action": "score", "score": marks, "tournament": "test", "ring": "1",
+                    "from": {"cid": who.cid}}, [], 1000.0, autoflush=False)
+    wc.drop("test")  # pending changes are written before the model is forgotten
+    assert "test" not in wc.tournaments
+    path = tmp_path / "test" / "forms-worldclass" / "ring01" / "div.p01.txt"
+    assert path.read_bytes() != (FIXTURES / "ring01" / "div.p01.txt").read_bytes()
+    wc.drop("test")  # nothing loaded: nothing to do

@@ -16,7 +16,8 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 def config(**overrides: Any) -> str:
     settings = {"data": '"data"', "cors_origin": '"http://localhost:8073"', "ping_interval": "30.0",
                 "scoreboard_delay": "0.01", "leaderboard_delay": "0.01"}
-    settings.update({k: (f'"{v}"' if isinstance(v, str) else str(v)) for k, v in overrides.items()})
+    settings.update({k: (f'"{v}"' if isinstance(v, str) else str(v).lower() if isinstance(v, bool) else str(v))
+                     for k, v in overrides.items()})
     body = "\n".join(f"{k} = {v}" for k, v in settings.items())
     return f'[[listen]]\nendpoint = "tcp:0:interface=127.0.0.1"\n\n[worldclass]\n{body}\n'
 
