@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from freescore.config import Config, ConfigError, ServiceSettings, SettingError
+from freescore.config import Config, ConfigError, ServiceSettings, SettingError, is_loopback
 from freescore.gateway import wire
 
 LOG_LEVELS = ("error", "warn", "info", "debug")
