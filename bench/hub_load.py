@@ -22,7 +22,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests" / "hub"))
+sys.path.insert(0, str(REPO / "tests"))
 
 if "--no-hiredis" in sys.argv:
     sys.modules["hiredis"] = None  # type: ignore[assignment]  # txredisapi falls back to its Python parser

@@ -32,7 +32,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "bench"))
-sys.path.insert(0, str(REPO / "tests" / "hub"))
+sys.path.insert(0, str(REPO / "tests"))
 import events_load as ev  # noqa: E402
 from redisproc import RedisServer, find_redis_server  # noqa: E402
 
@@ -204,9 +204,8 @@ def main() -> None:
         f"{args.clients} WebSocket-transport Socket.IO browsers on {args.channels} channels "
         f"({args.clients // args.channels} per channel), one sender posting to node a; clients from "
         "bench/events_load.py (own epoll loop, hand-parsed frames). Redis 7 (no persistence), the nodes, "
-        f"the clients and the sender all share this {os.cpu_count()}-core machine, and other helpers' jobs "
-        f"were running at the same time (load average {load:.1f} at the start): figures are taken under "
-        "contention and runs are kept short (a few seconds per step).",
+        f"the clients and the sender all share this {os.cpu_count()}-core machine (1-minute load average "
+        f"{load:.1f} at the start); runs are kept short (a few seconds per step).",
         f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", "",
     ]
     titles = {
