@@ -224,8 +224,11 @@ class FreescoreServerProtocol(WebSocketServerProtocol):
         if self.logOctets:
             self.logTxOctets(data, False)
 
-    def write_now(self, data: bytes) -> None:
+    def write_now(self, data: bytes) -> bool:
         """Hand bytes to the kernel at once when nothing is queued on a plain TCP connection.
+
+        True when the kernel took all of it; False when some is left buffered in
+        the process (TLS, a full socket buffer, data already queued).
 
         Twisted's `transport.write` registers the socket for writing and sends on
         a later reactor turn: two epoll_ctl calls and a turn per frame, about a
@@ -240,9 +243,10 @@ class FreescoreServerProtocol(WebSocketServerProtocol):
             except OSError:  # EAGAIN, or an error Twisted reports on its next write
                 sent = 0
             if sent == len(data):
-                return
+                return True
             data = data[sent:]
         self.transport.write(data)
+        return False
 
     # -- sending ------------------------------------------------------------
     def sendMessage(self, payload: bytes, isBinary: bool = False, *args: Any, **kwargs: Any) -> None:
@@ -341,10 +345,12 @@ class FreescoreServerFactory(WebSocketServerFactory):
         self.connections.open.discard(proto)
         self.metrics.connections.dec()
 
-    def broadcast(self, recipients: Iterable[FreescoreServerProtocol], payload: bytes, is_binary: bool = False) -> int:
-        """Frame `payload` once and write the same bytes to every open recipient."""
-        prepared = None
-        frame = b""
+    def broadcast(
+        self, recipients: Iterable[FreescoreServerProtocol], payload: bytes | None, is_binary: bool = False,
+        prepared: Any = None,
+    ) -> int:
+        """Frame `payload` once (or take the `prepared` frame) and write the same bytes to every open recipient."""
+        frame = prepared.payloadHybi if prepared is not None else b""
         sent = 0
         send_prepared = WebSocketServerProtocol.sendPreparedMessage
         for proto in recipients:

@@ -8,7 +8,6 @@ from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
-from freescore.events.fanout import fan_out
 from freescore.events.logic import (
     ERR_CAPACITY,
     Delivery,
@@ -184,7 +183,7 @@ class LegacyEndpoints:
     def deliver(self, delivery: Delivery) -> None:
         frame = delivery.legacy_frame.encode("utf-8")
         if delivery.legacy:
-            fan_out(self.receivers, [r.peer for r in delivery.legacy], frame, self.events.ctx.metrics)
+            self.receivers.broadcast([r.peer for r in delivery.legacy], frame)
         for waiter in delivery.waiters:
             self._answer(waiter, 200, frame)
 

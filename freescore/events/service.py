@@ -15,7 +15,7 @@ from twisted.web.server import NOT_DONE_YET, Request
 from freescore.events import Settings
 from freescore.events import engineio as eio
 from freescore.events import socketio as sio
-from freescore.events.fanout import BroadcastFrame, fan_out
+from freescore.events.fanout import BroadcastFrame
 from freescore.events.logic import Daemon, Limits, Post, Reply, Socket
 from freescore.hub import HubMessage
 from freescore.service import ProtocolService, ServiceContext
@@ -544,7 +544,7 @@ class EventsService(ProtocolService):
                     conn.session.send(frame)
                     conn.flush()
             if direct:
-                fan_out(self.factory, direct, None, self.ctx.metrics, prepared=frame.prepared(self.factory))
+                self.factory.broadcast(direct, None, prepared=frame.prepared(self.factory))
         if self.legacy is not None and (delivery.legacy or delivery.waiters):
             self.legacy.deliver(delivery)
 

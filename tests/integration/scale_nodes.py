@@ -21,7 +21,6 @@ presence_ttl = 2
 """
 
 
-
 def start_nodes(freescore, server: RedisServer, tables: dict[str, str]):
     """Start one node per entry of `tables` (node name -> its protocol tables); wait until each joined Redis."""
     nodes = []

@@ -6,21 +6,11 @@ import asyncio
 
 import pytest
 import websockets
+from scale_nodes import HUB
 
 pytestmark = pytest.mark.integration
 
-CONFIG = """
-[[listen]]
-endpoint = "tcp:0:interface=127.0.0.1"
-
-[hub]
-backend = "redis"
-url = "{url}"
-node = "{node}"
-retry_min = 0.05
-retry_max = 0.3
-presence_ttl = 2
-
+CONFIG = HUB + """
 [clicker]
 state = "state-{node}"
 presence_check = 0.5
