@@ -29,6 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from gcstats import describe, snapshot  # bench/ is the script's folder, so on sys.path
+
 REPO = Path(__file__).resolve().parent.parent
 REPORT = REPO / "bench" / "reports" / "gateway.md"
 TOKEN = "bench-token"
@@ -301,6 +303,8 @@ def main() -> None:
     ap.add_argument("--procs", type=int, default=2, help="client processes")
     ap.add_argument("--report", type=Path, default=REPORT)
     ap.add_argument("--append", action="store_true", help="add this run to the report instead of replacing it")
+    ap.add_argument("--gc-thresholds", default="", help="[runtime] gc_thresholds for the gateway, e.g. 700,10,10")
+    ap.add_argument("--no-gc-freeze", action="store_true", help="[runtime] gc_freeze = false")
     ap.add_argument("--profile", type=Path, help="run the gateway under cProfile, stats to this file")
     args = ap.parse_args()
     nofile = raise_nofile()
@@ -312,6 +316,12 @@ def main() -> None:
     backend_port = port_q.get(timeout=30)
 
     gw_port = free_port()
+    runtime = "[runtime]\n"
+    if args.gc_thresholds:
+        runtime += f"gc_thresholds = [{args.gc_thresholds}]\n"
+    if args.no_gc_freeze:
+        runtime += "gc_freeze = false\n"
+    args.gc_label = runtime.strip().replace("\n", ", ").replace("[runtime], ", "").replace("[runtime]", "defaults")
     work = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
     (work / "freescore.toml").write_text(f"""
 [[listen]]
@@ -321,7 +331,7 @@ endpoint = "tcp:{gw_port}:interface=127.0.0.1:backlog=4096"
 api_uri = "http://127.0.0.1:{backend_port}/websocket"
 push_token = "{TOKEN}"
 max_connections = {args.clients + 100}
-""")
+{runtime}""")
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     for name in ("API_URI", "TARGET_ADDRESS", "WS_HOSTNAME", "LOCAL_ADDRESS", "WS_TIMEOUT"):
         env.pop(name, None)
@@ -364,8 +374,10 @@ max_connections = {args.clients + 100}
             q.put(when)
         time.sleep(max(0.0, start + args.warmup - time.time()))
         cpu0, wall0 = cpu_seconds(gw.pid), time.time()  # the measured window only
+        gc0 = snapshot(f"http://127.0.0.1:{gw_port}")
         time.sleep(max(0.0, start + args.duration - time.time()))
         cpu1, wall1 = cpu_seconds(gw.pid), time.time()
+        gc_window = describe(gc0, snapshot(f"http://127.0.0.1:{gw_port}"))
         results = [cout.get(timeout=args.duration + 60)[1] for _ in procs]
         push_result = pout.get(timeout=60)
         bctl.put("report")
@@ -423,6 +435,7 @@ clients sending {args.send_rate} msgs/s in total, each becoming an ordered `PUT`
   after the clients left: {final}.
 - Gateway process CPU in the measured window: {cpu:.0f}% of one core, about {us_per_op:.0f} µs of CPU per
   operation (one push delivered or one client message forwarded).
+- Collector passes in the measured window ([runtime] {args.gc_label}): {gc_window}.
 - Target (both p99 under 20 ms): **{verdict}** in this run.
 """
     args.report.parent.mkdir(parents=True, exist_ok=True)

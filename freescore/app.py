@@ -17,6 +17,7 @@ from twisted.logger import Logger
 
 from freescore import config as configmod
 from freescore import registry
+from freescore.gcpolicy import GcPolicy
 from freescore.hub.memory import MemoryHub
 from freescore.listeners import ListenerService
 from freescore.metrics import Metrics
@@ -53,6 +54,8 @@ class FreescoreService(MultiService):
         self.reactor = reactor
         self.metrics = Metrics()
         self.connections = ConnectionRegistry()
+        self.gc = GcPolicy(reactor, self.metrics, self.connections, cfg.runtime)
+        self.gc.setServiceParent(self)
         self.hub = make_hub(cfg, reactor)
         if isinstance(self.hub, Service):  # the Redis hub connects on start, leaves presence on stop
             self.hub.setServiceParent(self)

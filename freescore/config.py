@@ -125,11 +125,34 @@ class HttpSettings:
 
 
 @dataclass(frozen=True)
+class RuntimeSettings:
+    """Process tuning (docs/runtime.md)."""
+
+    gc_freeze: bool = True  # freeze what start-up built: later collections skip it
+    gc_thresholds: tuple[int, ...] = (20000, 50, 100)  # [] leaves the interpreter's (700, 10, 10)
+    gc_full_after_closes: int = 1000  # full pass after this many closes (and >= the open count); 0: never
+    gc_full_interval: float = 600.0  # full pass at least this often (s); 0: never
+
+    def validate(self, base: Path) -> "RuntimeSettings":
+        t = self.gc_thresholds
+        if t and len(t) != 3:
+            raise SettingError("gc_thresholds", "give three integers [young, middle, old], or [] for the defaults")
+        if t and (t[0] < 100 or t[1] < 1 or t[2] < 1):
+            raise SettingError("gc_thresholds", "young must be at least 100, middle and old at least 1")
+        if self.gc_full_after_closes < 0:
+            raise SettingError("gc_full_after_closes", "must be 0 (off) or positive")
+        if self.gc_full_interval < 0:
+            raise SettingError("gc_full_interval", "must be 0 (off) or positive")
+        return self
+
+
+@dataclass(frozen=True)
 class Config:
     file: Path
     listeners: tuple[ListenerSettings, ...]
     hub: HubSettings = HubSettings()
     http: HttpSettings = HttpSettings()
+    runtime: RuntimeSettings = RuntimeSettings()
     services: Mapping[str, ServiceSettings] = field(default_factory=dict)
 
     def listeners_for(self, service: str) -> tuple[int, ...]:
@@ -277,7 +300,7 @@ def parse(text: str, file: str | Path = "<config>") -> Config:
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(file, "(syntax)", str(e)) from None
     services = registry.settings_classes()
-    known = {"listen", "hub", "http", *services}
+    known = {"listen", "hub", "http", "runtime", *services}
     for key in raw:
         if key not in known:
             raise ConfigError(file, key, f"unknown table (known: {', '.join(sorted(known))})")
@@ -290,6 +313,7 @@ def parse(text: str, file: str | Path = "<config>") -> Config:
         raise ConfigError(file, "listen.name", "listener names must be unique")
     hub = build(HubSettings, raw.get("hub", {}), file, "hub")
     http = build(HttpSettings, raw.get("http", {}), file, "http")
+    runtime = build(RuntimeSettings, raw.get("runtime", {}), file, "runtime")
     chosen: dict[str, ServiceSettings] = {}
     for name, cls in services.items():
         if name not in raw:
@@ -302,7 +326,7 @@ def parse(text: str, file: str | Path = "<config>") -> Config:
                 raise ConfigError(file, f"{name}.listen[{i}]", f"no listener named {ref!r}")
         if settings.enabled:
             chosen[name] = settings
-    config = Config(file=file, listeners=listeners, hub=hub, http=http, services=chosen)
+    config = Config(file=file, listeners=listeners, hub=hub, http=http, runtime=runtime, services=chosen)
     for name in chosen:
         registry.check_config(name, config)
     return config

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +51,12 @@ class ConnectionRegistry:
 
     def __init__(self) -> None:
         self.open: set[FreescoreServerProtocol] = set()
+        # For freescore.gcpolicy: `epoch` counts collector passes; a connection that closes
+        # in a later epoch than it opened was promoted out of the young generation and
+        # left its cycles there; `closed` counts those closes since the last full pass.
+        self.epoch = 0
+        self.closed = 0
+        self.on_close: Callable[[], None] | None = None
 
     def close_all(self, reactor: Any, timeout: float) -> Deferred[Any]:
         """Send 1001 to every connection; fire when all are gone or `timeout` passed."""
@@ -78,6 +84,7 @@ class FreescoreServerProtocol(WebSocketServerProtocol):
 
     factory: "FreescoreServerFactory"
     request: ConnectionRequest | None = None
+    gc_epoch = 0
     _keepalive_call: Any = None
     _alive: bool = True
     _counted: bool = False
@@ -336,6 +343,7 @@ class FreescoreServerFactory(WebSocketServerFactory):
         return proto
 
     def track_open(self, proto: FreescoreServerProtocol) -> None:
+        proto.gc_epoch = self.connections.epoch
         self.open.add(proto)
         self.connections.open.add(proto)
         self.metrics.connections.inc()
@@ -343,6 +351,10 @@ class FreescoreServerFactory(WebSocketServerFactory):
     def track_close(self, proto: FreescoreServerProtocol) -> None:
         self.open.discard(proto)
         self.connections.open.discard(proto)
+        if proto.gc_epoch != self.connections.epoch:
+            self.connections.closed += 1
+            if self.connections.on_close is not None:
+                self.connections.on_close()
         self.metrics.connections.dec()
 
     def broadcast(
