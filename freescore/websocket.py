@@ -28,6 +28,7 @@ from freescore.metrics import ServiceMetrics
 log = Logger(namespace="freescore.websocket")
 
 CLOSE_GOING_AWAY = 1001
+_OPEN = WebSocketServerProtocol.STATE_OPEN
 
 
 @dataclass(frozen=True)
@@ -217,7 +218,46 @@ class FreescoreServerProtocol(WebSocketServerProtocol):
     # read and write even with debug logging off: about a third of the CPU of a
     # small message. These two keep its behaviour and skip that line.
     def dataReceived(self, data: bytes) -> None:
+        if self.state == _OPEN and not self.data and self.current_frame is None and not self.inside_message:
+            data = self._small_text_frames(data)
+            if not data:
+                return
         self._dataReceived(data)
+
+    def _small_text_frames(self, data: bytes) -> bytes:
+        """Deliver the complete, masked, unfragmented text frames under 126 bytes at the front of `data`.
+
+        Most messages of these protocols are such frames (a clicker SCORE is
+        about 30 bytes), and Autobahn spends about 15 µs of Python on each
+        (frame and message state, a masker and a UTF-8 validator object). The
+        rest, from the first frame that is anything else (control frames,
+        fragments, longer or partial frames, invalid UTF-8, which Autobahn
+        answers with 1007), is returned for Autobahn to process as usual.
+        """
+        i = 0
+        n = len(data)
+        limit = min(125, self.maxFramePayloadSize or 125, self.maxMessagePayloadSize or 125)  # 126, 127: longer
+        while n - i >= 6 and data[i] == 0x81 and data[i + 1] & 0x80:
+            length = data[i + 1] & 0x7F
+            end = i + 6 + length
+            if length > limit or end > n:
+                break
+            if length:
+                words = (length + 3) >> 2
+                mask = int.from_bytes(data[i + 2:i + 6] * words, "little") & ((1 << (8 * length)) - 1)
+                payload = (int.from_bytes(data[i + 6:end], "little") ^ mask).to_bytes(length, "little")
+                try:
+                    payload.decode("utf-8")
+                except UnicodeDecodeError:
+                    break
+            else:
+                payload = b""
+            i = end
+            self.trafficStats.incomingOctetsWireLevel += 6 + length
+            self.onMessage(payload, False)
+            if self.state != _OPEN:
+                break
+        return data[i:] if i else data
 
     def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:
         if chopsize or sync or self.send_queue:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 import requests
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -205,3 +207,130 @@ def test_metrics_count_connections_and_messages(echo):
     assert sample("freescore_messages_out_total") == 3
     fs.wait_log(r"echo: close")
     assert sample("freescore_connections") == 0
+
+
+# -- small text frames take a shorter path than Autobahn's parser ------------------------
+# Property: whatever mix of frames, and however the bytes are cut into TCP
+# segments, the server sees exactly the messages a compliant parser sees.
+
+
+def any_masked_frame(opcode: int, payload: bytes, fin: bool = True) -> bytes:
+    mask = os.urandom(4)
+    body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    n = len(payload)
+    head = bytes([(0x80 if fin else 0) | opcode])
+    if n < 126:
+        head += bytes([0x80 | n])
+    else:
+        head += bytes([0x80 | 126]) + struct.pack("!H", n)
+    return head + mask + body
+
+
+def recv_exact(sock: socket.socket, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise ConnectionError("closed")
+        data += chunk
+    return data
+
+
+def read_any_frame(sock: socket.socket) -> tuple[int, bytes]:
+    b0, b1 = recv_exact(sock, 2)
+    length = b1 & 0x7F
+    if length == 126:
+        (length,) = struct.unpack("!H", recv_exact(sock, 2))
+    return b0 & 0x0F, recv_exact(sock, length)
+
+
+@pytest.fixture(scope="module")
+def shared_echo(tmp_path_factory):
+    fs = FreescoreProcess(PLAIN, tmp_path_factory.mktemp("echo"), tac=ECHO_TAC).start()
+    yield fs
+    fs.stop()
+
+
+# Lengths around the 125/126-byte boundary of the short path, in 1-, 2- and 3-byte characters.
+sized_text = st.builds(lambda n, c: c * n, st.integers(0, 130), st.sampled_from(["a", "é", "€"]))
+message = st.one_of(
+    st.tuples(st.just("text"), st.text(max_size=140) | sized_text),
+    st.tuples(st.just("binary"), st.binary(max_size=140)),
+    st.tuples(st.just("ping"), st.binary(max_size=20)),
+    st.tuples(st.just("fragmented"), st.text(min_size=2, max_size=60)),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(messages=st.lists(message, min_size=1, max_size=12), cuts=st.lists(st.integers(1, 400), max_size=8))
+def test_frames_in_any_mix_and_any_segmentation_arrive_as_sent(shared_echo, messages, cuts):
+    stream = b""
+    expected = []
+    for kind, value in messages:
+        if kind == "text":
+            stream += any_masked_frame(0x1, value.encode())
+            expected.append((0x1, value.encode()))
+        elif kind == "binary":
+            stream += any_masked_frame(0x2, value)
+            expected.append((0x2, value))
+        elif kind == "ping":
+            stream += any_masked_frame(0x9, value)
+            expected.append((0xA, value))
+        else:  # a text message in two fragments, with a ping between them
+            data = value.encode()
+            stream += any_masked_frame(0x1, data[:1], fin=False) + any_masked_frame(0x9, b"in between")
+            stream += any_masked_frame(0x0, data[1:])
+            expected += [(0xA, b"in between"), (0x1, data)]
+    sock = raw_handshake(shared_echo.port(), "127.0.0.1")
+    try:
+        assert read_http_head(sock).startswith(b"HTTP/1.1 101")
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        at = 0
+        for cut in sorted(set(cuts)):
+            if at < cut < len(stream):
+                sock.sendall(stream[at:cut])
+                at = cut
+        sock.sendall(stream[at:])
+        got = [read_any_frame(sock) for _ in expected]
+        assert got == expected
+    finally:
+        sock.close()
+
+
+def test_invalid_utf8_in_a_small_text_frame_closes_with_1007(shared_echo):
+    sock = raw_handshake(shared_echo.port(), "127.0.0.1")
+    try:
+        assert read_http_head(sock).startswith(b"HTTP/1.1 101")
+        frames = [any_masked_frame(0x1, p) for p in (b"ok", b"bad \xff\xfe", b"x")]
+        sock.sendall(b"".join(frames))
+        assert read_any_frame(sock) == (0x1, b"ok")
+        opcode, payload = read_any_frame(sock)
+        assert opcode == 0x8 and struct.unpack("!H", payload[:2])[0] == 1007
+    finally:
+        sock.close()
+
+
+def test_unmasked_small_text_frame_from_a_client_is_a_protocol_error(shared_echo):
+    sock = raw_handshake(shared_echo.port(), "127.0.0.1")
+    try:
+        assert read_http_head(sock).startswith(b"HTTP/1.1 101")
+        sock.sendall(b"\x81\x02hi")
+        opcode, payload = read_any_frame(sock)
+        assert opcode == 0x8 and struct.unpack("!H", payload[:2])[0] == 1002
+    finally:
+        sock.close()
+
+
+def test_every_text_length_around_the_short_path_boundary_echoes_intact(shared_echo):
+    payloads = [(c * n).encode() for c in ("a", "é", "€") for n in range(0, 131)]
+    payloads = [p for p in payloads if len(p) <= 260]
+    sock = raw_handshake(shared_echo.port(), "127.0.0.1")
+    try:
+        assert read_http_head(sock).startswith(b"HTTP/1.1 101")
+        sock.sendall(b"".join(any_masked_frame(0x1, p) for p in payloads))  # many frames per read
+        assert [read_any_frame(sock) for _ in payloads] == [(0x1, p) for p in payloads]
+        for p in payloads[::7]:  # one frame per read
+            sock.sendall(any_masked_frame(0x1, p))
+            assert read_any_frame(sock) == (0x1, p)
+    finally:
+        sock.close()
