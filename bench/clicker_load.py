@@ -32,6 +32,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from gcstats import describe, snapshot  # bench/ is the script's folder, so on sys.path
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
@@ -306,11 +308,13 @@ def run_level(fs, args, rate: float) -> dict:
         go.put(t0)
     time.sleep(max(0.0, t0 + args.warmup - time.monotonic()))
     cpu0, w0, wait0 = proc_cpu(pid), time.monotonic(), proc_wait(pid)
+    gc0 = snapshot(fs.url())
     rss_peak = 0.0
     while time.monotonic() < t0 + args.warmup + args.duration:
         rss_peak = max(rss_peak, proc_rss_mb(pid))
         time.sleep(0.5)
     cpu1, w1, wait1 = proc_cpu(pid), time.monotonic(), proc_wait(pid)
+    gc_passes = describe(gc0, snapshot(fs.url()))
     gen_cpu = (sum(proc_cpu(p.pid) for p in procs) - gen_cpu0) / (w1 - w0 + args.warmup + 0.5) * 100
     got = [results.get(timeout=120) for _ in procs]
     for p in procs:
@@ -329,7 +333,7 @@ def run_level(fs, args, rate: float) -> dict:
         "server_cpu": (cpu1 - cpu0) / (w1 - w0) * 100, "rss_idle": rss_idle, "rss_peak": rss_peak,
         "gen_cpu": gen_cpu, "load": load, "server_wait": (wait1 - wait0) / (w1 - w0) * 100,
         "us_per_score": (cpu1 - cpu0) / max(1, acked) * 1e6,
-        "mean_rtt": statistics.fmean(rtts) if rtts else float("nan"),
+        "mean_rtt": statistics.fmean(rtts) if rtts else float("nan"), "gc": gc_passes,
     }
 
 
@@ -405,6 +409,8 @@ def write_report(args, rows: list[dict]) -> None:
             f"{r['rss_idle']:.0f}/{r['rss_peak']:.0f} MB | {r['gen_cpu']:.0f}% | {r['late_ms']:.0f} ms | "
             f"{r['load']:.1f} |"
         )
+    lines += ["", "Collector passes in each measured window (`freescore_gc_pause_seconds`, [runtime] defaults):", ""]
+    lines += [f"- {r['offered']:.0f} SCORE/s: {r['gc']}" for r in rows]
     lines.append("")
     args.report.parent.mkdir(parents=True, exist_ok=True)
     args.report.write_text("\n".join(lines))

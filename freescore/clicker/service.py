@@ -355,8 +355,7 @@ class ClickerService(ProtocolService):
         payload = message.payload
         kind = payload[0]
         if kind == "scores":
-            for device_id, timestamp, score in payload[1]:
-                self._relay(device_id, timestamp, score)
+            self._relay(payload[1])
         elif kind == "up":
             if payload[2] == self.node:
                 return  # applied in device_up
@@ -366,12 +365,26 @@ class ClickerService(ProtocolService):
             if self.logic.device_down(payload[1], payload[2]):
                 self._to_watchers(payload[1], wire.format_disconnect(payload[1]))
 
-    def _relay(self, device_id: str, timestamp: str, score: str) -> None:
-        draft1, draft2 = self.logic.receivers(device_id)
-        if draft2:
-            self._send_all(draft2, wire.format_relay(wire.DRAFT_2, device_id, timestamp, score))
-        if draft1:
-            self._send_all(draft1, wire.format_relay(wire.DRAFT_1, device_id, timestamp, score))
+    def _relay(self, scores: list[list[str]]) -> None:
+        """Relay a batch of scores; each receiver gets its lines in order, in one write."""
+        frames: dict[Any, list[bytes]] = {}
+        for device_id, timestamp, score in scores:
+            draft1, draft2 = self.logic.receivers(device_id)
+            for receivers, dialect in ((draft2, wire.DRAFT_2), (draft1, wire.DRAFT_1)):
+                if receivers:
+                    frame = text_frame(wire.format_relay(dialect, device_id, timestamp, score))
+                    for proto in receivers:
+                        queued = frames.get(proto)
+                        if queued is None:
+                            frames[proto] = [frame]
+                        else:
+                            queued.append(frame)
+        sent = 0
+        for proto, queued in frames.items():
+            if proto.state == WebSocketProtocol.STATE_OPEN:
+                sent += len(queued)
+                proto.sendData(queued[0] if len(queued) == 1 else b"".join(queued))
+        self.count_out(sent)
 
     def _to_watchers(self, device_id: str, line: str) -> None:
         draft1, draft2 = self.logic.receivers(device_id)
