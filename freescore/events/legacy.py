@@ -44,10 +44,10 @@ class ReceiverProtocol(FreescoreServerProtocol):
         events: EventsService = self.factory.events
         if self.receiver is None:
             return
-        frames, close = events.daemon.legacy_command(
+        frames, close, error = events.daemon.legacy_command(
             self.receiver, payload.decode("utf-8", "replace"), events.reactor.seconds()
         )
-        if frames and '"status":"error"' in frames[0]:
+        if error:
             events.ctx.metrics.errors.inc()
         for frame in frames:
             self.send_text(frame)
@@ -74,12 +74,12 @@ class SenderProtocol(FreescoreServerProtocol):
         events: EventsService = self.factory.events
         if self.sender is None:
             return
-        reply, post, close = events.daemon.sender_command(
+        reply, post, close, error = events.daemon.sender_command(
             self.sender, payload.decode("utf-8", "replace"), events.reactor.seconds()
         )
+        if error:
+            events.ctx.metrics.errors.inc()
         if reply is not None:
-            if '"status":"error"' in reply:
-                events.ctx.metrics.errors.inc()
             self.send_text(reply)
         if post is not None:
             events.publish(post)

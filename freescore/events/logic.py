@@ -13,7 +13,7 @@ import json
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from freescore.events import socketio as sio
 
@@ -37,6 +37,23 @@ def too_many(limit: int) -> dict[str, str]:
         "status": "error", "code": "too-many-subscriptions",
         "message": f"Maximum {limit} subscriptions per connection",
     }
+
+
+class LegacyReply(NamedTuple):
+    """What a legacy receiver's frame brings: frames to send, whether to close, whether it was an error."""
+
+    frames: list[str]
+    close: bool = False
+    error: bool = False
+
+
+class SenderReply(NamedTuple):
+    """What a legacy sender's frame brings: a reply, a post to publish, close?, error?"""
+
+    reply: str | None
+    post: Post | None = None
+    close: bool = False
+    error: bool = False
 
 
 @dataclass(frozen=True)
@@ -375,27 +392,27 @@ class Daemon:
         queue.insert(at, msg)
 
     # -- legacy receiver ------------------------------------------------------------
-    def legacy_command(self, rcv: LegacyReceiver, frame: str, now: float) -> tuple[list[str], bool]:
-        """One JSON text frame from a legacy receiver: (frames to send, close?)."""
+    def legacy_command(self, rcv: LegacyReceiver, frame: str, now: float) -> LegacyReply:
+        """One JSON text frame from a legacy receiver."""
         verdict = rcv.limiter.check(now)
         if verdict == "close":
-            return [], True
+            return LegacyReply([], close=True)
         if verdict != "allow":
-            return ([sio.dumps(ERR_RATE_LIMITED)] if verdict == "limit" else []), False
+            return LegacyReply([sio.dumps(ERR_RATE_LIMITED)], error=True) if verdict == "limit" else LegacyReply([])
         request, error = legacy_parse(frame)
         if error is not None:
-            return [sio.dumps(error)], False
+            return LegacyReply([sio.dumps(error)], error=True)
         command = request["command"].replace("_", "-")
         if command == "start-msg":
             rcv.last_msg = parse_int(request.get("start"))
-            return [], False
+            return LegacyReply([])
         if command == "set-filter":
             wanted = request.get("filter")
             err = self.check_filter(wanted)
             if err is not None:
                 if err is ERR_INVALID_FILTER:
                     err = dict(err, message=f"invalid filter: {legacy_repr(wanted)}")
-                return [sio.dumps(err)], False
+                return LegacyReply([sio.dumps(err)], error=True)
             if rcv.following:
                 rcv.last_msg = max(rcv.last_msg, self.last_id)
             channels = frozenset(wanted)
@@ -410,40 +427,40 @@ class Daemon:
                     if msg.channel in channels:
                         out.append(sio.dumps(msg.as_dict()))
                     rcv.last_msg = msg.id
-            return out, False
-        return [sio.dumps(bad_command(request["command"]))], False
+            return LegacyReply(out)
+        return LegacyReply([sio.dumps(bad_command(request["command"]))], error=True)
 
     def legacy_gone(self, rcv: LegacyReceiver) -> None:
         self._unindex(self.legacy_index, rcv, rcv.channels)
         rcv.channels = frozenset()
 
     # -- legacy sender ----------------------------------------------------------------
-    def sender_command(self, snd: LegacySender, frame: str, now: float) -> tuple[str | None, Post | None, bool]:
-        """One JSON frame from a legacy sender: (reply, post to publish, close?)."""
+    def sender_command(self, snd: LegacySender, frame: str, now: float) -> SenderReply:
+        """One JSON frame from a legacy sender."""
         verdict = snd.limiter.check(now)
         if verdict == "close":
-            return None, None, True
+            return SenderReply(None, close=True)
         if verdict != "allow":
-            return (sio.dumps(ERR_RATE_LIMITED) if verdict == "limit" else None), None, False
+            return SenderReply(sio.dumps(ERR_RATE_LIMITED), error=True) if verdict == "limit" else SenderReply(None)
         request, error = legacy_parse(frame)
         if error is not None:
-            return sio.dumps(error), None, False
+            return SenderReply(sio.dumps(error), error=True)
         command = request["command"].replace("_", "-")
         if command == "auth":
             if self.limits.sender_token is None or self._token_ok(request.get("key")):
                 snd.authed = True
-                return sio.dumps(OK), None, False
-            return sio.dumps({"status": "error", "code": "auth-failed"}), None, False
+                return SenderReply(sio.dumps(OK))
+            return SenderReply(sio.dumps({"status": "error", "code": "auth-failed"}), error=True)
         if command in ("post", "last-msg") and not snd.authed:
-            return sio.dumps({"status": "error", "code": "unauthorized"}), None, False
+            return SenderReply(sio.dumps({"status": "error", "code": "unauthorized"}), error=True)
         if command == "post":
             channel = request.get("channel")
             if not valid_channel(channel, self.limits.max_channel):
-                return sio.dumps({"status": "error", "code": "invalid-channel"}), None, False
-            return None, Post(snd, channel, request.get("message")), False
+                return SenderReply(sio.dumps({"status": "error", "code": "invalid-channel"}), error=True)
+            return SenderReply(None, post=Post(snd, channel, request.get("message")))
         if command == "last-msg":
-            return sio.dumps({"status": "success", "id": self.last_id}), None, False
-        return sio.dumps(bad_command(request["command"])), None, False
+            return SenderReply(sio.dumps({"status": "success", "id": self.last_id}))
+        return SenderReply(sio.dumps(bad_command(request["command"])), error=True)
 
     def sender_posted(self, msg_id: int) -> str:
         self.last_id = max(self.last_id, msg_id)

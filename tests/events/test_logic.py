@@ -249,8 +249,8 @@ def test_legacy_receiver_catch_up_and_errors():
     post(d, "Y", "b", START + 2)
     post(d, "X", "c", START + 3)
     r = legacy_rcv()
-    assert d.legacy_command(r, '{"command":"start_msg","start":0}', 0) == ([], False)
-    frames, _ = d.legacy_command(r, '{"command":"set-filter","filter":["X"]}', 0)
+    assert d.legacy_command(r, '{"command":"start_msg","start":0}', 0) == ([], False, False)
+    frames, _, _ = d.legacy_command(r, '{"command":"set-filter","filter":["X"]}', 0)
     assert [json.loads(f)["message"] for f in frames] == ["a", "c"]
     assert r.last_msg == START + 3
     assert d.legacy_command(r, "{}", 0)[0] == [
@@ -266,19 +266,19 @@ def test_legacy_receiver_catch_up_and_errors():
         "invalid filter: undefined")
     # Messages on other channels still advance last_msg: no re-delivery after a new filter.
     post(d, "Y", "d", START + 4)
-    frames, _ = d.legacy_command(r, '{"command":"set-filter","filter":["X","Y"]}', 0)
+    frames, _, _ = d.legacy_command(r, '{"command":"set-filter","filter":["X","Y"]}', 0)
     assert frames == []
 
 
 def test_legacy_sender_auth():
     d = daemon()
     s = LegacySender(object(), RateLimiter(0, 0.0), authed=False)
-    reply, p, _ = d.sender_command(s, '{"command":"post","channel":"X","message":1}', 0)
+    reply, p, _, _ = d.sender_command(s, '{"command":"post","channel":"X","message":1}', 0)
     assert json.loads(reply) == {"status": "error", "code": "unauthorized"} and p is None
     assert json.loads(d.sender_command(s, '{"command":"auth","key":"bad"}', 0)[0]) == {
         "status": "error", "code": "auth-failed"}
     assert json.loads(d.sender_command(s, '{"command":"auth","key":"lqdoj"}', 0)[0]) == {"status": "success"}
-    reply, p, _ = d.sender_command(s, '{"command":"post","channel":"X","message":1}', 0)
+    reply, p, _, _ = d.sender_command(s, '{"command":"post","channel":"X","message":1}', 0)
     assert reply is None and p.channel == "X"
     assert json.loads(d.sender_command(s, '{"command":"post","channel":null}', 0)[0])["code"] == "invalid-channel"
     assert json.loads(d.sender_command(s, '{"command":"last-msg"}', 0)[0]) == {"status": "success", "id": START}
@@ -385,3 +385,19 @@ def test_a_socket_sees_each_message_once_in_order(start_after, ops):
             got += [json.loads(p[1:])[1]["id"] for p in reply.packets if p.startswith('2["message"')]
             assert s.channels == set(arg)
     assert got == sorted(set(got))
+
+
+def test_legacy_replies_say_whether_they_are_errors():
+    """The adapter counts protocol errors from this flag, not by reading the reply text."""
+    d = daemon()
+    r = legacy_rcv()
+    assert d.legacy_command(r, "{bad", 0).error
+    assert d.legacy_command(r, '{"command":"nope"}', 0).error
+    assert d.legacy_command(r, '{"command":"set-filter","filter":[]}', 0).error
+    assert not d.legacy_command(r, '{"command":"set-filter","filter":["X"]}', 0).error
+    s = LegacySender(object(), RateLimiter(0, 0.0), authed=False)
+    assert d.sender_command(s, '{"command":"last-msg"}', 0).error  # unauthorized
+    assert d.sender_command(s, '{"command":"auth","key":"bad"}', 0).error
+    assert not d.sender_command(s, '{"command":"auth","key":"lqdoj"}', 0).error
+    posted = d.sender_command(s, '{"command":"post","channel":"X","message":1}', 0)
+    assert not posted.error and posted.post is not None and posted.reply is None
