@@ -238,17 +238,16 @@ class WorldclassService(ProtocolService):
         stamp = ping.get("timestamp") if isinstance(ping, dict) else None
         if not client.pong(stamp):
             return
-        health = client.health
-        scale = self.settings.ping_interval / 30.0
-        interval = logic.HEALTH_INTERVAL.get(health)
-        if interval is not None and client.pinging:
-            self.ping_intervals[proto] = interval * scale
+        interval = client.next_interval()
+        if interval is not None:
+            interval *= self.settings.ping_interval / 30.0  # the ladder is written for 30 s
+            self.ping_intervals[proto] = interval
             call = self.ping_calls.get(proto)
             if call is not None and call.active():
-                call.reset(interval * scale)
+                call.reset(interval)
         self._users_update(proto, {"type": "users", "action": "update", "ring": None,
                                    "status": {"cid": client.cid, "role": wire.title_role(client.role),
-                                              "health": health}})
+                                              "health": client.health}})
 
     def _stop_ping(self, proto: WorldclassProtocol) -> None:
         assert proto.client is not None
