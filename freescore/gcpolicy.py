@@ -15,7 +15,7 @@ The policy (`[runtime]`, docs/runtime.md):
 - `gc_thresholds`: raised, so young passes follow real growth of the live
   set rather than the churn of requests.
 - Full passes where garbage really piles up: a WebSocket leaves a few dozen
-  objects (about 12 KB) in reference cycles when it closes. If it closes
+  objects (about 9 KB) in reference cycles when it closes. If it closes
   young, the next young pass frees them; if a pass promoted it first, they
   sit in an older generation, which the raised thresholds seldom collect.
   A full pass runs once `gc_full_after_closes` such connections (and at

@@ -424,6 +424,22 @@ class FreescoreServerFactory(WebSocketServerFactory):
 
 
 @implementer(IResource)
+def _release_http_channel(transport: Any) -> None:
+    """Let go of the HTTP channel and request a WebSocket upgrade leaves behind.
+
+    Twisted Web registered the channel as the transport's producer; after the
+    upgrade that registration does nothing (the channel is still "handling" the
+    upgrade request, so it pauses nothing), but it keeps the channel, the
+    request and its headers (about 25 objects) alive for the connection's
+    lifetime, to become old-generation garbage when it closes. Unregistered,
+    they are freed by the next young collector pass.
+    """
+    try:
+        transport.unregisterProducer()
+    except Exception:  # a transport without producer support: nothing was kept
+        log.debug("websocket: transport {t!r} has no producer to release", t=transport)
+
+
 class WebSocketEndpoint:
     """Mountable resource: WebSocket upgrades go to Autobahn, plain HTTP to `http`.
 
@@ -452,10 +468,14 @@ class WebSocketEndpoint:
             origin = request.getHeader("origin")
             request.requestHeaders.removeHeader("origin")
             self.factory._next_origin = origin
+            transport = request.channel.transport
             try:
-                return self._ws.render(request)
+                result = self._ws.render(request)
             finally:
                 self.factory._next_origin = None
+            if request.channel.transport is None and transport is not None:
+                _release_http_channel(transport)
+            return result
         if self._http is not None:
             return self._http.render(request)
         request.setResponseCode(426)
