@@ -14,13 +14,18 @@ The policy (`[runtime]`, docs/runtime.md):
   later pass walks.
 - `gc_thresholds`: raised, so young passes follow real growth of the live
   set rather than the churn of requests.
-- Full passes where garbage really piles up: a WebSocket leaves a few dozen
-  objects (about 9 KB) in reference cycles when it closes. If it closes
-  young, the next young pass frees them; if a pass promoted it first, they
-  sit in an older generation, which the raised thresholds seldom collect.
+- Full passes where garbage really piles up: a WebSocket whose objects form
+  reference cycles leaves them behind when it closes (every connection did,
+  52 objects, until the base broke Autobahn's cycle and released Twisted
+  Web's channel). If it closes young, the
+  next young pass frees them; if a pass promoted it first, they sit in an
+  older generation, which the raised thresholds seldom collect.
   A full pass runs once `gc_full_after_closes` such connections (and at
   least as many as are open) have closed since the last one: the garbage
   stays proportional to the live set and the cost per close constant.
+  The WebSocket base breaks the cycles every connection used to leave, so
+  such a pass often finds nothing; then the next waits for twice as many
+  closes (up to 64 times), until one finds garbage again.
   `gc_full_interval` is the backstop for everything else.
 
 Every pass is timed into `freescore_gc_pause_seconds{generation}` on /metrics.
@@ -47,9 +52,25 @@ PAUSE_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1
 _frozen_once = False  # the permanent generation is per process: freeze once, even if embedded twice
 
 
-def full_pass_due(closed: int, still_open: int, after_closes: int) -> bool:
+MAX_BACKOFF = 64
+
+
+def full_pass_due(closed: int, still_open: int, after_closes: int, backoff: int = 1) -> bool:
     """Enough closed connections (garbage) for a full pass, relative to the live set it must walk."""
-    return after_closes > 0 and closed >= max(after_closes, still_open)
+    return after_closes > 0 and closed >= max(after_closes * backoff, still_open)
+
+
+def next_backoff(backoff: int, closed: int, found: int) -> int:
+    """After a full pass for `closed` connections that found `found` unreachable objects.
+
+    The WebSocket base breaks the cycles a connection would leave, so usually a
+    closed connection is freed at once and the pass finds almost nothing: wait
+    twice as many closes next time. A pass that finds at least one object per
+    close means some protocol does leave cycles: back to the configured rule.
+    """
+    if found >= closed:
+        return 1
+    return min(backoff * 2, MAX_BACKOFF)
 
 
 class GcPolicy(Service):
@@ -70,6 +91,8 @@ class GcPolicy(Service):
         self._previous: tuple[int, ...] | None = None
         self._pending: Any = None
         self._backstop: LoopingCall | None = None
+        self.backoff = 1
+        self._pass_for_closes = 0  # closes the running pass of ours was started for
         self.last_full = 0.0
         self.frozen = 0
 
@@ -116,7 +139,7 @@ class GcPolicy(Service):
 
     def _closed(self) -> None:
         if self._pending is None and full_pass_due(
-            self.connections.closed, len(self.connections.open), self.settings.gc_full_after_closes
+            self.connections.closed, len(self.connections.open), self.settings.gc_full_after_closes, self.backoff
         ):
             # Not inside connectionLost: the pass runs on its own reactor turn.
             self._pending = self.reactor.callLater(0, self._full_pass, "closed connections")
@@ -128,10 +151,14 @@ class GcPolicy(Service):
     def _full_pass(self, why: str) -> None:
         self._pending = None
         closed = self.connections.closed
+        self._pass_for_closes = closed if why == "closed connections" else 0
         started = time.perf_counter()
         found = gc.collect()
-        log.debug("freescore: full gc pass ({why}, {closed} closed): {found} unreachable, {ms:.1f} ms",
-                  why=why, closed=closed, found=found, ms=(time.perf_counter() - started) * 1000)
+        self._pass_for_closes = 0
+        log.info("freescore: full gc pass ({why}, {closed} closed): {found} unreachable, {ms:.1f} ms;"
+                  " next after {n} closes", why=why, closed=closed, found=found,
+                  ms=(time.perf_counter() - started) * 1000,
+                  n=self.settings.gc_full_after_closes * self.backoff)
 
     def _timed(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":
@@ -141,5 +168,7 @@ class GcPolicy(Service):
         self._by_generation[generation].observe(time.perf_counter() - self._started)
         self.connections.epoch += 1  # survivors moved out of the young generation
         if generation == 2:  # ours or the interpreter's own
+            if self._pass_for_closes:
+                self.backoff = next_backoff(self.backoff, self._pass_for_closes, info["collected"])
             self.connections.closed = 0
             self.last_full = self.reactor.seconds()

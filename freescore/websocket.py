@@ -212,6 +212,10 @@ class FreescoreServerProtocol(WebSocketServerProtocol):
         for d in getattr(self, "_gone_waiters", []):
             d.callback(None)
         self._gone_waiters = []
+        # Autobahn resolves `is_closed` with the protocol itself, a reference cycle that
+        # leaves every closed connection to the cycle collector (docs/runtime.md). Nothing
+        # waits on it once the connection is gone.
+        self.is_closed = succeed(None)
 
     # -- Autobahn's hot path without its debug log ----------------------------
     # Autobahn formats (and colours) the arguments of a debug log line on every

@@ -3,7 +3,7 @@
 import pytest
 
 from freescore import config
-from freescore.gcpolicy import full_pass_due
+from freescore.gcpolicy import full_pass_due, next_backoff
 
 LISTEN = '[[listen]]\nendpoint = "tcp:0:interface=127.0.0.1"\n'
 
@@ -52,3 +52,16 @@ def test_runtime_errors_name_the_key(text: str, key: str, message: str) -> None:
         config.parse(LISTEN + "[runtime]\n" + text + "\n")
     assert e.value.key == key
     assert message in e.value.message
+
+
+def test_backoff_scales_the_close_count() -> None:
+    assert not full_pass_due(1999, 10, 1000, backoff=2)
+    assert full_pass_due(2000, 10, 1000, backoff=2)
+
+
+def test_next_backoff_doubles_while_passes_find_nothing_and_resets_on_garbage() -> None:
+    b = 1
+    for expected in (2, 4, 8, 16, 32, 64, 64):
+        b = next_backoff(b, closed=1000, found=10)
+        assert b == expected
+    assert next_backoff(b, closed=1000, found=26_000) == 1  # a protocol left cycles again

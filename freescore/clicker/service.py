@@ -212,6 +212,8 @@ class ClickerProtocol(FreescoreServerProtocol):
         session = getattr(self, "session", None)
         if session is not None and svc.logic.closed(session):
             svc.device_down(session.device_id)  # type: ignore[arg-type]
+        if session is not None:
+            session.key = None  # the session pointed back here: let refcounting free both
 
 
 class ClickerFactory(FreescoreServerFactory):
