@@ -127,22 +127,27 @@ class Backend:
         return self.call("PUT", conn_id, credential, ctype, hook.payload)
 
     def close(self, conn_id: str, credential: str, ws: str, delays: tuple[float, ...]) -> Deferred[HookResult]:
-        """DELETE with retries on connection errors, timeouts and 5xx; fires with the last result."""
+        """DELETE with retries on connection errors, timeouts and 5xx; fires with the last result.
+
+        Methods with explicit arguments rather than two closures that call each
+        other: those formed a reference cycle, left to the collector on every close.
+        """
         done: Deferred[HookResult] = Deferred()
-
-        def attempt(n: int) -> None:
-            d = self.call("DELETE", conn_id, credential, wire.TEXT_TYPE, wire.close_body(ws))
-            d.addCallback(check, n)
-
-        def check(result: HookResult, n: int) -> None:
-            delay = logic.close_retry_delay(n, result.status, delays)
-            if delay is None:
-                done.callback(result)
-            else:
-                self.reactor.callLater(delay, attempt, n + 1)
-
-        attempt(1)
+        self._close_attempt(done, conn_id, credential, ws, delays, 1)
         return done
+
+    def _close_attempt(self, done: Deferred[HookResult], conn_id: str, credential: str, ws: str,
+                       delays: tuple[float, ...], n: int) -> None:
+        d = self.call("DELETE", conn_id, credential, wire.TEXT_TYPE, wire.close_body(ws))
+        d.addCallback(self._close_checked, done, conn_id, credential, ws, delays, n)
+
+    def _close_checked(self, result: HookResult, done: Deferred[HookResult], conn_id: str, credential: str,
+                       ws: str, delays: tuple[float, ...], n: int) -> None:
+        delay = logic.close_retry_delay(n, result.status, delays)
+        if delay is None:
+            done.callback(result)
+        else:
+            self.reactor.callLater(delay, self._close_attempt, done, conn_id, credential, ws, delays, n + 1)
 
     def stop(self) -> Deferred[Any]:
         return self.pool.closeCachedConnections()
