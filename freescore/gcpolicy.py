@@ -17,10 +17,9 @@ The policy (`[runtime]`, docs/runtime.md):
 - Full passes where garbage really piles up: a WebSocket whose objects form
   reference cycles leaves them behind when it closes (every connection did,
   52 objects, until the base broke Autobahn's cycle and released Twisted
-  Web's channel). If it closes young, the
-  next young pass frees them; if a pass promoted it first, they sit in an
-  older generation, which the raised thresholds seldom collect.
-  A full pass runs once `gc_full_after_closes` such connections (and at
+  Web's channel). If it closes young, the next young pass frees them; if a
+  pass promoted it first, they sit in an older generation, which the raised
+  thresholds seldom collect. A full pass runs once `gc_full_after_closes` such connections (and at
   least as many as are open) have closed since the last one: the garbage
   stays proportional to the live set and the cost per close constant.
   The WebSocket base breaks the cycles every connection used to leave, so
