@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 
 from gcstats import describe, snapshot  # bench/ is the script's folder, so on sys.path
+from loadkit import client_frame, cpu_seconds, pong, rss_kib, server_frames
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
@@ -85,41 +86,16 @@ class RawClient(asyncio.Protocol):
                 return
             self.open.set_result(None)
             buf = rest
-        pos, n = 0, len(buf)
-        while n - pos >= 2:
-            b0, b1 = buf[pos], buf[pos + 1] & 0x7F
-            hdr = 2
-            if b1 == 126:
-                if n - pos < 4:
-                    break
-                b1 = int.from_bytes(buf[pos + 2:pos + 4], "big")
-                hdr = 4
-            elif b1 == 127:
-                if n - pos < 10:
-                    break
-                b1 = int.from_bytes(buf[pos + 2:pos + 10], "big")
-                hdr = 10
-            if n - pos < hdr + b1:
-                break
-            payload = buf[pos + hdr:pos + hdr + b1]
-            pos += hdr + b1
-            opcode = b0 & 0x0F
+        frames, used = server_frames(buf)
+        for opcode, start, end in frames:
             if opcode == 1 and self.on_text is not None:
-                self.on_text(payload.decode())
+                self.on_text(buf[start:end].decode())
             elif opcode == 9:
-                self._frame(0xA, payload)
-        self.buf = buf[pos:]
-
-    def _frame(self, opcode: int, payload: bytes) -> None:
-        n = len(payload)
-        if n < 126:
-            header = bytes((0x80 | opcode, 0x80 | n))
-        else:
-            header = bytes((0x80 | opcode, 0x80 | 126)) + n.to_bytes(2, "big")
-        self.transport.write(header + b"\0\0\0\0" + payload)
+                self.transport.write(pong(buf[start:end]))
+        self.buf = buf[used:]
 
     def send(self, text: str) -> None:
-        self._frame(1, text.encode())
+        self.transport.write(client_frame(0x1, text.encode()))
 
     def close(self) -> None:
         if self.transport is not None:
@@ -258,11 +234,6 @@ def worker_main(*args) -> None:
 
 
 # -- server measurements --------------------------------------------------------------
-def proc_cpu(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def proc_wait(pid: int) -> float:
     """Seconds the process spent runnable but waiting for a CPU (/proc/PID/schedstat)."""
     try:
@@ -272,10 +243,7 @@ def proc_wait(pid: int) -> float:
 
 
 def proc_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    return rss_kib(pid) / 1024
 
 
 def pct(values: list[float], p: float) -> float:
@@ -301,21 +269,21 @@ def run_level(fs, args, rate: float) -> dict:
         ready.get(timeout=120)
     pid = fs.proc.pid
     load = os.getloadavg()[0]
-    gen_cpu0 = sum(proc_cpu(p.pid) for p in procs)
+    gen_cpu0 = sum(cpu_seconds(p.pid) for p in procs)
     rss_idle = proc_rss_mb(pid)
     t0 = time.monotonic() + 0.5
     for _ in procs:
         go.put(t0)
     time.sleep(max(0.0, t0 + args.warmup - time.monotonic()))
-    cpu0, w0, wait0 = proc_cpu(pid), time.monotonic(), proc_wait(pid)
+    cpu0, w0, wait0 = cpu_seconds(pid), time.monotonic(), proc_wait(pid)
     gc0 = snapshot(fs.url())
     rss_peak = 0.0
     while time.monotonic() < t0 + args.warmup + args.duration:
         rss_peak = max(rss_peak, proc_rss_mb(pid))
         time.sleep(0.5)
-    cpu1, w1, wait1 = proc_cpu(pid), time.monotonic(), proc_wait(pid)
+    cpu1, w1, wait1 = cpu_seconds(pid), time.monotonic(), proc_wait(pid)
     gc_passes = describe(gc0, snapshot(fs.url()))
-    gen_cpu = (sum(proc_cpu(p.pid) for p in procs) - gen_cpu0) / (w1 - w0 + args.warmup + 0.5) * 100
+    gen_cpu = (sum(cpu_seconds(p.pid) for p in procs) - gen_cpu0) / (w1 - w0 + args.warmup + 0.5) * 100
     got = [results.get(timeout=120) for _ in procs]
     for p in procs:
         p.join(30)

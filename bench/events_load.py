@@ -31,7 +31,6 @@ import resource
 import select
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
@@ -39,6 +38,8 @@ import time
 from array import array
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from loadkit import client_frame, cpu_seconds, pong, rss_kib, server_frames  # bench/ is on sys.path
 
 REPO = Path(__file__).resolve().parent.parent
 REPORT = REPO / "bench" / "reports" / "events.md"
@@ -56,14 +57,7 @@ def raise_nofile() -> None:
 # -- a minimal WebSocket + Engine.IO client ------------------------------------------------------
 def ws_frame(text: bytes) -> bytes:
     """A masked client text frame (a zero mask is valid and costs nothing)."""
-    n = len(text)
-    if n < 126:
-        head = struct.pack("!BB", 0x81, 0x80 | n)
-    elif n < 65536:
-        head = struct.pack("!BBH", 0x81, 0x80 | 126, n)
-    else:
-        head = struct.pack("!BBQ", 0x81, 0x80 | 127, n)
-    return head + b"\0\0\0\0" + text
+    return client_frame(0x1, text)
 
 
 class SioClient(asyncio.Protocol):
@@ -105,34 +99,16 @@ class SioClient(asyncio.Protocol):
                 return
             self.upgraded = True
             buf = buf[end + 4:]
-        i, n = 0, len(buf)
-        while n - i >= 2:
-            b0, b1 = buf[i], buf[i + 1]
-            length = b1 & 0x7F
-            j = i + 2
-            if length == 126:
-                if n - j < 2:
-                    break
-                length = int.from_bytes(buf[j:j + 2], "big")
-                j += 2
-            elif length == 127:
-                if n - j < 8:
-                    break
-                length = int.from_bytes(buf[j:j + 8], "big")
-                j += 8
-            if n - j < length:
-                break
-            payload = buf[j:j + length]
-            i = j + length
-            opcode = b0 & 0x0F
+        frames, used = server_frames(buf)
+        for opcode, start, end in frames:
             if opcode == 1:
-                self.packet(payload)
+                self.packet(buf[start:end])
             elif opcode == 9:
-                self.transport.write(struct.pack("!BB", 0x8A, 0x80 | len(payload)) + b"\0\0\0\0" + payload)
+                self.transport.write(pong(buf[start:end]))
             elif opcode == 8:
                 self.transport.close()
                 return
-        self.buf = buf[i:]
+        self.buf = buf[used:]
 
     def packet(self, p: bytes) -> None:
         kind = p[:1]
@@ -256,34 +232,16 @@ def receiver_main(pipe, url: str, channels: list[str]) -> None:
                 return
             r.stage = 2
             buf = buf[end + 4:]
-        i, n = 0, len(buf)
-        while n - i >= 2:
-            b1 = buf[i + 1]
-            length = b1 & 0x7F
-            j = i + 2
-            if length == 126:
-                if n - j < 2:
-                    break
-                length = int.from_bytes(buf[j:j + 2], "big")
-                j += 2
-            elif length == 127:
-                if n - j < 8:
-                    break
-                length = int.from_bytes(buf[j:j + 8], "big")
-                j += 8
-            if n - j < length:
-                break
-            opcode = buf[i] & 0x0F
-            payload = buf[j:j + length]
-            i = j + length
+        frames, used = server_frames(buf)
+        for opcode, start, end in frames:
             if opcode == 1:
-                packet(r, payload)
+                packet(r, buf[start:end])
             elif opcode == 9:
-                r.sock.send(struct.pack("!BB", 0x8A, 0x80 | len(payload)) + b"\0\0\0\0" + payload)
+                r.sock.send(pong(buf[start:end]))
             elif opcode == 8:
                 drop(fd)
                 return
-        r.buf = buf[i:]
+        r.buf = buf[used:]
 
     open_more()
     pipe_fd = pipe.fileno()
@@ -364,25 +322,22 @@ async def _sender(pipe, url: str, token: str, channels: list[str]) -> None:
 
 
 # -- orchestration ---------------------------------------------------------------------------------------
-def rss_kib(pid: int | None) -> int | None:
+def server_rss_kib(pid: int | None) -> int | None:
+    """The server's RSS, or None for a server this generator did not start (or that is gone)."""
     if pid is None:
         return None
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
+        return rss_kib(pid) or None
     except OSError:
         return None
-    return None
 
 
-def cpu_seconds(pid: int | None) -> float | None:
-    """User + system CPU time of a process so far."""
+def server_cpu_seconds(pid: int | None) -> float | None:
+    """The server's CPU time so far, or None as for `server_rss_kib`."""
     if pid is None:
         return None
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds(pid)
     except (OSError, IndexError, ValueError):
         return None
 
@@ -430,7 +385,7 @@ class Run:
         self.channels = [f"ch-{i}" for i in range(channels)]
         assignment = [self.channels[i % channels] for i in range(clients)]
         self.server_pid = server_pid
-        self.rss_before = rss_kib(server_pid)
+        self.rss_before = server_rss_kib(server_pid)
         ctx = mp.get_context("fork")
         self.receivers = []
         for k in range(procs):
@@ -439,7 +394,7 @@ class Run:
             p.start()
             self.receivers.append((p, parent))
         self.connected = sum(pipe.recv()[1] for _, pipe in self.receivers)
-        self.rss_after = rss_kib(server_pid)
+        self.rss_after = server_rss_kib(server_pid)
         parent, child = ctx.Pipe()
         self.sender = ctx.Process(target=sender_main, args=(child, url, token, self.channels), daemon=True)
         self.sender.start()
@@ -454,11 +409,11 @@ class Run:
         return (self.rss_after - self.rss_before) * 1024 / self.connected
 
     def step(self, step: int, rate: float, duration: float) -> dict:
-        cpu0 = cpu_seconds(self.server_pid)
+        cpu0 = server_cpu_seconds(self.server_pid)
         self.sender_pipe.send(("step", step, rate, duration))
         _, _, sent, t0, t1 = self.sender_pipe.recv()
         time.sleep(1.0)  # let deliveries in flight arrive
-        cpu1 = cpu_seconds(self.server_pid)
+        cpu1 = server_cpu_seconds(self.server_pid)
         hist = array("I", bytes(4 * BUCKETS))
         total = 0
         for _, pipe in self.receivers:

@@ -36,6 +36,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
+from loadkit import client_frame, cpu_seconds, pong, server_frames  # noqa: E402  (bench/ is on sys.path)
 
 PREFIX = "org.fedoraproject.prod."
 CATEGORIES = {
@@ -78,10 +79,7 @@ def naive_fanout(topic: str, subscribers: int) -> int:
 
 def ws_frame(text: str) -> bytes:
     """A masked client text frame; a zero mask key keeps it cheap and is valid WebSocket."""
-    data = text.encode()
-    n = len(data)
-    head = bytes([0x81, 0x80 | n]) if n < 126 else bytes([0x81, 0x80 | 126]) + n.to_bytes(2, "big")
-    return head + b"\0\0\0\0" + data
+    return client_frame(0x1, text.encode())
 
 
 class Conn:
@@ -152,24 +150,8 @@ def client_main(url: str, first: int, count: int, pipe) -> None:
             now = time.monotonic_ns()
             buf = c.buf
             buf += data
-            pos, size = 0, len(buf)
-            while size - pos >= 2:
-                n = buf[pos + 1] & 0x7F
-                head = 2
-                if n == 126:
-                    if size - pos < 4:
-                        break
-                    n = int.from_bytes(buf[pos + 2: pos + 4], "big")
-                    head = 4
-                elif n == 127:
-                    if size - pos < 10:
-                        break
-                    n = int.from_bytes(buf[pos + 2: pos + 10], "big")
-                    head = 10
-                if size - pos < head + n:
-                    break
-                opcode = buf[pos] & 0x0F
-                start = pos + head
+            frames, pos = server_frames(buf)
+            for opcode, start, end in frames:
                 if opcode == 1:
                     at = buf.find(b'"body":{"t":', start, start + 200)
                     if at >= 0:
@@ -183,9 +165,8 @@ def client_main(url: str, first: int, count: int, pipe) -> None:
                     elif not c.ready:
                         c.ready = True
                         ready += 1
-                elif opcode == 9:  # ping: answer with a pong carrying the same payload
-                    c.sock.send(bytes([0x8A, 0x80 | n]) + b"\0\0\0\0" + bytes(buf[start: start + n]))
-                pos = start + n
+                elif opcode == 9:
+                    c.sock.send(pong(bytes(buf[start:end])))
             if pos:
                 del buf[:pos]
         if not announced and ready == count:
@@ -278,11 +259,6 @@ def index_scaling() -> list[tuple[int, int, float]]:
             hits = index.match(topic)
         rows.append((subscribers, len(hits), (time.perf_counter() - t0) / n * 1e6))
     return rows
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def pct(sorted_ms: list[float], q: float) -> float:

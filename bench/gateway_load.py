@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 from gcstats import describe, snapshot  # bench/ is the script's folder, so on sys.path
+from loadkit import cpu_seconds
 
 REPO = Path(__file__).resolve().parent.parent
 REPORT = REPO / "bench" / "reports" / "gateway.md"
@@ -286,11 +287,6 @@ async def _clients(url: str, n: int, send_rate: float, ctl: mp.Queue, out: mp.Qu
 
 
 # -- orchestration ----------------------------------------------------------------------------------
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from gcstats import describe, snapshot  # bench/ is the script's folder, so on sys.path
+from loadkit import rss_kib
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
@@ -44,10 +45,7 @@ ping_interval = 60.0
 
 
 def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    return rss_kib(pid) / 1024
 
 
 async def churn(url: str, hold: int, rate: int, duration: float, pid: int) -> tuple[list[float], int]:

@@ -1,0 +1,63 @@
+"""Pieces every load generator in bench/ needs: server WebSocket frames, pongs, process CPU and memory."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def server_frames(buf: bytes | bytearray) -> tuple[list[tuple[int, int, int]], int]:
+    """The complete (unmasked) frames at the front of `buf`: (opcode, payload start, payload end) each,
+    and how many bytes they take. Positions, not slices, so a generator reads only what it needs."""
+    frames = []
+    pos, n = 0, len(buf)
+    while n - pos >= 2:
+        length = buf[pos + 1] & 0x7F
+        start = pos + 2
+        if length == 126:
+            if n - start < 2:
+                break
+            length = int.from_bytes(buf[start:start + 2], "big")
+            start += 2
+        elif length == 127:
+            if n - start < 8:
+                break
+            length = int.from_bytes(buf[start:start + 8], "big")
+            start += 8
+        end = start + length
+        if end > n:
+            break
+        frames.append((buf[pos] & 0x0F, start, end))
+        pos = end
+    return frames, pos
+
+
+def client_frame(opcode: int, payload: bytes) -> bytes:
+    """A client frame with the all-zero mask: legal, and the server still does the unmasking work."""
+    n = len(payload)
+    if n < 126:
+        header = bytes((0x80 | opcode, 0x80 | n))
+    elif n < 65536:
+        header = bytes((0x80 | opcode, 0x80 | 126)) + n.to_bytes(2, "big")
+    else:
+        header = bytes((0x80 | opcode, 0x80 | 127)) + n.to_bytes(8, "big")
+    return header + b"\0\0\0\0" + payload
+
+
+def pong(payload: bytes) -> bytes:
+    """The answer to a server ping: a pong carrying the same payload."""
+    return client_frame(0xA, payload)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_kib(pid: int) -> int:
+    """Resident memory of a process now (/proc/PID/status), in KiB; 0 if the kernel does not say."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
