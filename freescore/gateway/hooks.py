@@ -1,7 +1,9 @@
 """The backend's webhooks: POST on connect, PUT per message, DELETE on close.
 
 One Twisted Agent over one persistent connection pool (TCP_NODELAY) serves
-every connection; treq reads the responses.
+every connection; treq reads the responses. The pool (`hookpool`) reuses only
+connections the backend keeps open and resends, once, a hook that a reused
+connection dropped unanswered.
 Each call fires with a `HookResult` and never fails, so callers decide by
 looking at the result rather than by catching.
 """
@@ -14,22 +16,17 @@ from typing import Any
 import treq
 from hyperlink import URL
 from prometheus_client import Counter
-from twisted.internet.defer import Deferred, DeferredSemaphore, succeed
+from twisted.internet.defer import Deferred, DeferredSemaphore
 from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.python.failure import Failure
-from twisted.web.client import (
-    URI,
-    Agent,
-    BrowserLikePolicyForHTTPS,
-    HTTPConnectionPool,
-    _HTTP11ClientFactory,
-    _StandardEndpointFactory,
-)
+from twisted.web._newclient import Request
+from twisted.web.client import URI, Agent, BrowserLikePolicyForHTTPS, _StandardEndpointFactory
 from twisted.web.http_headers import Headers
-from twisted.web.iweb import IAgentEndpointFactory, IBodyProducer
+from twisted.web.iweb import IAgentEndpointFactory
 from zope.interface import implementer
 
 from freescore.gateway import logic, wire
+from freescore.gateway.hookpool import Body, HookPool, describe
 
 
 @dataclass(frozen=True)
@@ -51,11 +48,13 @@ class HookResult:
 class Backend:
     """The backend at `api_uri`, called with a shared pool and a per-request timeout."""
 
-    def __init__(self, reactor: Any, api_uri: str, timeout: float, pool_size: int, registry: Any) -> None:
+    def __init__(self, reactor: Any, api_uri: str, timeout: float, pool_size: int, registry: Any,
+                 log: Any = None) -> None:
         self.reactor = reactor
         self.api_uri = api_uri
         self.timeout = timeout
-        self.pool = _QuietPool(reactor, persistent=True)
+        self.log = log
+        self.pool = HookPool(reactor, self._resent)
         self.pool.maxPersistentPerHost = pool_size
         self.pool.cachedConnectionTimeout = 60
         endpoints = _NoDelayEndpoints(_StandardEndpointFactory(reactor, BrowserLikePolicyForHTTPS(), timeout, None))
@@ -73,6 +72,10 @@ class Backend:
             registry=registry,
         )
         self._counters: dict[tuple[str, str], Any] = {}
+        self.resends = Counter(
+            "freescore_gateway_hook_resends", "Hooks sent again after a reused backend connection dropped them",
+            ["hook"], registry=registry,
+        )
 
     def call(self, method: str, conn_id: str, credential: str, content_type: str, body: bytes) -> Deferred[HookResult]:
         headers = Headers({b"content-type": [content_type.encode("ascii")],
@@ -83,7 +86,7 @@ class Backend:
                   b"", base.query, b"")
 
         def send(_: Any) -> Deferred[HookResult]:
-            r: Deferred[Any] = self._request(method.encode("ascii"), uri, headers, _Body(body))
+            r: Deferred[Any] = self._request(method.encode("ascii"), uri, headers, Body(body))
             r.addCallback(lambda resp: treq.content(resp).addCallback(lambda data: HookResult(resp.code, data)))
             return r.addBoth(_release, self.slots)
 
@@ -99,7 +102,7 @@ class Backend:
             if timer.active():
                 timer.cancel()
             if isinstance(result, Failure):
-                result = HookResult(None, timed_out=timed_out[0], error=result.getErrorMessage())
+                result = HookResult(None, timed_out=timed_out[0], error=describe(result))
             key = (method, _outcome(result))
             counter = self._counters.get(key)
             if counter is None:
@@ -110,7 +113,15 @@ class Backend:
         d.addBoth(finish)
         return d
 
-    def _request(self, method: bytes, uri: URI, headers: Headers, body: _Body) -> Deferred[Any]:
+    def _resent(self, request: Request, why: Any) -> None:
+        method = request.method.decode("ascii")
+        conn_id = request.uri.rsplit(b"/", 1)[-1].decode("ascii", "replace")
+        self.resends.labels(hook=method).inc()
+        if self.log is not None:
+            self.log.warn("gateway: {method} hook for {id} got no answer on a reused backend connection ({why}); "
+                          "sending it again on a new connection", method=method, id=conn_id, why=describe(why))
+
+    def _request(self, method: bytes, uri: URI, headers: Headers, body: Body) -> Deferred[Any]:
         """Agent.request without re-parsing the URL (Twisted parses every request's URL again)."""
         with_endpoint = getattr(self.agent, "_requestWithEndpoint", None)
         if with_endpoint is None:
@@ -156,36 +167,6 @@ class Backend:
 def _release(result: Any, slots: DeferredSemaphore) -> Any:
     slots.release()
     return result
-
-
-class _QuietFactory(_HTTP11ClientFactory):
-    noisy = False  # no "Starting factory" log lines per backend connection
-
-
-class _QuietPool(HTTPConnectionPool):
-    _factory = _QuietFactory
-
-
-@implementer(IBodyProducer)
-class _Body:
-    """The whole body at once (treq's file producer writes it a reactor turn later)."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.length = len(data)
-
-    def startProducing(self, consumer: Any) -> Deferred[None]:
-        consumer.write(self.data)
-        return succeed(None)
-
-    def pauseProducing(self) -> None:
-        pass
-
-    def resumeProducing(self) -> None:
-        pass
-
-    def stopProducing(self) -> None:
-        pass
 
 
 @implementer(IAgentEndpointFactory)

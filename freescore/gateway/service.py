@@ -65,7 +65,8 @@ class GatewayService(ProtocolService):
         self.push_networks = s.networks("push_allow")
         self.timers = logic.Timers(s.idle_timeout, s.max_duration)
         registry = ctx.metrics.registry
-        self.backend = Backend(ctx.reactor, s.api_uri, s.hook_timeout / 1000.0, s.hook_pool_size, registry)
+        self.backend = Backend(ctx.reactor, s.api_uri, s.hook_timeout / 1000.0, s.hook_pool_size, registry,
+                               log=self.log)
         self.refused = Counter("freescore_gateway_refused", "Handshakes refused by outcome", ["code"],
                                registry=registry)
         self.local: dict[str, GatewayProtocol] = {}
