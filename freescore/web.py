@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request, Site
 
 from freescore.websocket import encode_json
+
+TooLarge = tuple[dict[str, str], bytes]
+"""Headers and body of a 413 sent before the body is read (a resource's `too_large(limit)`)."""
 
 
 class LimitedRequest(Request):
@@ -48,11 +52,14 @@ class LimitedRequest(Request):
 
         self._refused = True
         self.content = io.BytesIO()
-        body = encode_json({"error": f"request body larger than {limit} bytes"})
+        # Only the request line is known yet; Twisted's channel keeps its target in `_path`.
+        target = getattr(self.channel, "_path", b"")
+        headers, body = self.channel.site.too_large(target, limit)
+        head = b"".join(b"%s: %s\r\n" % (k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items())
         transport = self.channel.transport
         transport.write(
-            b"HTTP/1.1 413 Payload Too Large\r\ncontent-type: application/json\r\n"
-            b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(body), body)
+            b"HTTP/1.1 413 Payload Too Large\r\n%scontent-length: %d\r\nconnection: close\r\n\r\n%s"
+            % (head, len(body), body)
         )
         transport.loseConnection()
 
@@ -70,6 +77,14 @@ class FreescoreSite(Site):
     def log(self, request: Request) -> None:
         if getattr(request, "access_log", True):
             super().log(request)
+
+    def too_large(self, target: bytes, limit: int) -> TooLarge:
+        """The 413 for a body over `max_body` to `target`: the mounted resource's own, else a JSON error."""
+        find = getattr(self.resource, "mounted_at", None)
+        own = getattr(find(target), "too_large", None) if find is not None else None
+        if own is not None:
+            return own(limit)  # type: ignore[no-any-return]
+        return {"content-type": "application/json"}, encode_json({"error": f"request body larger than {limit} bytes"})
 
 
 def json_error(request: Request, code: int, message: str, **extra: Any) -> bytes:
@@ -149,19 +164,32 @@ class Root(Resource):
         return sorted("/" + "/".join(s.decode() for s in k) for k in self._mounts)
 
     def getChild(self, path: bytes, request: Request) -> IResource:
-        wanted = (path, *request.postpath)
+        best = self._longest_mount((path, *request.postpath))
+        if best is None:
+            return JsonError(404, "not found")
+        if best:
+            for _ in range(len(best) - 1):
+                request.prepath.append(request.postpath.pop(0))
+        else:
+            request.postpath.insert(0, request.prepath.pop())
+        return self._mounts[best]
+
+    def _longest_mount(self, wanted: tuple[bytes, ...]) -> tuple[bytes, ...] | None:
         best: tuple[bytes, ...] | None = None
         for prefix in self._mounts:
             if prefix and wanted[: len(prefix)] == prefix and (best is None or len(prefix) > len(best)):
                 best = prefix
-        if best is not None:
-            for _ in range(len(best) - 1):
-                request.prepath.append(request.postpath.pop(0))
-            return self._mounts[best]
-        if () in self._mounts:
-            request.postpath.insert(0, request.prepath.pop())
-            return self._mounts[()]
-        return JsonError(404, "not found")
+        if best is None and () in self._mounts:
+            return ()
+        return best
+
+    def mounted_at(self, target: bytes) -> IResource | None:
+        """The resource a request target (`/a/b?q`) would reach, before the request exists."""
+        segments = tuple(unquote_to_bytes(s) for s in target.split(b"?", 1)[0].split(b"/")[1:])
+        if segments and segments[0] in self.children:
+            return self.children[segments[0]]  # type: ignore[no-any-return]
+        best = self._longest_mount(segments)
+        return None if best is None else self._mounts[best]
 
     def render(self, request: Request) -> bytes:
         if () in self._mounts:

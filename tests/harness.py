@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -139,3 +140,24 @@ class FreescoreProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def raw_request(port: int, head: bytes, body_chunks=()) -> bytes:
+    """Send a request head, then chunks until the server refuses them; everything it answered."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        sock.sendall(head)
+        for chunk in body_chunks:
+            try:
+                sock.sendall(chunk)
+            except (BrokenPipeError, ConnectionResetError):
+                break
+        data = b""
+        try:
+            while chunk := sock.recv(65536):
+                data += chunk
+        except ConnectionResetError:
+            pass
+        return data
+    finally:
+        sock.close()

@@ -53,3 +53,18 @@ def test_mounting_a_path_twice_is_an_error():
     else:
         raise AssertionError("expected ValueError")
     assert root.mounted() == ["/a/b"]
+
+
+def test_mounted_at_finds_a_resource_from_the_request_target_alone():
+    root = Root()
+    status = Leaf("status")
+    root.putChild(b"status", status)
+    root.mount("/fedmsg", Leaf("ws"))
+    root.mount("/fedmsg/publish", Leaf("publish"))
+    root.mount("/@connections", Leaf("push"))
+    assert root.mounted_at(b"/fedmsg/publish?token=x").label == "publish"
+    assert root.mounted_at(b"/%40connections/abc").label == "push"
+    assert root.mounted_at(b"/status") is status
+    assert root.mounted_at(b"/nope") is None
+    root.mount("", Leaf("root"))
+    assert root.mounted_at(b"/nope").label == "root"

@@ -48,7 +48,7 @@ class GatewayProtocol(FreescoreServerProtocol):
         ip = getattr(peer, "host", "") or ""
         self._source_ip = wire.source_ip(ip, request.headers.get("x-forwarded-for"), g.trusted_proxies)
         self._user_agent = request.headers.get("user-agent", "")
-        self.backlog = logic.Backlog()
+        self.backlog = logic.Backlog.holding(g.settings.max_message)
         self.ws_uri = wire.ws_uri(g.ws_hostname(), self.conn_id)
         g.log.debug("gateway: connect hook for {id} from {ip} (credential from {source})",
                     id=self.conn_id, ip=self._source_ip, source=self.credential.source)
@@ -94,8 +94,8 @@ class GatewayProtocol(FreescoreServerProtocol):
             return  # closing (e.g. after 1013): nothing more goes to the backend
         self.record.touch(self.gateway.reactor.seconds())
         if not self.backlog.add(logic.Hook(payload, is_binary)):
-            self.gateway.log.warn("gateway: {id}: backend too slow, {n} PUTs queued; closing 1013",
-                                  id=self.conn_id, n=len(self.backlog.queue))
+            self.gateway.log.warn("gateway: {id}: backend too slow, {n} PUTs ({size} bytes) queued; closing 1013",
+                                  id=self.conn_id, n=len(self.backlog.queue), size=self.backlog.queued_bytes)
             self.factory.metrics.errors.inc()
             self.close_with(logic.CLOSE_TRY_AGAIN_LATER, logic.BACKLOG_REASON)
             return
@@ -222,6 +222,11 @@ class PushAPI(Resource):
         d = g.route(conn_id, command)
         d.addCallbacks(self._reply, self._failed, callbackArgs=(request,), errbackArgs=(request,))
         return NOT_DONE_YET
+
+    def too_large(self, limit: int) -> tuple[dict[str, str], bytes]:
+        """The site's 413 for a push over `[http] max_body`, sent before the body is read: the documented shape."""
+        err = wire.too_long(min(limit, self.gateway.settings.max_message))
+        return {"content-type": "application/json", "x-amzn-ErrorType": str(err.error_type)}, err.body()
 
     def _reply(self, reply: tuple[int, bytes], request: Request) -> None:
         if request._disconnected:

@@ -99,6 +99,12 @@ class Backlog:
     queued_bytes: int = 0
     in_flight: bool = False
 
+    @classmethod
+    def holding(cls, max_message: int) -> Backlog:
+        """A backlog with room for at least one largest message, so a message the
+        settings allow is never refused as a sign of a slow backend."""
+        return cls(max_bytes=max(BACKLOG_BYTES, max_message))
+
     def add(self, hook: Hook) -> bool:
         if len(self.queue) >= self.max_messages or self.queued_bytes + len(hook.payload) > self.max_bytes:
             return False

@@ -49,6 +49,10 @@ def buffer_full() -> PushError:
     return PushError(429, "LIMIT_EXCEEDED", "The client's outbound buffer is full", "LimitExceededException")
 
 
+def too_long(limit: int) -> PushError:
+    return PushError(413, "MESSAGE_TOO_LONG", f"Message is over {limit} bytes", "PayloadTooLargeException")
+
+
 def unauthorized(message: str) -> PushError:
     return PushError(401, "UNAUTHORIZED", message, "UnauthorizedException")
 
@@ -217,8 +221,7 @@ def push_command(method: str, content_type: str | None, body: bytes, max_message
     method = method.upper()
     if method in ("PUT", "POST"):
         if len(body) > max_message:
-            raise PushError(413, "MESSAGE_TOO_LONG", f"Message is over {max_message} bytes",
-                            "PayloadTooLargeException")
+            raise too_long(max_message)
         binary = is_binary_type(content_type)
         if not binary:
             try:

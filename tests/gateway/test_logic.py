@@ -71,6 +71,13 @@ def test_backlog_limits():
     assert b.add(logic.Hook(b"12345", False))
 
 
+def test_backlog_holds_a_largest_message():
+    assert logic.Backlog.holding(1024).max_bytes == logic.BACKLOG_BYTES
+    big = logic.BACKLOG_BYTES + 1
+    b = logic.Backlog.holding(big)
+    assert b.add(logic.Hook(b"x" * big, False))
+
+
 def test_close_retry_schedule():
     delays = (1.0, 2.0)
     assert logic.close_retry_delay(1, None, delays) == 1.0

@@ -11,98 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import re
-import threading
-import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from websockets.asyncio.client import connect
 
 from harness import FreescoreProcess
+from hookbackend import Backend
 
 CLIENTS = 10
 MESSAGES = 100  # per client: 1 000 in all
-WAIT = 30.0
 RETRY_LINE = "sending it again on a new connection"
-
-
-class Backend:
-    """Records every hook it answers; `mode` says what it does to its connections.
-
-    - `http10`: HTTP/1.0, closes after each answer (Python's default server);
-    - `idle`: HTTP/1.1 keep-alive, closes a connection idle for 1 s;
-    - `third`: closes after every third answer on a connection without saying so;
-    - `third-announced`: the same, with `Connection: close` on that answer;
-    - `race`: closes a reused connection as its next request arrives, unanswered
-      (the backend's idle close crossing a request on the wire);
-    - `drop`: closes, unanswered, any connection a message `drop` comes on.
-    """
-
-    def __init__(self, mode: str) -> None:
-        self.hooks: list[tuple[str, str, str, bytes]] = []  # method, id, credential, body
-        self.dropped = 0
-        self.cond = threading.Condition()
-        backend = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.0" if mode == "http10" else "HTTP/1.1"
-            timeout = 1.0 if mode == "idle" else None
-            served = 0
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def _handle(self) -> None:
-                length = int(self.headers.get("content-length") or 0)
-                body = self.rfile.read(length) if length else b""
-                self.served += 1
-                if (mode == "race" and self.served == 2) or (mode == "drop" and body == b"drop"):
-                    with backend.cond:
-                        backend.dropped += 1
-                    self.close_connection = True  # unanswered: the request is not applied
-                    return
-                with backend.cond:
-                    backend.hooks.append((self.command, self.path.rsplit("/", 1)[1],
-                                          self.headers.get("authorization", ""), body))
-                    backend.cond.notify_all()
-                reply = b'{"code":"OK"}'
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(reply)))
-                if mode == "third-announced" and self.served % 3 == 0:
-                    self.send_header("Connection", "close")
-                self.end_headers()
-                self.wfile.write(reply)
-                if mode == "third" and self.served % 3 == 0:
-                    self.close_connection = True
-
-            do_POST = do_PUT = do_DELETE = _handle
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/websocket"
-
-    def wait(self, predicate, what: str) -> None:
-        deadline = time.monotonic() + WAIT
-        with self.cond:
-            while not predicate(self.hooks):
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError(f"backend: waiting for {what}; got {len(self.hooks)} hooks")
-                self.cond.wait(left)
-
-    def count(self, method: str) -> int:
-        return sum(1 for h in self.hooks if h[0] == method)
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def config(api_uri: str) -> str:

@@ -2,6 +2,8 @@
 
 import requests
 
+from harness import raw_request
+
 CONFIG = """
 [[listen]]
 endpoint = "tcp:0:interface=127.0.0.1"
@@ -42,28 +44,6 @@ def test_start_logs_where_it_listens_and_stops_cleanly(freescore):
     # twistd re-raises the signal it stopped on, as Unix daemons do.
     assert fs.stop() in (0, -15)
     assert "Server Shut Down." in fs.log()
-
-
-def raw_request(port: int, head: bytes, body_chunks=()) -> bytes:
-    import socket
-
-    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-    try:
-        sock.sendall(head)
-        for chunk in body_chunks:
-            try:
-                sock.sendall(chunk)
-            except (BrokenPipeError, ConnectionResetError):
-                break
-        data = b""
-        try:
-            while chunk := sock.recv(65536):
-                data += chunk
-        except ConnectionResetError:
-            pass
-        return data
-    finally:
-        sock.close()
 
 
 LIMIT = CONFIG + "max_body = 2048\n"
