@@ -104,6 +104,7 @@ def test_parse_int_agrees_with_javascript():
         ("REGISTER\r\n", Register("")),
         ("register\n\r\n", Register("")),
         ("REGISTER ", Register("")),
+        ("REGISTER  x", Register("")),
         ("REGISTER abc extra tokens", Register("abc")),
         ("SCORE 1 1000 5", Score("1", "1000", "5")),
         ("score 2 -5 6", Score("2", "-5", "6")),
@@ -132,6 +133,16 @@ def test_parse_commands(text, command):
 def test_ignored_input(text):
     with pytest.raises(IgnoredInput):
         wire.parse(text)
+
+
+@settings(deadline=None)
+@given(st.sampled_from(["REGISTER", "register", "Register"]),
+       st.text(alphabet=st.characters(blacklist_characters=" \r\n"), max_size=40),
+       st.one_of(st.just(""), st.text(max_size=20).map(lambda t: " " + t)),
+       st.sampled_from(["", "\r", "\n", "\r\n"]))
+def test_register_secret_is_the_token_after_the_first_space(verb, secret, rest, newline):
+    """Spec 2 and 4.1: the secret is token 1 (empty after a double space: none); later tokens are ignored."""
+    assert wire.parse(verb + " " + secret + rest + newline) == Register(secret)
 
 
 def test_listen_keeps_at_most_max_ids():

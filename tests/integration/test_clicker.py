@@ -146,6 +146,19 @@ def test_register_reply_forms(fs):
     run(scenario())
 
 
+def test_an_empty_secret_counts_as_none(fs):
+    """`REGISTER ` and `REGISTER  x` present an empty secret (spec 4.1, as upstream): a fresh id and secret."""
+    seen = set()
+    for frame in ("REGISTER ", "REGISTER  x", "REGISTER  "):
+        device = RawDevice(fs.port())
+        device.send(frame)
+        verb, device_id, secret = device.recv().split(" ")
+        device.close()
+        assert verb == "REGISTERED" and re.match(r"^\d{6}$", device_id) and UUID4.match(secret)
+        assert device_id not in seen
+        seen.add(device_id)
+
+
 def test_score_replies_per_spec(fs):
     async def scenario():
         async with connect(fs) as ws:
