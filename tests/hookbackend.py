@@ -20,9 +20,11 @@ class Backend:
     - `race`: closes a reused connection as its next request arrives, unanswered
       (the backend's idle close crossing a request on the wire);
     - `drop`: closes, unanswered, any connection a message `drop` comes on.
+
+    `put_delay` seconds pass before each PUT is recorded and answered (a slow backend).
     """
 
-    def __init__(self, mode: str = "plain") -> None:
+    def __init__(self, mode: str = "plain", put_delay: float = 0.0) -> None:
         self.hooks: list[tuple[str, str, str, bytes]] = []  # method, id, credential, body
         self.dropped = 0
         self.cond = threading.Condition()
@@ -40,6 +42,8 @@ class Backend:
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length) if length else b""
                 self.served += 1
+                if self.command == "PUT" and put_delay:
+                    time.sleep(put_delay)
                 if (mode == "race" and self.served == 2) or (mode == "drop" and body == b"drop"):
                     with backend.cond:
                         backend.dropped += 1

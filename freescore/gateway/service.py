@@ -70,6 +70,8 @@ class GatewayService(ProtocolService):
         self.refused = Counter("freescore_gateway_refused", "Handshakes refused by outcome", ["code"],
                                registry=registry)
         self.local: dict[str, GatewayProtocol] = {}
+        self.draining: set[str] = set()
+        """Ended connections whose queued PUTs still go out before their DELETE hook."""
         self.pending_hooks = 0
         self._push_indexes = push_listeners(ctx.config, ctx.name)
         self._push_sites: set[Any] | None = None
@@ -105,11 +107,12 @@ class GatewayService(ProtocolService):
         deadline = self.reactor.seconds() + SHUTDOWN_WAIT
 
         def check() -> None:
-            if (self.local or self.pending_hooks) and self.reactor.seconds() < deadline:
+            if (self.local or self.draining or self.pending_hooks) and self.reactor.seconds() < deadline:
                 self.reactor.callLater(0.05, check)
                 return
-            if self.pending_hooks:
-                self.log.warn("gateway: stopping with {n} close hooks unsent", n=self.pending_hooks)
+            if self.draining or self.pending_hooks:
+                self.log.warn("gateway: stopping with the hooks of {n} connections unsent",
+                              n=len(self.draining) + self.pending_hooks)
             self.backend.stop().addBoth(lambda _: done.callback(None))
 
         # Let the 1001 closes start (the composition root sends them) before waiting.
@@ -170,11 +173,13 @@ class GatewayService(ProtocolService):
             lambda f: self.log.warn("gateway: presence join failed: {why}", why=f.getErrorMessage()))
 
     def unregister(self, proto: GatewayProtocol) -> None:
+        self.draining.add(proto.conn_id)  # until its close hook starts
         if self.local.pop(proto.conn_id, None) is not None:
             self.hub.leave(SPACE, proto.conn_id).addErrback(
                 lambda f: self.log.warn("gateway: presence leave failed: {why}", why=f.getErrorMessage()))
 
     def close_hook(self, conn_id: str, credential: str, ws: str) -> None:
+        self.draining.discard(conn_id)
         self.pending_hooks += 1
 
         def done(result: HookResult) -> None:
