@@ -32,6 +32,7 @@ class GatewayProtocol(FreescoreServerProtocol):
     _lost: bool = False
     _ended: bool = False
     _close_hook_sent: bool = False
+    _backlog_full: bool = False
     _timer: Any = None
 
     @property
@@ -90,10 +91,13 @@ class GatewayProtocol(FreescoreServerProtocol):
         self._schedule_timer(now)
 
     def received(self, payload: bytes, is_binary: bool) -> None:
-        if self.record is None or not self.live():
-            return  # closing (e.g. after 1013): nothing more goes to the backend
+        """A message, also one that crossed a close freescore started (push DELETE, timers, shutdown):
+        the client sent it before it knew. After a 1013 nothing more goes to the backend."""
+        if self.record is None or self._backlog_full:
+            return
         self.record.touch(self.gateway.reactor.seconds())
         if not self.backlog.add(logic.Hook(payload, is_binary)):
+            self._backlog_full = True
             self.gateway.log.warn("gateway: {id}: backend too slow, {n} PUTs ({size} bytes) queued; closing 1013",
                                   id=self.conn_id, n=len(self.backlog.queue), size=self.backlog.queued_bytes)
             self.factory.metrics.errors.inc()

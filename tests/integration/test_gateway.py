@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import os
 import re
 import socket
 import threading
@@ -353,7 +354,8 @@ def read_frame(s: socket.socket, buf: bytearray) -> tuple[int, bool, bytes]:
     return b0 & 0x0F, bool(b0 & 0x80), need(length)
 
 
-def test_large_push_is_fragmented_at_max_frame(gw, backend):
+def raw_client(gw: FreescoreProcess, backend: Backend) -> tuple[socket.socket, bytearray, str]:
+    """An admitted raw client: its socket, the bytes read after the 101, its connection id."""
     cred = credential()
     s = raw_handshake(gw.port(0), f"Authorization: {cred}\r\n")
     buf = bytearray()
@@ -361,7 +363,11 @@ def test_large_push_is_fragmented_at_max_frame(gw, backend):
         buf.extend(s.recv(4096))
     assert buf.startswith(b"HTTP/1.1 101")
     del buf[:buf.index(b"\r\n\r\n") + 4]
-    conn_id = backend.connect_hook(cred).conn_id
+    return s, buf, backend.connect_hook(cred).conn_id
+
+
+def test_large_push_is_fragmented_at_max_frame(gw, backend):
+    s, buf, conn_id = raw_client(gw, backend)
     r = requests.put(push_url(gw, conn_id), data=b"z" * 100_000, headers=bearer(), timeout=5)
     assert r.status_code == 200
     frames = []
@@ -444,6 +450,23 @@ def test_messages_arrive_in_order_then_one_delete(gw, backend):
     assert puts[20].headers["content-type"] == "application/octet-stream"
     assert all(h.headers["authorization"] == cred for h in hooks)
     assert json.loads(hooks[-1].body) == {"code": "CONNECTION_CLOSE", "ws_uri": f"{gw.url(1)}/@connections/{conn_id}"}
+
+
+def masked(opcode: int, payload: bytes) -> bytes:
+    """One short client frame (masked, as clients must)."""
+    mask = os.urandom(4)
+    return bytes([0x80 | opcode, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def test_a_message_crossing_a_server_close_still_reaches_the_backend(gw, backend):
+    s, buf, conn_id = raw_client(gw, backend)
+    assert requests.delete(push_url(gw, conn_id), headers=bearer(), timeout=5).status_code == 204
+    while (frame := read_frame(s, buf))[0] != 0x8:
+        pass
+    s.sendall(masked(0x1, b"sent before the close was read") + masked(0x8, frame[2]))
+    backend.wait(lambda hs: [h for h in hs if h.conn_id == conn_id and h.method == "DELETE"], "DELETE")
+    s.close()
+    assert [(h.method, h.body) for h in backend.of(conn_id)][1:-1] == [("PUT", b"sent before the close was read")]
 
 
 def test_close_hook_retried_after_503(gw, backend):
