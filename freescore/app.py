@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from twisted.application.service import MultiService, Service
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, DeferredList
 from twisted.logger import Logger
 
 from freescore import config as configmod
@@ -60,7 +60,7 @@ class FreescoreService(MultiService):
         if isinstance(self.hub, Service):  # the Redis hub connects on start, leaves presence on stop
             self.hub.setServiceParent(self)
         self.protocols: dict[str, ProtocolService] = {}
-        self.roots = [self._make_root() for _ in cfg.listeners]
+        self.roots = [self._make_root(listener) for listener in cfg.listeners]
         for name, settings in cfg.services.items():
             ctx = ServiceContext(
                 name=name, settings=settings, config=cfg, hub=self.hub, reactor=reactor,
@@ -75,17 +75,20 @@ class FreescoreService(MultiService):
         _GoingAway(self.connections, reactor, cfg.http.shutdown_timeout).setServiceParent(self)
         self.listeners = []
         for index, (listener, root) in enumerate(zip(cfg.listeners, self.roots, strict=True)):
-            site = FreescoreSite(root)
+            site = FreescoreSite(root, idle_timeout=cfg.http.idle_timeout)
             site.max_body = cfg.http.max_body
+            site.header_timeout = cfg.http.header_timeout
             site.displayTracebacks = False
             lst = ListenerService(index, listener, site, reactor)
             lst.setServiceParent(self)
             self.listeners.append(lst)
 
-    def _make_root(self) -> Root:
+    def _make_root(self, listener: configmod.ListenerSettings) -> Root:
         root = Root()
-        root.putChild(b"status", Status(self.down, self.config.http.cors_origin))
-        root.putChild(b"metrics", MetricsPage(self.metrics.render))
+        if listener.status:
+            root.putChild(b"status", Status(self.down, self.config.http.cors_origin))
+        if listener.serves_metrics:
+            root.putChild(b"metrics", MetricsPage(self.metrics.render))
         return root
 
     def down(self) -> list[str]:
@@ -110,6 +113,12 @@ class FreescoreService(MultiService):
                 pass
 
     def _ready(self) -> None:
+        waits = [lst.listening for lst in self.listeners if lst.listening is not None]
+        DeferredList(waits).addCallback(lambda _: self._log_ready())
+
+    def _log_ready(self) -> None:
+        if any(lst.port is None for lst in self.listeners):
+            return  # one could not listen: logged, and the reactor is stopping
         log.info(
             "freescore: ready, services {services} on {count} listener(s)",
             services=", ".join(self.protocols) or "(none)", count=len(self.listeners),

@@ -55,10 +55,19 @@ class ListenerSettings:
     name: str = ""
     certificate: Path | None = None
     private_key: Path | None = None
+    ciphers: str = ""
+    """OpenSSL cipher string for TLS 1.2; "" keeps freescore's forward-secret AEAD default."""
+    metrics: bool | None = None
+    """Serve /metrics here; None: only on a loopback listener."""
+    status: bool = True
 
     @property
     def tls(self) -> bool:
         return self.certificate is not None
+
+    @property
+    def serves_metrics(self) -> bool:
+        return is_loopback(self) if self.metrics is None else self.metrics
 
 
 def is_loopback(listener: ListenerSettings) -> bool:
@@ -115,10 +124,13 @@ class HttpSettings:
     cors_origin: str = "*"
     shutdown_timeout: float = 3.0
     max_body: int = 4 * 1024 * 1024
+    header_timeout: float = 10.0  # a request's headers must be in within this of the accept or first byte (s)
+    idle_timeout: float = 60.0  # a keep-alive connection with no request in flight closes after this (s)
 
     def validate(self, base: Path) -> "HttpSettings":
-        if self.shutdown_timeout <= 0:
-            raise SettingError("shutdown_timeout", "must be positive")
+        for key in ("shutdown_timeout", "header_timeout", "idle_timeout"):
+            if getattr(self, key) <= 0:
+                raise SettingError(key, "must be positive")
         if self.max_body < 1024:
             raise SettingError("max_body", "must be at least 1024 bytes")
         return self
@@ -276,11 +288,17 @@ def _load_listener(file: Path, index: int, table: Any) -> ListenerSettings:
         path = getattr(listener, attr)
         if path is not None and not path.is_file():
             raise ConfigError(file, f"{key}.{attr}", f"no such file: {path}")
+    if listener.ciphers and not listener.tls:
+        raise ConfigError(file, f"{key}.ciphers", "only for a TLS listener (with certificate and private_key)")
     if listener.tls:
-        from freescore.listeners import TLSConfigError, load_tls_context
+        from freescore.listeners import TLSConfigError, check_ciphers, load_tls_context
 
         try:
-            load_tls_context(listener.certificate, listener.private_key)  # type: ignore[arg-type]
+            check_ciphers(listener.ciphers)
+        except TLSConfigError as e:
+            raise ConfigError(file, f"{key}.ciphers", str(e)) from None
+        try:
+            load_tls_context(listener.certificate, listener.private_key, listener.ciphers)  # type: ignore[arg-type]
         except TLSConfigError as e:
             raise ConfigError(file, f"{key}.certificate", str(e)) from None
     if listener.tls and listener.endpoint.split(":", 1)[0] in ("ssl", "tls"):

@@ -8,11 +8,13 @@ can be swapped on SIGHUP without dropping open connections.
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
 from OpenSSL import SSL
 from twisted.application.service import Service
+from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IListeningPort, IOpenSSLServerConnectionCreator
 from twisted.internet.ssl import Certificate, CertificateOptions, KeyPair, TLSVersion
@@ -27,13 +29,30 @@ log = Logger(namespace="freescore.listeners")
 
 _PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
 
+DEFAULT_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
+"""TLS 1.2 suites: forward secret (ECDHE) and AEAD only. TLS 1.3 suites are OpenSSL's, all of them AEAD."""
+
+MIN_BACKLOG = 1024
+_BACKLOG_KINDS = ("tcp", "tcp6", "ssl", "unix")
+_UNESCAPED_COLON = re.compile(r"(?<!\\):")
+
 
 class TLSConfigError(Exception):
     """The PEM files cannot make a TLS context; the message says why."""
 
 
-def load_tls_context(certificate: Path, private_key: Path) -> SSL.Context:
-    """Build a server context: TLS 1.2 minimum, Twisted's modern ciphers, full chain."""
+def check_ciphers(ciphers: str) -> None:
+    """Refuse an OpenSSL cipher string that names no suite OpenSSL knows."""
+    if not ciphers:
+        return
+    try:
+        SSL.Context(SSL.TLS_METHOD).set_cipher_list(ciphers.encode("ascii"))
+    except (SSL.Error, UnicodeEncodeError) as e:
+        raise TLSConfigError(f"OpenSSL takes no cipher from {ciphers!r}: {e}") from None
+
+
+def load_tls_context(certificate: Path, private_key: Path, ciphers: str = "") -> SSL.Context:
+    """Build a server context: TLS 1.2 minimum, forward-secret AEAD suites (or `ciphers`), full chain."""
     try:
         cert_pem = certificate.read_bytes()
         key_pem = private_key.read_bytes()
@@ -56,6 +75,7 @@ def load_tls_context(certificate: Path, private_key: Path) -> SSL.Context:
         )
         context = options.getContext()
         context.check_privatekey()
+        context.set_cipher_list((ciphers or DEFAULT_CIPHERS).encode("ascii"))
     except Exception as e:
         raise TLSConfigError(f"certificate and key do not make a TLS context: {e!r}") from None
     return context
@@ -65,14 +85,15 @@ def load_tls_context(certificate: Path, private_key: Path) -> SSL.Context:
 class ReloadableTLS:
     """Hands each new handshake the current context; `reload()` swaps it."""
 
-    def __init__(self, certificate: Path, private_key: Path) -> None:
+    def __init__(self, certificate: Path, private_key: Path, ciphers: str = "") -> None:
         self.certificate = certificate
         self.private_key = private_key
-        self.context = load_tls_context(certificate, private_key)
+        self.ciphers = ciphers
+        self.context = load_tls_context(certificate, private_key, ciphers)
 
     def reload(self) -> bool:
         try:
-            context = load_tls_context(self.certificate, self.private_key)
+            context = load_tls_context(self.certificate, self.private_key, self.ciphers)
         except TLSConfigError as e:
             log.error("TLS reload of {cert} failed, keeping the old certificate: {why}", cert=self.certificate, why=e)
             return False
@@ -84,41 +105,89 @@ class ReloadableTLS:
         return SSL.Connection(self.context, None)
 
 
+def system_backlog() -> int:
+    """The listen backlog freescore asks for: the kernel's `somaxconn`, at least MIN_BACKLOG.
+
+    Twisted's default of 50 drops SYNs when a venue's clients reconnect at once;
+    each dropped SYN costs that client a one-second (then longer) retransmit.
+    """
+    try:
+        somaxconn = int(Path("/proc/sys/net/core/somaxconn").read_text())
+    except (OSError, ValueError):
+        somaxconn = 0
+    return max(somaxconn, MIN_BACKLOG)
+
+
+def with_backlog(endpoint: str, backlog: int) -> tuple[str, int | None]:
+    """`endpoint` with `backlog=` added when it takes one and sets none; and the backlog it will have."""
+    parts = _UNESCAPED_COLON.split(endpoint)
+    if parts[0] not in _BACKLOG_KINDS:
+        return endpoint, None
+    for part in parts[1:]:
+        key, eq, value = part.partition("=")
+        if eq and key == "backlog":
+            return endpoint, int(value) if value.isdigit() else None
+    return f"{endpoint}:backlog={backlog}", backlog
+
+
 class ListenerService(Service):
-    """One `[[listen]]` table: an endpoint serving one Site, with TLS when configured."""
+    """One `[[listen]]` table: an endpoint serving one Site, with TLS when configured.
+
+    It listens in `privilegedStartService` (before twistd sheds privileges, as
+    Twisted's own strports do), so a port that cannot be bound stops start-up
+    before anything runs: one line, exit status 1.
+    """
 
     def __init__(self, index: int, settings: ListenerSettings, site: Site, reactor: Any) -> None:
         self.index = index
         self.settings = settings
         self.site = site
         self.reactor = reactor
-        self.tls = ReloadableTLS(settings.certificate, settings.private_key) if settings.tls else None
+        self.tls = ReloadableTLS(settings.certificate, settings.private_key, settings.ciphers) if settings.tls \
+            else None
         self.port: IListeningPort | None = None
+        self.listening: Deferred[IListeningPort | None] | None = None
+        """Fires once listening (with the port) or once that failed (with None, logged)."""
+        self.backlog: int | None = None
+        self.failed = False
         self.setName(f"listen[{index}]")
+
+    def privilegedStartService(self) -> None:
+        super().privilegedStartService()
+        self._listen()
+        if self.failed and not self.reactor.running:
+            raise SystemExit(1)  # logged by _failed; twistd has not started the reactor
 
     def startService(self) -> None:
         super().startService()
+        self._listen()  # embedded in a running application: no privileged start came first
+
+    def _listen(self) -> None:
+        if self.listening is not None:
+            return
         factory: Any = self.site
         if self.tls is not None:
             factory = TLSMemoryBIOFactory(self.tls, False, self.site)
-        endpoint = serverFromString(self.reactor, self.settings.endpoint)
-        d = endpoint.listen(factory)
-        d.addCallback(self._listening)
-        d.addErrback(self._failed)
+        endpoint_string, self.backlog = with_backlog(self.settings.endpoint, system_backlog())
+        endpoint = serverFromString(self.reactor, endpoint_string)
+        self.listening = endpoint.listen(factory)
+        self.listening.addCallbacks(self._listening, self._failed)
 
-    def _listening(self, port: IListeningPort) -> None:
+    def _listening(self, port: IListeningPort) -> IListeningPort:
         self.port = port
-        log.info("freescore: listening on {url}", url=self.url())
+        backlog = f" (backlog {self.backlog})" if self.backlog is not None else ""
+        log.info("freescore: listening on {url}{backlog}", url=self.url(), backlog=backlog)
+        return port
 
     def _failed(self, failure: Any) -> None:
+        self.failed = True
         log.error(
             "freescore: cannot listen on {endpoint}: {why}", endpoint=self.settings.endpoint,
             why=failure.getErrorMessage(),
         )
-        from twisted.internet import reactor
-
-        if reactor.running:
-            reactor.stop()
+        sys.stdout.flush()
+        if self.reactor.running:
+            self.reactor.stop()
 
     def url(self) -> str:
         """Where a person would point a browser, for the start-up log line."""

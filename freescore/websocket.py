@@ -379,11 +379,15 @@ class FreescoreServerFactory(WebSocketServerFactory):
         )
         self.setProtocolOptions(**options)
         self._next_origin: str | None = None
+        self._next_open_timeout: float | None = None
 
     def buildProtocol(self, addr: Any) -> Any:
         proto = super().buildProtocol(addr)
         if proto is not None:
             proto.origin, self._next_origin = self._next_origin, None
+            if self._next_open_timeout is not None:
+                # Autobahn copies its options from the factory only where the protocol has none.
+                proto.openHandshakeTimeout, self._next_open_timeout = self._next_open_timeout, None
         return proto
 
     def track_open(self, proto: FreescoreServerProtocol) -> None:
@@ -448,14 +452,17 @@ class WebSocketEndpoint:
     """Mountable resource: WebSocket upgrades go to Autobahn, plain HTTP to `http`.
 
     Without `http`, a plain request gets 426 Upgrade Required with a JSON body.
+    A path below the mount (`/ws/xyz`) is a 404 unless `subpaths` is set, for
+    protocols whose clients put arguments in the path (worldclass rings).
     """
 
     isLeaf = True
 
-    def __init__(self, factory: FreescoreServerFactory, http: IResource | None = None) -> None:
+    def __init__(self, factory: FreescoreServerFactory, http: IResource | None = None, subpaths: bool = False) -> None:
         self.factory = factory
         self._ws = WebSocketResource(factory)
         self._http = http
+        self.subpaths = subpaths
 
     def getChildWithDefault(self, name: bytes, request: Request) -> IResource:
         return self
@@ -464,6 +471,10 @@ class WebSocketEndpoint:
         raise NotImplementedError("a WebSocket endpoint has no children")
 
     def render(self, request: Request) -> Any:
+        if not self.subpaths and request.postpath not in ([], [b""]):
+            request.setResponseCode(404)
+            request.setHeader("content-type", "application/json")
+            return encode_json({"error": "not found"})
         upgrade = (request.getHeader("upgrade") or "").lower()
         if upgrade == "websocket":
             # Autobahn refuses an Origin that is not a URL with a host, and
@@ -472,17 +483,31 @@ class WebSocketEndpoint:
             origin = request.getHeader("origin")
             request.requestHeaders.removeHeader("origin")
             self.factory._next_origin = origin
+            self.factory._next_open_timeout = self._open_time_left(request)
             transport = request.channel.transport
             try:
                 result = self._ws.render(request)
             finally:
                 self.factory._next_origin = None
+                self.factory._next_open_timeout = None
             if request.channel.transport is None and transport is not None:
                 _release_http_channel(transport)
             return result
         if self._http is not None:
             return self._http.render(request)
-        request.setResponseCode(426)
+        request.setResponseCode(426, b"Upgrade Required")
         request.setHeader("upgrade", "websocket")
         request.setHeader("content-type", "application/json")
         return encode_json({"error": "this path takes WebSocket connections only"})
+
+    def _open_time_left(self, request: Request) -> float | None:
+        """What is left of `open_timeout` counted from the accept (freescore.channel), not from the upgrade.
+
+        Otherwise a client slow to send its headers would get the whole
+        open_timeout again on top of them.
+        """
+        started = getattr(request.channel, "request_started", None)
+        limit = self.factory.limits.open_timeout
+        if started is None or limit <= 0:
+            return None
+        return max(limit - (self.factory.reactor.seconds() - started), 0.001)

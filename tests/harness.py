@@ -142,6 +142,17 @@ class FreescoreProcess:
         self.stop()
 
 
+def read_http_head(sock: socket.socket) -> bytes:
+    """Read up to the end of a response head (or until the server closes)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
 def raw_request(port: int, head: bytes, body_chunks=()) -> bytes:
     """Send a request head, then chunks until the server refuses them; everything it answered."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=10)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 
@@ -28,10 +28,12 @@ def _pem(cert: x509.Certificate) -> bytes:
 
 @dataclass
 class Authority:
-    key: ec.EllipticCurvePrivateKey
+    key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
     cert: x509.Certificate
 
-    def issue(self, cn: str, ca: bool = False, key: ec.EllipticCurvePrivateKey | None = None) -> "Authority":
+    def issue(
+        self, cn: str, ca: bool = False, key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | None = None
+    ) -> "Authority":
         key = key or _key()
         now = datetime.datetime.now(datetime.UTC)
         builder = (
@@ -88,11 +90,16 @@ class ServerFiles:
         return ctx
 
 
-def write_server_files(folder: Path, root: Authority | None = None, cn: str = "localhost") -> ServerFiles:
-    """Leaf signed by an intermediate: the certificate file holds leaf + intermediate."""
+def write_server_files(
+    folder: Path, root: Authority | None = None, cn: str = "localhost", rsa_key: bool = False
+) -> ServerFiles:
+    """Leaf signed by an intermediate: the certificate file holds leaf + intermediate.
+
+    `rsa_key`: an RSA leaf, the only kind a static-RSA (no forward secrecy) suite can use.
+    """
     root = root or root_ca()
     intermediate = root.issue("freescore test intermediate", ca=True)
-    leaf = intermediate.issue(cn)
+    leaf = intermediate.issue(cn, key=rsa.generate_private_key(65537, 2048) if rsa_key else None)
     folder.mkdir(parents=True, exist_ok=True)
     certificate = folder / "server.pem"
     private_key = folder / "server.key"

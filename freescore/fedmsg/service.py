@@ -25,7 +25,7 @@ from freescore.fedmsg.settings import Settings
 from freescore.fedmsg.zmqsource import Publisher, Subscriber
 from freescore.hub import HubMessage
 from freescore.service import ProtocolService, ServiceContext
-from freescore.web import json_error
+from freescore.web import JsonError, json_error
 from freescore.websocket import (
     FreescoreServerFactory,
     FreescoreServerProtocol,
@@ -168,9 +168,12 @@ class FedmsgService(ProtocolService):
             connections=ctx.connections,
             reactor=ctx.reactor,
         )
-        self.resources[s.path] = WebSocketEndpoint(self.factory)
+        # At `/` (a listener of its own, as upstream) every path takes clients.
+        self.resources[s.path] = WebSocketEndpoint(self.factory, subpaths=not s.path.strip("/"))
         if s.publish_token is not None:
             self.resources[s.publish_path] = PublishResource(self, s.publish_token, s.max_publish_body)
+        else:
+            self.resources[s.publish_path] = JsonError(404, "publishing is off: no publish_token is configured")
         self._hub_sub: Any = None
         self._zmq: zmq.Context | None = None
         self.subscribers: list[Subscriber] = []

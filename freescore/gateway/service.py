@@ -88,9 +88,10 @@ class GatewayService(ProtocolService):
         factory.gateway = self  # type: ignore[attr-defined]
         factory.setProtocolOptions(autoFragmentSize=s.max_frame)
         self.factory = factory
-        endpoint = WebSocketEndpoint(factory)
+        own_listeners = not shares_listeners(ctx)
+        endpoint = WebSocketEndpoint(factory, subpaths=own_listeners)
         self.resources = {s.path: endpoint, s.push_path: PushAPI(self)}
-        if not shares_listeners(ctx):
+        if own_listeners:
             self.resources[""] = endpoint  # listeners of its own: any path takes clients, as upstream
 
     # -- lifecycle ------------------------------------------------------------------

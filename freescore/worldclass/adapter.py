@@ -127,7 +127,7 @@ class WorldclassService(ProtocolService):
                                    max_frame=self.settings.max_message, keepalive=self.settings.keepalive),
         )
         http = WorldclassHttp(self.settings.cors_origin)
-        self.resources = {"/worldclass": WebSocketEndpoint(self.factory, http=http)}
+        self.resources = {"/worldclass": WebSocketEndpoint(self.factory, http=http, subpaths=True)}
         if self._dedicated(ctx):
             self.resources[""] = http
 

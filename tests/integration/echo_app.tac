@@ -8,6 +8,7 @@ Run: FREESCORE_CONFIG=path twistd -n -y echo_app.tac
 import os
 
 from twisted.application.service import Application
+from twisted.internet.task import deferLater
 
 from freescore.app import makeService
 from freescore.websocket import (
@@ -19,6 +20,12 @@ from freescore.websocket import (
 
 
 class Echo(FreescoreServerProtocol):
+    def handshake(self, request):
+        delay = float(os.environ.get("ECHO_HANDSHAKE_DELAY", "0"))
+        if delay:  # a handshake that waits, like the gateway's on its connect hook
+            return deferLater(self.factory.reactor, delay, lambda: None)
+        return None
+
     def received(self, payload, is_binary):
         self.sendMessage(payload, is_binary)
 
@@ -31,6 +38,7 @@ limits = WebSocketLimits(
     max_message=int(os.environ.get("ECHO_MAX_MESSAGE", "65536")),
     keepalive=float(os.environ.get("ECHO_KEEPALIVE", "30")),
     max_connections=int(os.environ.get("ECHO_MAX_CONNECTIONS", "100")),
+    open_timeout=float(os.environ.get("ECHO_OPEN_TIMEOUT", "10")),
 )
 factory = FreescoreServerFactory(
     Echo, service="echo", limits=limits, metrics=freescore.metrics.for_service("echo"),

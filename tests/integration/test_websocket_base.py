@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from harness import FreescoreProcess
+from harness import FreescoreProcess, read_http_head
 
 ECHO_TAC = Path(__file__).resolve().parent / "echo_app.tac"
 PLAIN = """
@@ -47,16 +47,6 @@ def raw_handshake(port: int, host_header: str, path: str = "/echo", origin: str 
         ).encode()
     )
     return sock
-
-
-def read_http_head(sock: socket.socket) -> bytes:
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(4096)
-        if not chunk:
-            break
-        data += chunk
-    return data
 
 
 def masked_frame(opcode: int, payload: bytes) -> bytes:

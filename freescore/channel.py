@@ -1,0 +1,87 @@
+"""The HTTP channel of every listener: a deadline for request headers that trickling cannot stretch.
+
+Twisted's own timeout is an idle timeout, reset by every byte, so a client
+that sends one header byte now and then (slowloris) holds its connection,
+and a file descriptor, forever. This channel also gives each request's headers
+an absolute deadline, `[http] header_timeout`, counted from the accept (so a
+TLS handshake that never finishes is dropped by it too) and, on a keep-alive
+connection, from the first byte of the next request. Between requests
+Twisted's idle timeout (`[http] idle_timeout`) applies; while a request is
+handled (a long-poll, a WebSocket after its upgrade) neither runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.logger import Logger
+from twisted.web.http import HTTPChannel
+
+log = Logger(namespace="freescore.http")
+
+_REQUEST_TIMEOUT = b"HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\n\r\n"
+
+
+class DeadlineChannel(HTTPChannel):
+    """An HTTPChannel whose requests must have sent their headers within the site's `header_timeout`."""
+
+    request_started = 0.0
+    """Reactor time the current request began: the accept, or its first byte on a reused connection.
+    A WebSocket opening handshake counts its `open_timeout` from here (freescore.websocket)."""
+
+    _deadline: Any = None
+    _in_request = False
+    _got_bytes = False
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        self._start_request()
+
+    def dataReceived(self, data: bytes) -> None:
+        if not self._in_request:
+            self._got_bytes = True
+            if self._deadline is None:
+                self._start_request()
+        super().dataReceived(data)
+
+    def allHeadersReceived(self) -> None:
+        self._cancel()
+        self._in_request = True
+        super().allHeadersReceived()
+
+    def requestDone(self, request: Any) -> None:
+        # Before Twisted goes on with pipelined bytes, which may start the next request at once.
+        self._in_request = False
+        self._got_bytes = False
+        super().requestDone(request)
+
+    def connectionLost(self, reason: Any) -> None:
+        self._cancel()
+        super().connectionLost(reason)
+
+    def _start_request(self) -> None:
+        self.request_started = self.site.reactor.seconds()
+        timeout = getattr(self.site, "header_timeout", None)
+        if timeout:
+            self._deadline = self.callLater(timeout, self._headers_late, timeout)
+
+    def _cancel(self) -> None:
+        if self._deadline is not None:
+            if self._deadline.active():
+                self._deadline.cancel()
+            self._deadline = None
+
+    def _headers_late(self, timeout: float) -> None:
+        self._deadline = None
+        transport = self.transport
+        if transport is None:
+            return
+        log.info(
+            "http: {peer} sent no complete request within {timeout}s, closing",
+            peer=str(transport.getPeer()), timeout=timeout,
+        )
+        if self._got_bytes:
+            transport.write(_REQUEST_TIMEOUT)
+        transport.loseConnection()  # over TLS before the handshake finished, this aborts
+        if self.abortTimeout is not None and self._abortingCall is None:
+            self._abortingCall = self.callLater(self.abortTimeout, self.forceAbortClient)

@@ -1,0 +1,187 @@
+"""Slow and silent clients against a real twistd: header deadline, idle keep-alive, open timeout (issue 12 item 1).
+
+The timeouts are small (1 s headers, 3 s idle); every wait for a close is
+generous and only bounds the test, it measures nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import select
+import socket
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from websockets.asyncio.client import connect
+
+from harness import FreescoreProcess
+from tlsutil import write_server_files
+
+ECHO_TAC = Path(__file__).resolve().parent / "echo_app.tac"
+GENEROUS = 20.0
+HTTP = """
+[http]
+header_timeout = 1.0
+idle_timeout = 3.0
+"""
+PLAIN = """
+[[listen]]
+endpoint = "tcp:0:interface=127.0.0.1"
+""" + HTTP
+UPGRADE_HEAD = (
+    b"GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+)
+
+
+@pytest.fixture
+def echo(tmp_path):
+    procs: list[FreescoreProcess] = []
+
+    def start(config: str = PLAIN, **env: object) -> FreescoreProcess:
+        fs = FreescoreProcess(config, tmp_path, tac=ECHO_TAC, extra_env={k: str(v) for k, v in env.items()})
+        procs.append(fs.start())
+        return fs
+
+    yield start
+    for fs in procs:
+        fs.stop()
+
+
+def until_closed(sock: socket.socket, limit: float = GENEROUS, trickle: bytes = b"") -> bytes:
+    """Everything the server sent until it closed; sends `trickle` every 0.2 s meanwhile. Fails if still open."""
+    deadline = time.monotonic() + limit
+    data = b""
+    while time.monotonic() < deadline:
+        try:
+            if trickle:
+                sock.sendall(trickle)
+            readable, _, _ = select.select([sock], [], [], 0.2)
+            if readable:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    return data
+                data += chunk
+        except (ConnectionResetError, BrokenPipeError):
+            return data
+    raise AssertionError(f"still open after {limit}s; received {data!r}")
+
+
+def still_open(sock: socket.socket) -> bool:
+    readable, _, _ = select.select([sock], [], [], 0)
+    return not readable
+
+
+def open_socket(port: int) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", port), timeout=5)
+
+
+def test_trickled_request_headers_are_cut_off_at_the_deadline(echo):
+    """One header byte every 0.2 s would reset an idle timeout forever; the deadline is absolute."""
+    fs = echo()
+    with open_socket(fs.port()) as sock:
+        sock.sendall(b"GET /status HTTP/1.1\r\nHost: x\r\nX-a: ")
+        answer = until_closed(sock, trickle=b"a")
+    assert answer == b"" or answer.startswith(b"HTTP/1.1 408 ")
+    assert requests.get(fs.url() + "/status", timeout=5).text == "OK"
+
+
+def test_half_sent_upgrade_gets_408_and_is_closed(echo):
+    fs = echo()
+    with open_socket(fs.port()) as sock:
+        sock.sendall(UPGRADE_HEAD)
+        answer = until_closed(sock)
+    assert answer.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
+    assert "sent no complete request within 1.0s" in fs.log()
+
+
+def test_silent_connection_is_closed_without_an_answer(echo):
+    fs = echo()
+    with open_socket(fs.port()) as sock:
+        assert until_closed(sock) == b""
+
+
+def test_tls_handshake_never_started_or_left_half_done_is_dropped(tmp_path):
+    files = write_server_files(tmp_path / "tls")
+    config = f"""
+[[listen]]
+endpoint = "tcp:0:interface=127.0.0.1"
+certificate = "{files.certificate}"
+private_key = "{files.private_key}"
+""" + HTTP
+    with FreescoreProcess(config, tmp_path) as fs:
+        silent = open_socket(fs.port())
+        partial = open_socket(fs.port())
+        partial.sendall(b"\x16\x03\x01\x02\x00\x01")  # a ClientHello's record header and first byte
+        assert until_closed(silent) == b""
+        until_closed(partial)
+        silent.close()
+        partial.close()
+        assert requests.get(fs.url() + "/status", verify=str(files.ca_file), timeout=5).text == "OK"
+
+
+def test_keep_alive_waits_for_idle_timeout_not_header_timeout_and_then_closes(echo):
+    """Between requests the idle timeout governs; the header deadline starts with the next request's first byte."""
+    fs = echo()
+    request = b"GET /status HTTP/1.1\r\nHost: x\r\n\r\n"
+    with open_socket(fs.port()) as sock:
+        sock.sendall(request)
+        first = sock.recv(65536)
+        assert first.startswith(b"HTTP/1.1 200 ")
+        time.sleep(1.8)  # longer than header_timeout, shorter than idle_timeout
+        assert still_open(sock)
+        sock.sendall(request)
+        second = sock.recv(65536)
+        assert second.startswith(b"HTTP/1.1 200 "), second
+        assert until_closed(sock) == b""
+
+
+def test_websocket_and_normal_clients_outlive_every_http_timeout_while_slow_ones_are_cut(echo):
+    fs = echo()
+    slow = [open_socket(fs.port()) for _ in range(20)]
+    for sock in slow:
+        sock.sendall(b"GET /status HTTP/1.1\r\nHost: x\r\n")
+
+    async def session() -> list[str]:
+        async with connect(fs.url(scheme="ws") + "/echo", ping_interval=None) as ws:
+            got = []
+            for i in range(3):
+                await ws.send(f"m{i}")
+                got.append(await ws.recv())
+                assert requests.get(fs.url() + "/status", timeout=5).text == "OK"
+                await asyncio.sleep(2.0)  # 6 s in all: past header_timeout and idle_timeout
+            return got
+
+    assert asyncio.run(session()) == ["m0", "m1", "m2"]
+    for sock in slow:
+        until_closed(sock)
+        sock.close()
+
+
+def test_long_poll_in_flight_is_not_killed_by_the_idle_timeout(freescore):
+    fs = freescore(
+        """
+[[listen]]
+endpoint = "tcp:0:interface=127.0.0.1"
+
+[events]
+channels_timeout = 5000
+""" + HTTP.replace("idle_timeout = 3.0", "idle_timeout = 1.0")
+    )
+    r = requests.get(fs.url() + "/channels/contest", timeout=GENEROUS)
+    assert r.status_code == 504  # the long-poll's own timeout answered, not a dropped connection
+
+
+def test_open_timeout_counts_from_the_accept_not_the_upgrade(echo):
+    """Headers trickled over 3 s, then a handshake that waits 3 s: past a 4 s open_timeout from the accept."""
+    fs = echo(PLAIN.replace("header_timeout = 1.0", "header_timeout = 10.0"),
+              ECHO_OPEN_TIMEOUT=4, ECHO_HANDSHAKE_DELAY=3)
+    with open_socket(fs.port()) as sock:
+        for line in UPGRADE_HEAD.split(b"\r\n")[:-1]:
+            sock.sendall(line + b"\r\n")
+            time.sleep(0.5)
+        sock.sendall(b"\r\n")
+        answer = until_closed(sock)
+    assert not answer.startswith(b"HTTP/1.1 101"), answer
