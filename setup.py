@@ -7,7 +7,7 @@ setup(
     "webhook gateway, fedmsg) in one Twisted reactor, with TLS built in.",
     python_requires=">=3.11",
     packages=find_packages(include=["freescore", "freescore.*"]) + ["twisted.plugins"],
-    package_data={"twisted.plugins": ["freescore_plugin.py"]},
+    package_data={"twisted.plugins": ["freescore_plugin.py"], "freescore": ["default.toml"]},
     install_requires=[
         "twisted[tls]>=24.3",
         "autobahn>=23.6",

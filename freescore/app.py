@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from twisted.application.service import MultiService, Service
@@ -16,7 +17,7 @@ from twisted.internet.defer import Deferred, DeferredList
 from twisted.logger import Logger
 
 from freescore import config as configmod
-from freescore import registry
+from freescore import embedded, registry
 from freescore.gcpolicy import GcPolicy
 from freescore.hub.memory import MemoryHub
 from freescore.listeners import ListenerService
@@ -146,10 +147,18 @@ def make_hub(cfg: configmod.Config, reactor: Any) -> Any:
 
 
 def makeService(options: Mapping[str, Any], reactor: Any = None) -> FreescoreService:
-    """Build freescore from `options["config"]` (a TOML path). Raises ConfigError."""
+    """Build freescore from `options["config"]` (a TOML path), else the embedded default. Raises ConfigError."""
     if reactor is None:
         from twisted.internet import reactor as default_reactor
 
         reactor = default_reactor
-    cfg = configmod.load(options["config"])
+    if options.get("config") is not None:
+        cfg = configmod.load(options["config"])
+    else:
+        cwd = Path.cwd().resolve()
+        cfg = embedded.load(options.get("listen"), cwd)
+        log.info(
+            "freescore: no --config: running the embedded default (twistd freescore --print-config shows it), "
+            "data in {data}", data=str(cwd / embedded.DATA_DIR),
+        )
     return FreescoreService(cfg, reactor)

@@ -239,13 +239,16 @@ def _coerce(value: Any, tp: Any, key: str, base: Path) -> Any:
 T = typing.TypeVar("T")
 
 
-def build(cls: type[T], table: Any, file: Path, section: str) -> T:
-    """Build the frozen dataclass `cls` from a TOML table, or raise ConfigError."""
+def build(cls: type[T], table: Any, file: Path, section: str, base: Path | None = None) -> T:
+    """Build the frozen dataclass `cls` from a TOML table, or raise ConfigError.
+
+    Relative paths resolve against `base`, by default the file's folder.
+    """
     if not isinstance(table, dict):
         raise ConfigError(file, section, f"must be a table, not {type(table).__name__}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    base = file.parent
+    base = file.parent if base is None else base
     kwargs: dict[str, Any] = {}
     for key, value in table.items():
         if key not in fields:
@@ -278,9 +281,9 @@ def _check_endpoint(file: Path, key: str, endpoint: str) -> None:
         raise ConfigError(file, key, f"cannot parse endpoint {endpoint!r}: {e!r}") from None
 
 
-def _load_listener(file: Path, index: int, table: Any) -> ListenerSettings:
+def _load_listener(file: Path, index: int, table: Any, base: Path | None = None) -> ListenerSettings:
     key = f"listen[{index}]"
-    listener = build(ListenerSettings, table, file, key)
+    listener = build(ListenerSettings, table, file, key, base)
     _check_endpoint(file, f"{key}.endpoint", listener.endpoint)
     if (listener.certificate is None) != (listener.private_key is None):
         raise ConfigError(file, f"{key}.certificate", "certificate and private_key go together")
@@ -308,8 +311,11 @@ def _load_listener(file: Path, index: int, table: Any) -> ListenerSettings:
     return listener
 
 
-def parse(text: str, file: str | Path = "<config>") -> Config:
-    """Parse and validate configuration text."""
+def parse(text: str, file: str | Path = "<config>", base: Path | None = None) -> Config:
+    """Parse and validate configuration text; relative paths resolve against `base` (default: the file's folder).
+
+    The embedded default gives the current folder as `base`, so its data lands where freescore was started.
+    """
     from freescore import registry
 
     file = Path(file)
@@ -325,18 +331,18 @@ def parse(text: str, file: str | Path = "<config>") -> Config:
     listen = raw.get("listen", [])
     if not isinstance(listen, list) or not listen:
         raise ConfigError(file, "listen", "give at least one [[listen]] table with an endpoint")
-    listeners = tuple(_load_listener(file, i, t) for i, t in enumerate(listen))
+    listeners = tuple(_load_listener(file, i, t, base) for i, t in enumerate(listen))
     names = [lst.name for lst in listeners if lst.name]
     if len(names) != len(set(names)):
         raise ConfigError(file, "listen.name", "listener names must be unique")
-    hub = build(HubSettings, raw.get("hub", {}), file, "hub")
-    http = build(HttpSettings, raw.get("http", {}), file, "http")
-    runtime = build(RuntimeSettings, raw.get("runtime", {}), file, "runtime")
+    hub = build(HubSettings, raw.get("hub", {}), file, "hub", base)
+    http = build(HttpSettings, raw.get("http", {}), file, "http", base)
+    runtime = build(RuntimeSettings, raw.get("runtime", {}), file, "runtime", base)
     chosen: dict[str, ServiceSettings] = {}
     for name, cls in services.items():
         if name not in raw:
             continue
-        settings = build(cls, raw[name], file, name)
+        settings = build(cls, raw[name], file, name, base)
         for i, ref in enumerate(settings.listen):
             if isinstance(ref, int) and not 0 <= ref < len(listeners):
                 raise ConfigError(file, f"{name}.listen[{i}]", f"no listener with index {ref}")

@@ -38,36 +38,48 @@ def run_twistd(config: Path, timeout: float = 30) -> subprocess.CompletedProcess
 
 
 class FreescoreProcess:
-    """A running `twistd -n freescore --config FILE`."""
+    """A running `twistd -n freescore --config FILE`, or any command line that starts freescore.
+
+    `config_text=None` writes no configuration; `argv` replaces the whole command line
+    and `environ` the whole environment (to run an installed freescore, not this checkout).
+    """
 
     def __init__(
-        self, config_text: str, workdir: Path, name: str = "freescore.toml", tac: Path | None = None,
-        extra_env: dict[str, str] | None = None,
+        self, config_text: str | None, workdir: Path, name: str = "freescore.toml", tac: Path | None = None,
+        extra_env: dict[str, str] | None = None, argv: list[str] | None = None,
+        environ: dict[str, str] | None = None,
     ) -> None:
         self.workdir = workdir
         self.tac = tac
         self.extra_env = extra_env or {}
-        self.config = workdir / name
-        self.config.write_text(config_text)
+        self.argv = argv
+        self.environ = environ
+        self.config = workdir / name if config_text is not None else None
+        if self.config is not None:
+            self.config.write_text(config_text or "")
         self.lines: list[str] = []
         self.urls: list[str] = []
         self._cond = threading.Condition()
         self.proc: subprocess.Popen[str] | None = None
 
     def start(self, timeout: float = 30) -> FreescoreProcess:
-        if self.tac is None:
-            args = ["freescore", "--config", str(self.config)]
+        if self.argv is not None:
+            argv = self.argv
+        elif self.tac is not None:
+            argv = [sys.executable, "-c", TWISTD, "-n", "--pidfile=", "-y", str(self.tac)]
         else:
-            args = ["-y", str(self.tac)]
-        e = env()
-        e.update(self.extra_env, FREESCORE_CONFIG=str(self.config))
+            config = ["--config", str(self.config)] if self.config is not None else []
+            argv = [sys.executable, "-c", TWISTD, "-n", "--pidfile=", "freescore", *config]
+        e = dict(self.environ) if self.environ is not None else env()
+        e.update(self.extra_env)
+        if self.config is not None:
+            e["FREESCORE_CONFIG"] = str(self.config)
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", TWISTD, "-n", "--pidfile=", *args],
-            env=e, cwd=self.workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            argv, env=e, cwd=self.workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
-        expected = self.config.read_text().count("[[listen]]")
+        expected = self.config.read_text().count("[[listen]]") if self.config is not None else 1
         self.wait_for(lambda: len(self.urls) >= expected, timeout, "listeners to start")
         self.wait_log(r"freescore: ready", timeout)
         return self

@@ -33,6 +33,8 @@ class Settings(ServiceSettings):
     """Accept connections for a `<db>` with no folder under the data root (its folder is made on
     the first write); off, such an upgrade is refused with 404, so URLs cannot grow memory or disk."""
     max_message: int = 1048576
+    demo: bool = False
+    """Create the demo tournament `<data>/demo` at start when it is absent (the embedded default turns it on)."""
 
     def validate(self, base: Path) -> "Settings":
         for key in ("ping_interval", "inactivity_timeout"):

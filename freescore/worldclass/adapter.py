@@ -26,7 +26,7 @@ from freescore.websocket import (
     WebSocketLimits,
     encode_json,
 )
-from freescore.worldclass import Settings, logic, wire
+from freescore.worldclass import Settings, demo, logic, wire
 from freescore.worldclass.logic import AutopilotToken, Client, Outcome, SaveError, UnknownRequest
 from freescore.worldclass.wire import RequestError
 
@@ -145,6 +145,10 @@ class WorldclassService(ProtocolService):
             self.settings.data.mkdir(parents=True, exist_ok=True)
         super().startService()
         log.info("worldclass: data root {data}", data=str(self.settings.data))
+        if self.settings.demo:
+            created = demo.ensure(self.settings.data)
+            log.info("worldclass: demo tournament {path} ({what})", path=str(self.settings.data / demo.DB),
+                     what="created" if created else "kept as it is")
 
     def stopService(self) -> Any:
         if self.flush_call is not None and self.flush_call.active():
