@@ -8,6 +8,8 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(include=["freescore", "freescore.*"]) + ["twisted.plugins"],
     package_data={"twisted.plugins": ["freescore_plugin.py"], "freescore": ["default.toml"]},
+    # `twistd freescore` is the command; this runs the same where twistd cannot find the plugin (pip install -e)
+    entry_points={"console_scripts": ["freescore = freescore.__main__:main"]},
     install_requires=[
         "twisted[tls]>=24.3",
         "autobahn>=23.6",

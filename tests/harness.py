@@ -20,6 +20,7 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
 LISTENING = re.compile(r"freescore: listening on (\S+)")
 TWISTD = "import sys; from twisted.scripts.twistd import run; sys.argv[0] = 'twistd'; run()"
+LOOPBACK_ANY_PORT = "tcp:0:interface=127.0.0.1"  # for --listen: the embedded default's 8080 may be taken here
 
 
 def env() -> dict[str, str]:

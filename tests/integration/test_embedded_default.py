@@ -11,26 +11,12 @@ import pytest
 import requests
 
 from freescore import embedded
-from harness import TWISTD, FreescoreProcess, env
+from harness import LOOPBACK_ANY_PORT, TWISTD, FreescoreProcess, env
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "worldclass"))
-from wc_client import Peer, is_update  # noqa: E402
+from wc_client import read_demo  # noqa: E402
 
 pytestmark = pytest.mark.integration
-LOOPBACK_ANY_PORT = "tcp:0:interface=127.0.0.1"  # the embedded default's 8080 may be taken on a test machine
-
-
-async def read_demo(base: str) -> tuple[dict, dict]:
-    """Ring 1's `ring read` and ring 2's `division read`, as the FreeScore pages ask for them."""
-    display = await Peer.connect(base, "/worldclass/demo/1/computer+operator")
-    referee = await Peer.connect(base, "/worldclass/demo/2/judge0")
-    await display.send({"type": "ring", "action": "read"})
-    ring = await display.expect(is_update("ring", "read"))
-    await referee.send({"type": "division", "action": "read"})
-    division = await referee.expect(is_update("division", "read"))
-    for peer in (display, referee):
-        await peer.close()
-    return ring, division
 
 
 def test_no_config_serves_every_service_and_the_demo_tournament(tmp_path):

@@ -118,3 +118,16 @@ def score(judge: int, major: float, minor: float, rhythm: float, power: float, k
     return {"type": "division", "action": "score",
             "score": {"judge": judge, "major": f"{major:.1f}", "minor": f"{minor:.1f}", "rhythm": f"{rhythm:.1f}",
                       "power": f"{power:.1f}", "ki": f"{ki:.1f}"}}
+
+
+async def read_demo(base: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Ring 1's `ring read` and ring 2's `division read`, as the FreeScore pages ask for them."""
+    display = await Peer.connect(base, "/worldclass/demo/1/computer+operator")
+    referee = await Peer.connect(base, "/worldclass/demo/2/judge0")
+    await display.send({"type": "ring", "action": "read"})
+    ring = await display.expect(is_update("ring", "read"))
+    await referee.send({"type": "division", "action": "read"})
+    division = await referee.expect(is_update("division", "read"))
+    for peer in (display, referee):
+        await peer.close()
+    return ring, division
