@@ -23,6 +23,14 @@ TWISTD = "import sys; from twisted.scripts.twistd import run; sys.argv[0] = 'twi
 LOOPBACK_ANY_PORT = "tcp:0:interface=127.0.0.1"  # for --listen: the embedded default's 8080 may be taken here
 
 
+def quick_start() -> list[str]:
+    """The commands of README.md's quick start block, one a line."""
+    section = (REPO / "README.md").read_text(encoding="utf-8").split("## Quick start", 1)[1]
+    block = re.search(r"```sh\n(.*?)```", section, re.DOTALL)
+    assert block is not None, "README.md: no ```sh block under ## Quick start"
+    return [line.strip() for line in block.group(1).splitlines() if line.strip()]
+
+
 def env() -> dict[str, str]:
     e = dict(os.environ)
     e["PYTHONPATH"] = str(REPO) + os.pathsep + e.get("PYTHONPATH", "")

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from harness import LOOPBACK_ANY_PORT, REPO, TWISTD, FreescoreProcess
+from harness import LOOPBACK_ANY_PORT, REPO, TWISTD, FreescoreProcess, quick_start
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "worldclass"))
 from wc_client import read_demo  # noqa: E402
@@ -78,8 +78,11 @@ def serves(tmp_path: Path, argv: list[str]) -> None:
 
 
 def test_pip_install_then_twistd_freescore_from_an_empty_folder(tmp_path):
+    """The README's first command: its twistd part, run by the venv's interpreter."""
     python = install(tmp_path, editable=False)
-    serves(tmp_path, [str(python), "-c", TWISTD, "-n", "--pidfile=", "freescore"])
+    twistd, *args = quick_start()[0].split("&&")[1].split()
+    assert twistd == "twistd"
+    serves(tmp_path, [str(python), "-c", TWISTD, *args])
     printed = subprocess.run([str(python.parent / "freescore"), "--print-config"], env=clean_env(), cwd=tmp_path,
                              capture_output=True, text=True, timeout=60)
     assert printed.returncode == 0 and printed.stdout.startswith("# freescore's embedded default")
