@@ -175,8 +175,9 @@ class ListenerService(Service):
 
     def _listening(self, port: IListeningPort) -> IListeningPort:
         self.port = port
-        backlog = f" (backlog {self.backlog})" if self.backlog is not None else ""
-        log.info("freescore: listening on {url}{backlog}", url=self.url(), backlog=backlog)
+        log.info("freescore: listening on {url}", url=self.url())  # scripts read the URL at the end of this line
+        if self.backlog is not None:
+            log.info("freescore: listen backlog {backlog} on {url}", backlog=self.backlog, url=self.url())
         return port
 
     def _failed(self, failure: Any) -> None:

@@ -60,5 +60,6 @@ endpoint = "unix:{tmp_path}/fs.sock"
 """)
     assert listen_backlog(fs.port(0)) == min(expected, somaxconn)  # the kernel caps it at somaxconn
     assert listen_backlog(fs.port(1)) == 77
-    assert f"listening on {fs.urls[0]} (backlog {expected})" in fs.log()
-    assert f"(backlog {expected})" in fs.wait_log(r"listening on http\+unix://")
+    assert f"listen backlog {expected} on {fs.urls[0]}" in fs.log()
+    assert f"listen backlog 77 on {fs.urls[1]}" in fs.log()
+    fs.wait_log(rf"listen backlog {expected} on http\+unix://")
