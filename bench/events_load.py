@@ -142,8 +142,12 @@ class Receiver:
         self.buf = b""
 
 
-def receiver_main(pipe, url: str, channels: list[str]) -> None:
-    """Open `channels` browser sockets, answer pings, time `message` events; obey the pipe."""
+def receiver_main(pipe, url: str, channels: list[str], in_flight_limit: int = 64) -> None:
+    """Open `channels` browser sockets, answer pings, time `message` events; obey the pipe.
+
+    At most `in_flight_limit` sockets connect at a time (0: all at once, a connection storm);
+    the ready message carries when the last one joined (wall clock).
+    """
     raise_nofile()
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
@@ -158,12 +162,13 @@ def receiver_main(pipe, url: str, channels: list[str]) -> None:
     todo = list(channels)
     connected = 0
     in_flight = 0
+    last_joined = 0.0
     ready_sent = False
     deadline = time.time() + 90
 
     def open_more() -> None:
         nonlocal in_flight
-        while todo and in_flight < 64:
+        while todo and (in_flight < in_flight_limit or not in_flight_limit):
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -184,7 +189,7 @@ def receiver_main(pipe, url: str, channels: list[str]) -> None:
                 todo.append(r.channel)
 
     def packet(r: Receiver, p: bytes) -> None:
-        nonlocal connected, in_flight
+        nonlocal connected, in_flight, last_joined
         if p.startswith(b'42["message"'):
             now = time.time()
             t0 = p.find(b'"t":', 10)
@@ -208,6 +213,7 @@ def receiver_main(pipe, url: str, channels: list[str]) -> None:
             r.stage = 3
             connected += 1
             in_flight -= 1
+            last_joined = time.time()
 
     def readable(fd: int) -> None:
         r = clients[fd]
@@ -276,7 +282,7 @@ def receiver_main(pipe, url: str, channels: list[str]) -> None:
         open_more()
         if not ready_sent and ((connected == len(channels)) or time.time() > deadline):
             time.sleep(0.5)  # let the last set-filter land
-            pipe.send(("ready", connected))
+            pipe.send(("ready", connected, last_joined))
             ready_sent = True
 
 
@@ -380,7 +386,7 @@ def start_freescore(port_file: Path) -> tuple[subprocess.Popen, str]:
 
 class Run:
     def __init__(self, url: str, token: str, clients: int, channels: int, procs: int, server_pid: int | None,
-                 settle: float = 3.0):
+                 settle: float = 3.0, in_flight_limit: int = 64):
         self.url = url
         self.channels = [f"ch-{i}" for i in range(channels)]
         assignment = [self.channels[i % channels] for i in range(clients)]
@@ -388,12 +394,17 @@ class Run:
         self.rss_before = server_rss_kib(server_pid)
         ctx = mp.get_context("fork")
         self.receivers = []
+        self.started = time.time()
         for k in range(procs):
             parent, child = ctx.Pipe()
-            p = ctx.Process(target=receiver_main, args=(child, url, assignment[k::procs]), daemon=True)
+            p = ctx.Process(target=receiver_main, args=(child, url, assignment[k::procs], in_flight_limit),
+                            daemon=True)
             p.start()
             self.receivers.append((p, parent))
-        self.connected = sum(pipe.recv()[1] for _, pipe in self.receivers)
+        ready = [pipe.recv() for _, pipe in self.receivers]
+        self.connected = sum(r[1] for r in ready)
+        self.ramp_seconds = max(r[2] for r in ready) - self.started
+        """From starting the receivers to the last client's CONNECT answer."""
         self.rss_after = server_rss_kib(server_pid)
         parent, child = ctx.Pipe()
         self.sender = ctx.Process(target=sender_main, args=(child, url, token, self.channels), daemon=True)

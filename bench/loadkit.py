@@ -55,6 +55,19 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def listen_drops() -> dict[str, int]:
+    """The kernel's ListenOverflows and ListenDrops so far (/proc/net/netstat, TcpExt; all sockets of the host).
+
+    A SYN that finds a listen queue full is dropped and counted; its client retries after 1 s, then 3 s...
+    """
+    lines = Path("/proc/net/netstat").read_text().splitlines()
+    for names, values in zip(lines[::2], lines[1::2], strict=False):
+        if names.startswith("TcpExt:"):
+            table = dict(zip(names.split()[1:], (int(v) for v in values.split()[1:]), strict=True))
+            return {key: table.get(key, 0) for key in ("ListenOverflows", "ListenDrops")}
+    return {"ListenOverflows": 0, "ListenDrops": 0}
+
+
 def rss_kib(pid: int) -> int:
     """Resident memory of a process now (/proc/PID/status), in KiB; 0 if the kernel does not say."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

@@ -1,13 +1,15 @@
-"""The frame splitter the load generators share, against the websockets library's own frames."""
+"""The pieces the load generators share: frames against the websockets library's own, the kernel's listen drops."""
 
+import socket
 import sys
+import time
 from pathlib import Path
 
 import pytest
 from websockets.frames import Frame, Opcode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
-from loadkit import client_frame, server_frames  # noqa: E402
+from loadkit import client_frame, listen_drops, server_frames  # noqa: E402
 
 SIZES = [0, 1, 125, 126, 127, 65535, 65536, 70000]
 
@@ -44,3 +46,24 @@ def iter_reader(data: bytes):
         yield  # a generator, as Frame.parse expects
 
     return read_exact
+
+
+def test_listen_drops_counts_syns_a_full_listen_queue_dropped() -> None:
+    before = listen_drops()
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(0)  # never accepted: the queue is full after the first connection
+        clients = []
+        for _ in range(8):
+            client = socket.socket()
+            client.setblocking(False)
+            client.connect_ex(server.getsockname())
+            clients.append(client)
+        deadline = time.monotonic() + 10
+        while listen_drops()["ListenOverflows"] == before["ListenOverflows"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for client in clients:
+            client.close()
+    after = listen_drops()
+    assert after["ListenOverflows"] > before["ListenOverflows"]
+    assert after["ListenDrops"] >= after["ListenOverflows"] - before["ListenOverflows"] + before["ListenDrops"]
