@@ -1,8 +1,8 @@
 """Real installs into throwaway venvs: `pip install <checkout>` and `pip install -e <checkout>` both start freescore.
 
-The venvs see the system's site-packages (Twisted, Autobahn, ... are not installed again),
-but freescore itself is imported from the install, never from this checkout: the
-processes run in an empty folder with no PYTHONPATH.
+The venvs see the site-packages of the interpreter running the tests (Twisted, Autobahn, pip
+... are not installed again), but freescore itself is imported from the install, never from
+this checkout: the processes run in an empty folder with no PYTHONPATH.
 """
 
 from __future__ import annotations
@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import os
+import re
 import shutil
+import site
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +30,10 @@ NOT_SHIPPED = (".git", "build", "dist", "*.egg-info", "__pycache__", ".hypothesi
                "node_modules", "var", "freescore-data", "twistd.pid", "twistd.log*", "dropin.cache")
 
 
+# freescore/, freescore-0.1.0.dist-info, __editable__.freescore-0.1.0.pth, __editable___freescore_0_1_0_finder.py
+FREESCORE_ENTRY = re.compile(r"(__editable__[._]+)?freescore(?![a-z])")
+
+
 def clean_env() -> dict[str, str]:
     e = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     e.update(PYTHONUNBUFFERED="1", PIP_DISABLE_PIP_VERSION_CHECK="1")
@@ -43,13 +49,38 @@ def can_build_offline() -> bool:
     return int(setuptools.__version__.split(".")[0]) >= 64
 
 
+def borrowed_site(tmp_path: Path) -> list[Path]:
+    """This interpreter's site-packages as folders of links, leaving out any freescore installed there.
+
+    Not `venv --system-site-packages`: that shows the base interpreter's folders, which lack
+    the dependencies when the tests run in a venv, and hold the freescore that `.ci/run`
+    installs, which would shadow an editable install (its finder comes after the path).
+    """
+    folders = [Path(p) for p in site.getsitepackages()]
+    if site.ENABLE_USER_SITE:
+        folders.append(Path(site.getusersitepackages()))
+    views = []
+    for i, folder in enumerate(f for f in folders if f.is_dir()):
+        view = tmp_path / "borrowed" / str(i)
+        view.mkdir(parents=True)
+        for entry in folder.iterdir():
+            if not FREESCORE_ENTRY.match(entry.name.lower()):
+                (view / entry.name).symlink_to(entry)
+        views.append(view)
+    return views
+
+
 def install(tmp_path: Path, editable: bool) -> Path:
     """A venv in tmp_path/venv with freescore installed from a copy of this checkout; returns its python."""
     source = tmp_path / "src"
     shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(*NOT_SHIPPED))
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
+    purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    (Path(purelib) / "borrowed.pth").write_text(
+        "".join(f"import site; site.addsitedir({str(view)!r})\n" for view in borrowed_site(tmp_path)))
     args = [str(python), "-m", "pip", "install", "--no-deps", "--quiet"]
     if can_build_offline():
         args.append("--no-build-isolation")
