@@ -41,6 +41,24 @@ class TLSConfigError(Exception):
     """The PEM files cannot make a TLS context; the message says why."""
 
 
+class CannotListen(Exception):
+    """A listener could not listen at start. Its line is logged already: the process exits 1 without a traceback.
+
+    An exception, not SystemExit: a daemonizing twistd reports an exception from
+    the start to the waiting parent, which then exits 1 (SystemExit would leave it waiting).
+    """
+
+
+def _no_traceback_for_cannot_listen() -> None:
+    previous = sys.excepthook
+
+    def hook(kind: type[BaseException], value: BaseException, tb: Any) -> None:
+        if not issubclass(kind, CannotListen):
+            previous(kind, value, tb)
+
+    sys.excepthook = hook
+
+
 def check_ciphers(ciphers: str) -> None:
     """Refuse an OpenSSL cipher string that names no suite OpenSSL knows."""
     if not ciphers:
@@ -135,7 +153,7 @@ class ListenerService(Service):
 
     It listens in `privilegedStartService` (before twistd sheds privileges, as
     Twisted's own strports do), so a port that cannot be bound stops start-up
-    before anything runs: one line, exit status 1.
+    before anything runs: one line, exit status 1 (CannotListen).
     """
 
     def __init__(self, index: int, settings: ListenerSettings, site: Site, reactor: Any) -> None:
@@ -155,8 +173,9 @@ class ListenerService(Service):
     def privilegedStartService(self) -> None:
         super().privilegedStartService()
         self._listen()
-        if self.failed and not self.reactor.running:
-            raise SystemExit(1)  # logged by _failed; twistd has not started the reactor
+        if self.failed and not self.reactor.running:  # twistd has not started the reactor
+            _no_traceback_for_cannot_listen()
+            raise CannotListen(f"cannot listen on {self.settings.endpoint}")
 
     def startService(self) -> None:
         super().startService()

@@ -5,11 +5,12 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from harness import run_twistd
+from harness import TWISTD, env, run_twistd
 
 needs_ss = pytest.mark.skipif(shutil.which("ss") is None, reason="ss (iproute2) not installed; .ci/needs-http.sh")
 
@@ -35,6 +36,25 @@ endpoint = "tcp:{port}:interface=127.0.0.1"
     assert f"tcp:{port}:interface=127.0.0.1" in failures[0] and "in use" in failures[0]
     assert "freescore: ready" not in output
     assert "Traceback" not in output
+
+
+def test_a_taken_port_stops_a_daemon_too(tmp_path):
+    """twistd's parent waits for the daemon to say it started: it must hear the failure and exit 1."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = tmp_path / "freescore.toml"
+        config.write_text(f'[[listen]]\nendpoint = "tcp:{port}:interface=127.0.0.1"\n')
+        result = subprocess.run(
+            [sys.executable, "-c", TWISTD, f"--pidfile={tmp_path}/twistd.pid", f"--logfile={tmp_path}/twistd.log",
+             "freescore", "--config", str(config)],
+            env=env(), capture_output=True, text=True, timeout=30, cwd=tmp_path,
+        )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "cannot listen on" in result.stderr
+    log = (tmp_path / "twistd.log").read_text()
+    assert f"freescore: cannot listen on tcp:{port}:interface=127.0.0.1" in log and "freescore: ready" not in log
 
 
 def listen_backlog(port: int) -> int:
