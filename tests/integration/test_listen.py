@@ -15,46 +15,48 @@ from harness import TWISTD, env, run_twistd
 needs_ss = pytest.mark.skipif(shutil.which("ss") is None, reason="ss (iproute2) not installed; .ci/needs-http.sh")
 
 
-def test_a_taken_port_stops_start_up_with_one_line_and_status_1(tmp_path):
+@pytest.fixture
+def taken_port():
+    """A loopback port another socket listens on."""
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        port = taken.getsockname()[1]
-        config = tmp_path / "freescore.toml"
-        config.write_text(f"""
+        yield taken.getsockname()[1]
+
+
+def test_a_taken_port_stops_start_up_with_one_line_and_status_1(tmp_path, taken_port):
+    config = tmp_path / "freescore.toml"
+    config.write_text(f"""
 [[listen]]
 endpoint = "tcp:0:interface=127.0.0.1"
 
 [[listen]]
-endpoint = "tcp:{port}:interface=127.0.0.1"
+endpoint = "tcp:{taken_port}:interface=127.0.0.1"
 """)
-        result = run_twistd(config, timeout=30)
+    result = run_twistd(config, timeout=30)
     output = result.stdout + result.stderr
     assert result.returncode == 1, output
     failures = [line for line in output.splitlines() if "cannot listen" in line]
     assert len(failures) == 1, output
-    assert f"tcp:{port}:interface=127.0.0.1" in failures[0] and "in use" in failures[0]
+    assert f"tcp:{taken_port}:interface=127.0.0.1" in failures[0] and "in use" in failures[0]
     assert "freescore: ready" not in output
     assert "Traceback" not in output
 
 
-def test_a_taken_port_stops_a_daemon_too(tmp_path):
+def test_a_taken_port_stops_a_daemon_too(tmp_path, taken_port):
     """twistd's parent waits for the daemon to say it started: it must hear the failure and exit 1."""
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        config = tmp_path / "freescore.toml"
-        config.write_text(f'[[listen]]\nendpoint = "tcp:{port}:interface=127.0.0.1"\n')
-        result = subprocess.run(
-            [sys.executable, "-c", TWISTD, f"--pidfile={tmp_path}/twistd.pid", f"--logfile={tmp_path}/twistd.log",
-             "freescore", "--config", str(config)],
-            env=env(), capture_output=True, text=True, timeout=30, cwd=tmp_path,
-        )
+    config = tmp_path / "freescore.toml"
+    config.write_text(f'[[listen]]\nendpoint = "tcp:{taken_port}:interface=127.0.0.1"\n')
+    result = subprocess.run(
+        [sys.executable, "-c", TWISTD, f"--pidfile={tmp_path}/twistd.pid", f"--logfile={tmp_path}/twistd.log",
+         "freescore", "--config", str(config)],
+        env=env(), capture_output=True, text=True, timeout=30, cwd=tmp_path,
+    )
     assert result.returncode == 1, result.stdout + result.stderr
     assert "cannot listen on" in result.stderr
     log = (tmp_path / "twistd.log").read_text()
-    assert f"freescore: cannot listen on tcp:{port}:interface=127.0.0.1" in log and "freescore: ready" not in log
+    assert f"freescore: cannot listen on tcp:{taken_port}:interface=127.0.0.1" in log
+    assert "freescore: ready" not in log
 
 
 def listen_backlog(port: int) -> int:
