@@ -7,6 +7,8 @@ existing `twisted.web` site can mount one of `service.roots`.
 
 from __future__ import annotations
 
+import importlib
+import resource as rlimit
 import signal
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,12 +19,12 @@ from twisted.internet.defer import Deferred, DeferredList
 from twisted.logger import Logger
 
 from freescore import config as configmod
-from freescore import embedded, registry
+from freescore import embedded, listeners
 from freescore.gcpolicy import GcPolicy
 from freescore.hub.memory import MemoryHub
 from freescore.listeners import ListenerService
 from freescore.metrics import Metrics
-from freescore.service import ProtocolService, ServiceContext
+from freescore.protocolservice import ProtocolService, ServiceContext
 from freescore.web import FreescoreSite, MetricsPage, Root, Status
 from freescore.websocket import ConnectionRegistry
 
@@ -67,7 +69,7 @@ class FreescoreService(MultiService):
                 name=name, settings=settings, config=cfg, hub=self.hub, reactor=reactor,
                 metrics=self.metrics.for_service(name), connections=self.connections,
             )
-            service = registry.module(name).make_service(ctx)
+            service = make_service(ctx)
             service.setServiceParent(self)
             self.protocols[name] = service
             for index in cfg.listeners_for(name):
@@ -76,7 +78,7 @@ class FreescoreService(MultiService):
         _GoingAway(self.connections, reactor, cfg.http.shutdown_timeout).setServiceParent(self)
         self.listeners = []
         for index, (listener, root) in enumerate(zip(cfg.listeners, self.roots, strict=True)):
-            site = FreescoreSite(root, idle_timeout=cfg.http.idle_timeout)
+            site = FreescoreSite(root, idle_timeout=cfg.http.idle_timeout, reactor=reactor)
             site.max_body = cfg.http.max_body
             site.header_timeout = cfg.http.header_timeout
             site.displayTracebacks = False
@@ -105,6 +107,7 @@ class FreescoreService(MultiService):
                 lst.tls.reload()
 
     def startService(self) -> None:
+        raise_open_files(self.config.runtime.nofile)
         super().startService()
         self.reactor.callWhenRunning(self._ready)
         if hasattr(signal, "SIGHUP"):
@@ -128,6 +131,34 @@ class FreescoreService(MultiService):
     def _on_sighup(self, signum: int, frame: Any) -> None:
         log.info("freescore: SIGHUP, reloading TLS certificates")
         self.reactor.callFromThread(self.reload_tls)
+
+
+def make_service(ctx: ServiceContext) -> ProtocolService:
+    """Build the enabled service `ctx.name` from its package's `service` module, imported only now."""
+    module = importlib.import_module(f"freescore.{ctx.name}.service")
+    service: ProtocolService = module.make_service(ctx)
+    return service
+
+
+def raise_open_files(wanted: int) -> None:
+    """Raise the process's open-files soft limit once: every connection is a descriptor.
+
+    To `wanted` (0: the hard limit), never above the hard limit and never lower than it is.
+    """
+    try:
+        soft, hard = rlimit.getrlimit(rlimit.RLIMIT_NOFILE)
+        target = hard if wanted == 0 else (wanted if hard == rlimit.RLIM_INFINITY else min(wanted, hard))
+        if soft != rlimit.RLIM_INFINITY and (target == rlimit.RLIM_INFINITY or target > soft):
+            rlimit.setrlimit(rlimit.RLIMIT_NOFILE, (target, hard))
+            log.info("freescore: open-files limit raised from {old} to {new}", old=soft, new=_limit(target))
+        else:
+            log.info("freescore: open-files limit {soft} (hard {hard})", soft=_limit(soft), hard=_limit(hard))
+    except (OSError, ValueError) as e:
+        log.warn("freescore: cannot raise the open-files limit: {why}", why=e)
+
+
+def _limit(n: int) -> str:
+    return "unlimited" if n == rlimit.RLIM_INFINITY else str(n)
 
 
 def make_hub(cfg: configmod.Config, reactor: Any) -> Any:
@@ -161,4 +192,5 @@ def makeService(options: Mapping[str, Any], reactor: Any = None) -> FreescoreSer
             "freescore: no --config: running the embedded default (twistd freescore --print-config shows it), "
             "data in {data}", data=str(cwd / embedded.DATA_DIR),
         )
+    listeners.check(cfg, reactor)
     return FreescoreService(cfg, reactor)

@@ -23,7 +23,8 @@ from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.web.server import Site
 from zope.interface import implementer
 
-from freescore.config import ListenerSettings
+from freescore.config import ConfigError
+from freescore.settings import Config, ListenerSettings
 
 log = Logger(namespace="freescore.listeners")
 
@@ -97,6 +98,27 @@ def load_tls_context(certificate: Path, private_key: Path, ciphers: str = "") ->
     except Exception as e:
         raise TLSConfigError(f"certificate and key do not make a TLS context: {e!r}") from None
     return context
+
+
+def check(config: Config, reactor: Any) -> None:
+    """What parsing cannot check without Twisted: endpoint strings, ciphers and PEM files. Raises ConfigError."""
+    for index, listener in enumerate(config.listeners):
+        key = f"listen[{index}]"
+        try:
+            serverFromString(reactor, listener.endpoint)
+        except Exception as e:  # Twisted raises ValueError, KeyError, TypeError...
+            raise ConfigError(
+                config.file, f"{key}.endpoint", f"cannot parse endpoint {listener.endpoint!r}: {e!r}"
+            ) from None
+        if listener.certificate is not None and listener.private_key is not None:
+            try:
+                check_ciphers(listener.ciphers)
+            except TLSConfigError as e:
+                raise ConfigError(config.file, f"{key}.ciphers", str(e)) from None
+            try:
+                load_tls_context(listener.certificate, listener.private_key, listener.ciphers)
+            except TLSConfigError as e:
+                raise ConfigError(config.file, f"{key}.certificate", str(e)) from None
 
 
 @implementer(IOpenSSLServerConnectionCreator)

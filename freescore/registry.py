@@ -1,40 +1,23 @@
-"""The one list of protocol services; `app.py` and `config.py` ask it.
+"""The one list of protocol services: each is a package of settings, wire, logic, adapter and service.
 
-Each entry names a package that exposes:
-
-- `Settings`: a frozen dataclass subclassing `freescore.config.ServiceSettings`;
-- `make_service(ctx: freescore.service.ServiceContext) -> freescore.service.ProtocolService`;
-- optionally `check_config(config: freescore.config.Config) -> None`, raising
-  `ConfigError` for rules that span tables (e.g. a service that cannot run on Redis).
+`config` reads each table through the package's `settings.Settings` (pure
+Python, so parsing imports no Twisted); `app` builds each enabled one with
+`freescore.<name>.service.make_service(ctx) -> ProtocolService`.
 """
 
 from __future__ import annotations
 
-import importlib
-from types import ModuleType
-from typing import TYPE_CHECKING
+from freescore.clicker.settings import Settings as ClickerSettings
+from freescore.events.settings import Settings as EventsSettings
+from freescore.fedmsg.settings import Settings as FedmsgSettings
+from freescore.gateway.settings import Settings as GatewaySettings
+from freescore.settings import ServiceSettings
+from freescore.worldclass.settings import Settings as WorldclassSettings
 
-if TYPE_CHECKING:
-    from freescore.config import Config, ServiceSettings
-
-SERVICES: dict[str, str] = {
-    "clicker": "freescore.clicker",
-    "fedmsg": "freescore.fedmsg",
-    "gateway": "freescore.gateway",
-    "events": "freescore.events",
-    "worldclass": "freescore.worldclass",
+SERVICES: dict[str, type[ServiceSettings]] = {
+    "clicker": ClickerSettings,
+    "fedmsg": FedmsgSettings,
+    "gateway": GatewaySettings,
+    "events": EventsSettings,
+    "worldclass": WorldclassSettings,
 }
-
-
-def module(name: str) -> ModuleType:
-    return importlib.import_module(SERVICES[name])
-
-
-def settings_classes() -> dict[str, type[ServiceSettings]]:
-    return {name: module(name).Settings for name in SERVICES}
-
-
-def check_config(name: str, config: Config) -> None:
-    check = getattr(module(name), "check_config", None)
-    if check is not None:
-        check(config)

@@ -11,7 +11,7 @@ from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request, Site
 
 from freescore.channel import DeadlineChannel
-from freescore.websocket import encode_json
+from freescore.wireformat import HttpError
 
 TooLarge = tuple[dict[str, str], bytes]
 """Headers and body of a 413 sent before the body is read (a resource's `too_large(limit)`)."""
@@ -120,14 +120,40 @@ class FreescoreSite(Site):
         own = getattr(find(target), "too_large", None) if find is not None else None
         if own is not None:
             return own(limit)  # type: ignore[no-any-return]
-        return {"content-type": "application/json"}, encode_json({"error": f"request body larger than {limit} bytes"})
+        return error_head(HttpError(413, f"request body larger than {limit} bytes"))
 
 
-def json_error(request: Request, code: int, message: str, **extra: Any) -> bytes:
-    """The JSON error body freescore answers HTTP errors with."""
-    request.setResponseCode(code)
-    request.setHeader("content-type", "application/json")
-    return encode_json({"error": message, **extra})
+def error_head(error: HttpError) -> TooLarge:
+    """The headers and body of an `HttpError`, for an answer written before a request exists."""
+    return {"content-type": error.content_type, **error.headers}, error.body()
+
+
+def answer_error(request: Request, error: HttpError) -> bytes:
+    """Set the status and headers of an `HttpError` on `request`; the body to write."""
+    request.setResponseCode(error.status)
+    request.setHeader("content-type", error.content_type)
+    for name, value in error.headers.items():
+        request.setHeader(name, value)
+    return error.body()
+
+
+def json_error(request: Request, code: int, message: str) -> bytes:
+    """The JSON error freescore answers with: status `code`, body `{"error": message}`."""
+    return answer_error(request, HttpError(code, message))
+
+
+class ServiceResource(Resource):
+    """A protocol service's HTTP resource: a leaf (every path below its mount is its own) that knows its service.
+
+    A subclass narrows `service` to its protocol service's type.
+    """
+
+    isLeaf = True
+    service: Any
+
+    def __init__(self, service: Any) -> None:
+        super().__init__()
+        self.service = service
 
 
 class JsonError(Resource):

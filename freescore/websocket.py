@@ -1,16 +1,16 @@
 """The shared Autobahn base every WebSocket protocol in freescore uses.
 
 It owns what each protocol would otherwise get subtly wrong: explicit limits,
-a keepalive that counts any pong as alive, no Host-port check, connection
-logging and metrics, and a prepared-frame broadcast.
+a keepalive that counts any pong as alive, no Host-port check, one close path
+for every RFC 6455 code, connection logging and metrics, and the direct write
+and per-turn batch the broadcaster (`freescore.broadcast`) relies on. The
+factory hands every connection its protocol service as `self.service`.
 """
 
 from __future__ import annotations
 
 import fnmatch
-import json
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from autobahn.twisted.resource import WebSocketResource
@@ -21,30 +21,14 @@ from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.logger import Logger
 from twisted.web.resource import IResource
 from twisted.web.server import Request
-from zope.interface import implementer
 
 from freescore.metrics import ServiceMetrics
+from freescore.settings import WebSocketSettings
+from freescore.wireformat import CloseCode, encode_json
 
 log = Logger(namespace="freescore.websocket")
 
-CLOSE_GOING_AWAY = 1001
 _OPEN = WebSocketServerProtocol.STATE_OPEN
-
-
-@dataclass(frozen=True)
-class WebSocketLimits:
-    """Per-factory limits; every protocol sets them from its settings."""
-
-    max_frame: int = 65536
-    max_message: int = 1048576
-    open_timeout: float = 10.0
-    close_timeout: float = 3.0
-    max_connections: int = 10000
-    allowed_origins: tuple[str, ...] = ("*",)
-    """fnmatch patterns matched against the raw Origin header (`https://*.example.org`,
-    `Espruino`); a request without Origin (a non-browser client) is always allowed."""
-    keepalive: float = 30.0
-    """Seconds between server pings; 0 turns the keepalive off."""
 
 
 class ConnectionRegistry:
@@ -80,18 +64,24 @@ class FreescoreServerProtocol(WebSocketServerProtocol):
     """Subclass and implement `handshake`, `opened`, `received`, `closed`.
 
     Autobahn's own callbacks (onConnect, onOpen, onMessage, onClose, onPong)
-    are used here for the shared bookkeeping; do not override them.
+    are used here for the shared bookkeeping; do not override them. A
+    subclass narrows `service` to its protocol service's type.
     """
 
     factory: "FreescoreServerFactory"
+    service: Any = None
+    """The protocol service this connection belongs to, handed over by the factory."""
     request: ConnectionRequest | None = None
     gc_epoch = 0
     _keepalive_call: Any = None
     _alive: bool = True
     _counted: bool = False
     origin: str | None = None
-    _tcp: Any = None
     """The raw Origin header (Autobahn never sees it; see WebSocketEndpoint)."""
+    _tcp: Any = None
+    _transports: tuple[Any, ...] | None = None
+    _batch: list[bytes] | None = None
+    """Frames queued by the broadcaster for this reactor turn's one write; direct sends queue behind them."""
 
     # -- hooks for protocols -------------------------------------------------
     def handshake(self, request: ConnectionRequest) -> Any:
@@ -108,10 +98,6 @@ class FreescoreServerProtocol(WebSocketServerProtocol):
         pass
 
     # -- shared bookkeeping --------------------------------------------------
-    @property
-    def peer_label(self) -> str:
-        return str(self.peer)
-
     def onConnect(self, request: ConnectionRequest) -> Any:
         self.request = request
         if self.origin is not None:
@@ -119,13 +105,13 @@ class FreescoreServerProtocol(WebSocketServerProtocol):
             if not origin_allowed(self.origin, self.factory.limits.allowed_origins):
                 log.info(
                     "{service}: refusing {peer} on {path}: origin {origin!r} not allowed",
-                    service=self.factory.service, peer=self.peer, path=request.path, origin=self.origin,
+                    service=self.factory.name, peer=self.peer, path=request.path, origin=self.origin,
                 )
                 raise ConnectionDeny(403, "origin not allowed")
         if len(self.factory.open) + len(self.factory.pending) >= self.factory.limits.max_connections:
             log.warn(
                 "{service}: refusing {peer} on {path}: {limit} connections open",
-                service=self.factory.service, peer=self.peer, path=request.path,
+                service=self.factory.name, peer=self.peer, path=request.path,
                 limit=self.factory.limits.max_connections,
             )
             raise ConnectionDeny(503, "too many connections")
@@ -146,7 +132,7 @@ class FreescoreServerProtocol(WebSocketServerProtocol):
                 pass
         self._counted = True
         path = self.request.path if self.request else "?"
-        log.info("{service}: open {peer} {path}", service=self.factory.service, peer=self.peer, path=path)
+        log.info("{service}: open {peer} {path}", service=self.factory.name, peer=self.peer, path=path)
         if self.factory.limits.keepalive > 0:
             self._keepalive_call = self.factory.reactor.callLater(self.factory.limits.keepalive, self._keepalive_tick)
         self.opened()
@@ -171,7 +157,7 @@ class FreescoreServerProtocol(WebSocketServerProtocol):
         path = self.request.path if self.request else "?"
         log.info(
             "{service}: close {peer} {path} code={code} clean={clean}",
-            service=self.factory.service, peer=self.peer, path=path, code=code, clean=wasClean,
+            service=self.factory.name, peer=self.peer, path=path, code=code, clean=wasClean,
         )
         self.closed(wasClean, code, reason)
 
@@ -180,7 +166,7 @@ class FreescoreServerProtocol(WebSocketServerProtocol):
         if not self._alive:
             log.info(
                 "{service}: {peer} answered no ping within {interval}s, dropping",
-                service=self.factory.service, peer=self.peer, interval=self.factory.limits.keepalive,
+                service=self.factory.name, peer=self.peer, interval=self.factory.limits.keepalive,
             )
             self.dropConnection(abort=True)
             return
@@ -193,16 +179,20 @@ class FreescoreServerProtocol(WebSocketServerProtocol):
         d: Deferred[None] = Deferred()
         self._gone_waiters = getattr(self, "_gone_waiters", [])
         self._gone_waiters.append(d)
-        self.close_with(CLOSE_GOING_AWAY, "Server shutting down")
+        self.close_with(CloseCode.GOING_AWAY, "Server shutting down")
         return d
 
-    def close_with(self, code: int, reason: str = "") -> None:
-        """Start the closing handshake with any RFC 6455 code (1001, 1008, 1009, 1011...).
+    def close_with(self, code: CloseCode | int, reason: str = "") -> None:
+        """The one close path: start the closing handshake with any RFC 6455 code.
 
-        Autobahn's public `sendClose` only takes 1000 and 3000-4999.
+        Autobahn's public `sendClose` takes only 1000 and 3000-4999 and raises
+        on the rest (1001, 1008, 1009, 1013...). The reason is cut to the 123
+        bytes a close frame holds, never inside a character. Before the
+        handshake finished there is nothing to close: the connection is dropped.
         """
         if self.state == WebSocketServerProtocol.STATE_OPEN:
-            self.sendCloseFrame(code=code, reasonUtf8=reason.encode("utf-8")[:123], isReply=False)
+            reason_utf8 = reason.encode("utf-8")[:123].decode("utf-8", "ignore").encode("utf-8")
+            self.sendCloseFrame(code=int(code), reasonUtf8=reason_utf8, isReply=False)
         elif self.state in (WebSocketServerProtocol.STATE_CONNECTING, WebSocketServerProtocol.STATE_PROXY_CONNECTING):
             self.dropConnection(abort=True)
 
@@ -264,6 +254,10 @@ class FreescoreServerProtocol(WebSocketServerProtocol):
         return data[i:] if i else data
 
     def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:
+        batch = self._batch
+        if batch is not None and not (chopsize or sync):
+            batch.append(data)  # behind the frames the broadcaster queued: order kept
+            return
         if chopsize or sync or self.send_queue:
             super().sendData(data, sync, chopsize)
             return
@@ -274,6 +268,13 @@ class FreescoreServerProtocol(WebSocketServerProtocol):
             self.trafficStats.preopenOutgoingOctetsWireLevel += len(data)
         if self.logOctets:
             self.logTxOctets(data, False)
+
+    def write_frames(self, data: bytes) -> bool:
+        """Write framed bytes after anything queued; True when some are left buffered in the process."""
+        if self.send_queue:  # Autobahn's own queue (chopped or synced writes): behind it, in order
+            WebSocketServerProtocol.sendData(self, data)
+            return True
+        return not self.write_now(data)
 
     def write_now(self, data: bytes) -> bool:
         """Hand bytes to the kernel at once when nothing is queued on a plain TCP connection.
@@ -320,12 +321,29 @@ class FreescoreServerProtocol(WebSocketServerProtocol):
     def send_text(self, text: str) -> None:
         self.sendMessage(text.encode("utf-8"), False)
 
-    def send_json(self, obj: Any) -> None:
-        self.sendMessage(encode_json(obj), False)
+    def unsent_bytes(self) -> int:
+        """Bytes written but not yet handed to the kernel, through any TLS layer and the TCP buffer."""
+        chain = self._transports
+        if chain is None:
+            chain = self._transports = _transport_chain(self.transport)
+        total = 0
+        for t in chain:
+            pending = getattr(t, "_appSendBuffer", None)  # TLS: written before the handshake ended
+            if pending:
+                total += sum(len(b) for b in pending)
+            buffered = getattr(t, "dataBuffer", None)
+            if buffered is not None:
+                total += len(buffered) - t.offset + t._tempDataLen
+        return total
 
-    def can_send(self) -> bool:
-        """True while frames can be sent (not `is_open`: Autobahn uses that name for a Deferred)."""
-        return self.state == WebSocketServerProtocol.STATE_OPEN
+
+def _transport_chain(transport: Any) -> tuple[Any, ...]:
+    """The transport and the ones under it (TLS over TCP), at most four deep."""
+    chain = []
+    while transport is not None and len(chain) < 4:
+        chain.append(transport)
+        transport = getattr(transport, "transport", None)
+    return tuple(chain)
 
 
 def _direct_socket(transport: Any) -> Any:
@@ -340,20 +358,20 @@ def origin_allowed(origin: str, patterns: Iterable[str]) -> bool:
     return any(fnmatch.fnmatchcase(origin.lower(), p.lower()) for p in patterns)
 
 
-def encode_json(obj: Any) -> bytes:
-    """Compact UTF-8 JSON, the one encoder for frames."""
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-
-
 class FreescoreServerFactory(WebSocketServerFactory):
-    """Factory with explicit limits, shared registry and metrics."""
+    """The one factory: explicit limits, the shared registry and metrics, and the service.
+
+    Every connection it builds gets `service` (the protocol's Twisted service,
+    or whatever object the protocol reports to) as `self.service`.
+    """
 
     def __init__(
         self,
         protocol: type[FreescoreServerProtocol],
+        service: Any,
         *,
-        service: str,
-        limits: WebSocketLimits,
+        name: str,
+        limits: WebSocketSettings,
         metrics: ServiceMetrics,
         connections: ConnectionRegistry,
         reactor: Any,
@@ -364,13 +382,14 @@ class FreescoreServerFactory(WebSocketServerFactory):
         super().__init__(url=None, protocols=list(subprotocols) or None, reactor=reactor)
         self.protocol = protocol
         self.service = service
+        self.name = name
         self.limits = limits
         self.metrics = metrics
         self.connections = connections
         self.open: set[FreescoreServerProtocol] = set()
         self.pending: set[FreescoreServerProtocol] = set()
         options: dict[str, Any] = dict(
-            maxFramePayloadSize=limits.max_frame,
+            maxFramePayloadSize=limits.frame_limit,
             maxMessagePayloadSize=limits.max_message,
             openHandshakeTimeout=limits.open_timeout,
             closeHandshakeTimeout=limits.close_timeout,
@@ -384,6 +403,7 @@ class FreescoreServerFactory(WebSocketServerFactory):
     def buildProtocol(self, addr: Any) -> Any:
         proto = super().buildProtocol(addr)
         if proto is not None:
+            proto.service = self.service
             proto.origin, self._next_origin = self._next_origin, None
             if self._next_open_timeout is not None:
                 # Autobahn copies its options from the factory only where the protocol has none.
@@ -405,33 +425,7 @@ class FreescoreServerFactory(WebSocketServerFactory):
                 self.connections.on_close()
         self.metrics.connections.dec()
 
-    def broadcast(
-        self, recipients: Iterable[FreescoreServerProtocol], payload: bytes | None, is_binary: bool = False,
-        prepared: Any = None,
-    ) -> int:
-        """Frame `payload` once (or take the `prepared` frame) and write the same bytes to every open recipient."""
-        frame = prepared.payloadHybi if prepared is not None else b""
-        sent = 0
-        send_prepared = WebSocketServerProtocol.sendPreparedMessage
-        for proto in recipients:
-            if proto.state != WebSocketServerProtocol.STATE_OPEN:
-                continue
-            if prepared is None:
-                prepared = self.prepareMessage(payload, isBinary=is_binary)
-                frame = prepared.payloadHybi
-            if proto._perMessageCompress is None and not proto.send_queue:
-                # The framed bytes straight to the transport: Autobahn's sendData
-                # formats debug-log arguments on every call, half the cost per recipient.
-                proto.write_now(frame)
-            else:
-                send_prepared(proto, prepared)
-            sent += 1
-        if sent:
-            self.metrics.messages_out.inc(sent)
-        return sent
 
-
-@implementer(IResource)
 def _release_http_channel(transport: Any) -> None:
     """Let go of the HTTP channel and request a WebSocket upgrade leaves behind.
 

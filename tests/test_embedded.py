@@ -6,8 +6,9 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from twisted.internet.testing import MemoryReactor
 
-from freescore import embedded, registry, tap
+from freescore import embedded, listeners, registry, tap
 from freescore.config import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -49,8 +50,10 @@ def test_listen_replaces_the_endpoint_and_keeps_every_check(tmp_path):
     # anyone: refused as they are from a file
     with pytest.raises(ConfigError, match="loopback"):
         embedded.load("tcp:0", cwd=tmp_path)
+    # what needs Twisted to check is checked as for a file, before anything starts
+    cfg = embedded.load("tcp:notaport:interface=127.0.0.1", cwd=tmp_path)
     with pytest.raises(ConfigError, match="listen\\[0\\].endpoint: cannot parse"):
-        embedded.load("tcp:notaport", cwd=tmp_path)
+        listeners.check(cfg, MemoryReactor())
 
 
 def test_print_config_prints_the_embedded_text_and_exits_0(capsys):

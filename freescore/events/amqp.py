@@ -19,7 +19,8 @@ from twisted.internet import defer
 from twisted.internet.protocol import ClientCreator
 from twisted.logger import Logger
 
-from freescore.events.logic import Post, valid_channel
+from freescore.events.logic import Post
+from freescore.events.wire import valid_channel
 
 if TYPE_CHECKING:
     from freescore.events.service import EventsService

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from freescore.wireformat import HttpError, encode_json
+
 OPEN, CLOSE, PING, PONG, MESSAGE, UPGRADE, NOOP = "0", "1", "2", "3", "4", "5", "6"
 PACKET_TYPES = frozenset((OPEN, CLOSE, PING, PONG, MESSAGE, UPGRADE, NOOP))
 SEPARATOR = "\x1e"
@@ -23,16 +25,15 @@ class PacketError(ValueError):
     """An Engine.IO packet or payload that cannot be parsed; the session is closed."""
 
 
-class EngineIOError(Exception):
-    """A request Engine.IO refuses: HTTP 400 with `{"code": N, "message": ...}`."""
+class EngineIOError(HttpError):
+    """A request Engine.IO refuses: HTTP 400 (or `status`) with `{"code": N, "message": ...}`."""
 
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(f"{code} {message}")
+    def __init__(self, code: int, message: str, status: int = 400) -> None:
+        super().__init__(status, message)
         self.code = code
-        self.message = message
 
     def body(self) -> bytes:
-        return json.dumps({"code": self.code, "message": self.message}, separators=(",", ":")).encode()
+        return encode_json({"code": self.code, "message": self.message})
 
 
 def transport_unknown() -> EngineIOError:
@@ -47,8 +48,8 @@ def bad_handshake_method() -> EngineIOError:
     return EngineIOError(2, "Bad handshake method")
 
 
-def bad_request() -> EngineIOError:
-    return EngineIOError(3, "Bad request")
+def bad_request(status: int = 400) -> EngineIOError:
+    return EngineIOError(3, "Bad request", status)
 
 
 def unsupported_protocol() -> EngineIOError:

@@ -5,43 +5,33 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from twisted.logger import Logger
-from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
-from freescore.events.logic import (
-    ERR_CAPACITY,
-    Delivery,
-    LegacyReceiver,
-    LegacySender,
-    RateLimiter,
-    WaitersFull,
-    parse_int,
-)
-from freescore.websocket import (
-    FreescoreServerFactory,
-    FreescoreServerProtocol,
-    WebSocketEndpoint,
-    WebSocketLimits,
-    encode_json,
-)
+from freescore.broadcast import server_frame
+from freescore.events.logic import Delivery, LegacyReceiver, LegacySender, RateLimiter, WaitersFull
+from freescore.events.wire import ERR_CAPACITY, DaemonError, PlainError, parse_int
+from freescore.web import ServiceResource, answer_error
+from freescore.websocket import FreescoreServerProtocol, WebSocketEndpoint
+from freescore.wireformat import CloseCode, HttpError, encode_json
 
 if TYPE_CHECKING:
     from freescore.events.service import EventsService
 
 log = Logger(namespace="freescore.events.legacy")
 
-CLOSE_POLICY = 1008
+RATE_LIMITED = "rate limit exceeded"
 
 
 class ReceiverProtocol(FreescoreServerProtocol):
+    service: EventsService
     receiver: LegacyReceiver | None = None
 
     def opened(self) -> None:
-        events: EventsService = self.factory.events
+        events = self.service
         self.receiver = LegacyReceiver(self, RateLimiter(events.settings.rate_limit, events.reactor.seconds()))
 
     def received(self, payload: bytes, is_binary: bool) -> None:
-        events: EventsService = self.factory.events
+        events = self.service
         if self.receiver is None:
             return
         frames, close, error = events.daemon.legacy_command(
@@ -52,26 +42,27 @@ class ReceiverProtocol(FreescoreServerProtocol):
         for frame in frames:
             self.send_text(frame)
         if close:
-            self.sendClose(CLOSE_POLICY, "rate limit exceeded")
+            self.close_with(CloseCode.POLICY_VIOLATION, RATE_LIMITED)
 
     def closed(self, was_clean: bool, code: int | None, reason: str | None) -> None:
         if self.receiver is not None:
-            self.factory.events.daemon.legacy_gone(self.receiver)
+            self.service.daemon.legacy_gone(self.receiver)
             self.receiver = None
 
 
 class SenderProtocol(FreescoreServerProtocol):
+    service: EventsService
     sender: LegacySender | None = None
 
     def opened(self) -> None:
-        events: EventsService = self.factory.events
+        events = self.service
         self.sender = LegacySender(
             self, RateLimiter(events.settings.sender_rate_limit, events.reactor.seconds()),
             authed=events.settings.sender_token is None,
         )
 
     def received(self, payload: bytes, is_binary: bool) -> None:
-        events: EventsService = self.factory.events
+        events = self.service
         if self.sender is None:
             return
         reply, post, close, error = events.daemon.sender_command(
@@ -84,10 +75,15 @@ class SenderProtocol(FreescoreServerProtocol):
         if post is not None:
             events.publish(post)
         if close:
-            self.sendClose(CLOSE_POLICY, "rate limit exceeded")
+            self.close_with(CloseCode.POLICY_VIOLATION, RATE_LIMITED)
 
     def closed(self, was_clean: bool, code: int | None, reason: str | None) -> None:
         self.sender = None
+
+
+_TIMEOUT_ERROR = HttpError(504, "timeout")
+_TIMEOUT = (_TIMEOUT_ERROR.status, _TIMEOUT_ERROR.body())
+"""What a `/channels/` long-poll gets when nothing came: 504 `{"error": "timeout"}`."""
 
 
 class _Waiter:
@@ -98,27 +94,23 @@ class _Waiter:
         self.timer: Any = None
 
 
-class ChannelsResource(Resource):
+class ChannelsResource(ServiceResource):
     """`GET /channels/<a>|<b>?last=N`: the first newer matching message, held until one comes or 504."""
 
-    isLeaf = True
-
-    def __init__(self, legacy: LegacyEndpoints) -> None:
-        super().__init__()
-        self.legacy = legacy
+    service: EventsService
 
     def render(self, request: Request) -> Any:
         path = b"/".join(request.postpath).decode("utf-8", "replace")
         names = [ch for ch in path.replace("%7C", "|").replace("%7c", "|").split("|") if ch]
         if not names:
-            request.setResponseCode(400)
-            request.setHeader("content-type", "text/plain")
-            return b"400 Bad Request"
-        events = self.legacy.events
+            return answer_error(request, PlainError(400, "400 Bad Request", "text/plain"))
+        events = self.service
+        legacy = events.legacy
+        assert legacy is not None
         err = events.daemon.check_channels(names)
         if err is not None:
             events.ctx.metrics.errors.inc()
-            return self._error(request, 400, err)
+            return answer_error(request, DaemonError(400, err))
         last_values = request.args.get(b"last") or [b""]
         last = parse_int(last_values[0].decode("utf-8", "replace"))
         waiter = _Waiter(request)
@@ -126,21 +118,19 @@ class ChannelsResource(Resource):
             msg = events.daemon.wait(waiter, frozenset(names), last)
         except WaitersFull:
             events.ctx.metrics.errors.inc()
-            return self._error(request, 503, ERR_CAPACITY)
+            return answer_error(request, DaemonError(503, ERR_CAPACITY))
         if msg is not None:
             request.setHeader("content-type", "application/json")
             return encode_json(msg.as_dict())
-        self.legacy.waiters.add(waiter)
+        legacy.waiters.add(waiter)
         timeout = events.settings.channels_timeout / 1000.0
-        waiter.timer = events.reactor.callLater(timeout, self.legacy.timeout, waiter)
-        request.notifyFinish().addErrback(lambda _: self.legacy.forget(waiter))
+        waiter.timer = events.reactor.callLater(timeout, legacy.timeout, waiter)
+        request.notifyFinish().addErrback(lambda _: legacy.forget(waiter))
         return NOT_DONE_YET
 
-    @staticmethod
-    def _error(request: Request, code: int, body: dict[str, str]) -> bytes:
-        request.setResponseCode(code)
-        request.setHeader("content-type", "application/json")
-        return encode_json(body)
+
+MAX_SENDERS = 100
+"""Legacy sender connections at once (the site's Django workers, not browsers)."""
 
 
 class LegacyEndpoints:
@@ -149,22 +139,10 @@ class LegacyEndpoints:
     def __init__(self, events: EventsService) -> None:
         self.events = events
         s = events.settings
-        ctx = events.ctx
-        keepalive = s.ping_interval / 1000.0
-        self.receivers = FreescoreServerFactory(
-            ReceiverProtocol, service=ctx.name,
-            limits=WebSocketLimits(max_frame=s.max_packet, max_message=s.max_packet,
-                                   max_connections=s.max_clients, keepalive=keepalive),
-            metrics=ctx.metrics, connections=ctx.connections, reactor=events.reactor,
+        self.receivers = events.websocket_factory(
+            ReceiverProtocol, s.limits(max_message=min(s.max_packet, s.max_message), max_connections=s.max_clients),
         )
-        self.senders = FreescoreServerFactory(
-            SenderProtocol, service=ctx.name,
-            limits=WebSocketLimits(max_frame=s.max_sender_packet, max_message=s.max_sender_packet,
-                                   max_connections=100, keepalive=keepalive),
-            metrics=ctx.metrics, connections=ctx.connections, reactor=events.reactor,
-        )
-        self.receivers.events = events
-        self.senders.events = events
+        self.senders = events.websocket_factory(SenderProtocol, s.limits(max_connections=MAX_SENDERS))
         self.waiters: set[_Waiter] = set()
 
     def resources(self) -> dict[str, Any]:
@@ -172,25 +150,23 @@ class LegacyEndpoints:
         return {
             s.legacy_path: WebSocketEndpoint(self.receivers),
             s.legacy_sender_path: WebSocketEndpoint(self.senders),
-            s.channels_path: ChannelsResource(self),
+            s.channels_path: ChannelsResource(self.events),
         }
 
     def posted(self, sender: LegacySender, reply: str) -> None:
-        proto = sender.peer
-        if proto.state == proto.STATE_OPEN:
-            proto.send_text(reply)
+        sender.peer.send_text(reply)
 
     def deliver(self, delivery: Delivery) -> None:
-        frame = delivery.legacy_frame.encode("utf-8")
+        body = delivery.legacy_frame.encode("utf-8")
         if delivery.legacy:
-            self.receivers.broadcast([r.peer for r in delivery.legacy], frame)
+            self.events.broadcaster.broadcast([r.peer for r in delivery.legacy], server_frame(body))
         for waiter in delivery.waiters:
-            self._answer(waiter, 200, frame)
+            self._answer(waiter, 200, body)
 
     def timeout(self, waiter: _Waiter) -> None:
         waiter.timer = None
         self.events.daemon.unwait(waiter)
-        self._answer(waiter, 504, encode_json({"error": "timeout"}))
+        self._answer(waiter, *_TIMEOUT)
 
     def forget(self, waiter: _Waiter) -> None:
         self.events.daemon.unwait(waiter)
@@ -212,4 +188,4 @@ class LegacyEndpoints:
 
     def stop(self) -> None:
         for waiter in list(self.waiters):
-            self._answer(waiter, 504, encode_json({"error": "timeout"}))
+            self._answer(waiter, *_TIMEOUT)

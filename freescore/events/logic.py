@@ -8,35 +8,34 @@ prepared frame goes to which sockets.
 
 from __future__ import annotations
 
-import hmac
-import json
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from freescore.auth import token_matches
 from freescore.events import socketio as sio
+from freescore.events.wire import (
+    AUTH_FAILED,
+    ERR_CAPACITY,
+    ERR_INVALID_CHANNEL,
+    ERR_INVALID_CHANNEL_FILTER,
+    ERR_INVALID_FILTER,
+    ERR_RATE_LIMITED,
+    ERR_UNAUTHORIZED,
+    INVALID_NAMESPACE,
+    OK,
+    bad_command,
+    coerce_start,
+    legacy_parse,
+    legacy_repr,
+    parse_int,
+    too_many,
+    valid_channel,
+)
+from freescore.ratelimit import TokenBucket
 
 SENDER, CLIENT = "sender", "client"
-
-OK = {"status": "success"}
-ERR_INVALID_FILTER = {"status": "error", "code": "invalid-filter", "message": "Invalid filter"}
-ERR_INVALID_CHANNEL_FILTER = {
-    "status": "error", "code": "invalid-channel", "message": "Channel must be a non-empty string (max 100 chars)",
-}
-ERR_INVALID_CHANNEL = {"status": "error", "code": "invalid-channel", "message": "Invalid channel"}
-ERR_UNAUTHORIZED = {"status": "error", "code": "unauthorized", "message": "Unauthorized operation"}
-ERR_CAPACITY = {"status": "error", "code": "server-capacity", "message": "Server at capacity"}
-ERR_RATE_LIMITED = {"status": "error", "code": "rate-limited", "message": "Too many packets, slow down"}
-AUTH_FAILED = {"message": "Authentication failed"}
-INVALID_NAMESPACE = {"message": "Invalid namespace"}
-
-
-def too_many(limit: int) -> dict[str, str]:
-    return {
-        "status": "error", "code": "too-many-subscriptions",
-        "message": f"Maximum {limit} subscriptions per connection",
-    }
 
 
 class LegacyReply(NamedTuple):
@@ -71,29 +70,24 @@ class WaitersFull(Exception):
     """`max_clients` `/channels/` long-polls are already held; the next gets 503."""
 
 
-class RateLimiter:
-    """Token bucket (burst = 2 s of budget) plus a strike count that ends a sustained flood.
+class RateLimiter(TokenBucket):
+    """A token bucket (burst = 2 s of budget) plus a strike count that ends a sustained flood.
 
     `check` answers "allow", "limit" (first refusal of a run: tell the peer),
-    "drop" (refuse quietly) or "close" (the flood goes on).
+    "drop" (refuse quietly) or "close" (the flood goes on). A rate of 0 allows everything.
     """
 
-    __slots__ = ("rate", "burst", "tokens", "strikes", "stamp", "limited")
+    __slots__ = ("strikes", "limited")
 
     def __init__(self, rate: float, now: float) -> None:
-        self.rate = rate
-        self.burst = max(2.0 * rate, 5.0)
-        self.tokens = self.burst
+        super().__init__(rate, max(2.0 * rate, 5.0), now)
         self.strikes = 0.0
-        self.stamp = now
         self.limited = False
 
     def check(self, now: float) -> str:
         if self.rate <= 0:
             return "allow"
-        elapsed = max(0.0, now - self.stamp)
-        self.stamp = now
-        self.tokens = min(self.burst, self.tokens + elapsed * self.rate)
+        elapsed = self.refill(now)
         self.strikes = max(0.0, self.strikes - elapsed * self.rate)
         if self.tokens >= 1.0:
             self.tokens -= 1.0
@@ -106,44 +100,6 @@ class RateLimiter:
             return "drop"
         self.limited = True
         return "limit"
-
-
-def valid_channel(name: Any, limit: int) -> bool:
-    return isinstance(name, str) and 0 < len(name) <= limit
-
-
-def coerce_start(value: Any) -> int:
-    """`start-msg` start: a non-negative integer, anything else 0 (upstream silently broke)."""
-    if isinstance(value, bool):
-        return 0
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, int) and value >= 0:
-        return value
-    return 0
-
-
-def parse_int(value: Any) -> int:
-    """JavaScript `parseInt` for legacy `start` and `?last=`: leading digits, else 0."""
-    if isinstance(value, bool):
-        return 0
-    if isinstance(value, int):
-        return max(value, 0)
-    if isinstance(value, float):
-        return max(int(value), 0) if value == value and abs(value) != float("inf") else 0
-    if not isinstance(value, str):
-        return 0
-    text = value.strip()
-    sign = 1
-    if text[:1] in "+-" and text[:1]:
-        sign = -1 if text[0] == "-" else 1
-        text = text[1:]
-    digits = ""
-    for ch in text[:20]:
-        if not ("0" <= ch <= "9"):
-            break
-        digits += ch
-    return max(sign * int(digits), 0) if digits else 0
 
 
 @dataclass(frozen=True)
@@ -259,9 +215,7 @@ class Daemon:
 
     def _token_ok(self, token: Any) -> bool:
         expected = self.limits.sender_token
-        if expected is None or not isinstance(token, str):
-            return False
-        return hmac.compare_digest(token.encode("utf-8", "surrogatepass"), expected.encode("utf-8"))
+        return expected is not None and isinstance(token, str) and token_matches(token, expected)
 
     def disconnect(self, sock: Socket) -> None:
         if self.sockets.pop(sock.sid, None) is None:
@@ -503,31 +457,3 @@ class Daemon:
             "sockets": len(self.sockets), "clients": self.clients,
             "channels": len(self.index), "legacy_channels": len(self.legacy_index), "queued": len(self.queue),
         }
-
-
-def bad_command(command: Any) -> dict[str, str]:
-    return {"status": "error", "code": "bad-command", "message": f"bad command: {command}"}
-
-
-def legacy_repr(value: Any) -> str:
-    """Roughly how JavaScript string-concatenates a value, for `invalid filter: ...`."""
-    if value is None:
-        return "undefined"
-    if isinstance(value, list):
-        return ",".join("" if v is None else legacy_repr(v) for v in value)
-    if isinstance(value, dict):
-        return "[object Object]"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def legacy_parse(frame: str) -> tuple[dict[str, Any], dict[str, str] | None]:
-    """A legacy JSON command, or the `syntax-error` to answer."""
-    try:
-        request = json.loads(frame)
-    except (ValueError, RecursionError) as e:
-        return {}, {"status": "error", "code": "syntax-error", "message": str(e)}
-    if not isinstance(request, dict) or not isinstance(request.get("command"), str):
-        return {}, {"status": "error", "code": "syntax-error", "message": "no command specified"}
-    return request, None

@@ -1,185 +1,61 @@
-"""fedmsg adapter: the browser WebSocket, the HTTP publish resource, the ZeroMQ sources.
+"""fedmsg's Twisted service: the hub channel, the ZeroMQ sources and the fan-out.
 
 Every message, whatever its source, is published once on the hub channel
 `fedmsg:bus`; each node subscribes to that channel once and fans out to its
-own connections with one prepared frame per message.
+own connections with one frame per message.
 """
 
 from __future__ import annotations
 
-import hmac
-import resource
 from typing import Any
 
 import zmq
-from autobahn.twisted.websocket import WebSocketServerProtocol
 from prometheus_client import Gauge
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
-from twisted.web.resource import Resource
-from twisted.web.server import NOT_DONE_YET, Request
 
+from freescore.broadcast import server_frame
 from freescore.fedmsg import wire
+from freescore.fedmsg.adapter import FedmsgProtocol, PublishResource
 from freescore.fedmsg.logic import Subscribed, SubscriptionIndex
 from freescore.fedmsg.settings import Settings
 from freescore.fedmsg.zmqsource import Publisher, Subscriber
 from freescore.hub import HubMessage
-from freescore.service import ProtocolService, ServiceContext
-from freescore.web import JsonError, json_error
-from freescore.websocket import (
-    FreescoreServerFactory,
-    FreescoreServerProtocol,
-    WebSocketEndpoint,
-    WebSocketLimits,
-    encode_json,
-)
+from freescore.protocolservice import ProtocolService, ServiceContext
+from freescore.web import JsonError
+from freescore.websocket import WebSocketEndpoint
+from freescore.wireformat import CloseCode
 
 log = Logger(namespace="freescore.fedmsg")
 
 CHANNEL = "fedmsg:bus"
-CLOSE_TRY_AGAIN_LATER = 1013
 
 
-def _transport_chain(transport: Any) -> list[Any]:
-    chain = []
-    while transport is not None and len(chain) < 4:
-        chain.append(transport)
-        transport = getattr(transport, "transport", None)
-    return chain
-
-
-def unsent_bytes(chain: list[Any]) -> int:
-    """Bytes written but not yet handed to the kernel, through TLS and TCP buffers."""
-    total = 0
-    for t in chain:
-        pending = getattr(t, "_appSendBuffer", None)
-        if pending:
-            total += sum(len(b) for b in pending)
-        buffered = getattr(t, "dataBuffer", None)
-        if buffered is not None:
-            total += len(buffered) - t.offset + t._tempDataLen
-    return total
-
-
-class FedmsgProtocol(FreescoreServerProtocol):
-    """One browser: its frames go to the service; its subscriptions die with it."""
-
-    fedmsg: "FedmsgService"
-    _transports: list[Any]
-    limit_logged = False
-    too_slow = False
-
-    def opened(self) -> None:
-        self._transports = _transport_chain(self.transport)
-
-    def received(self, payload: bytes, is_binary: bool) -> None:
-        if not is_binary:
-            self.fedmsg.client_frame(self, payload)
-
-    def closed(self, was_clean: bool, code: int | None, reason: str | None) -> None:
-        self.fedmsg.index.remove(self)
-
-    def unsent(self) -> int:
-        return unsent_bytes(self._transports)
-
-    def write_frames(self, frames: Any) -> bool:
-        """Write prepared frames in order; True if bytes may be left buffered in the process.
-
-        Frames queued for one connection in a reactor turn go out in one
-        `write_now` (the base's direct send on plain TCP); compression and
-        Autobahn's own queue take the normal path, which keeps order.
-        """
-        single = type(frames) is not list  # one PreparedMessage (the common case) or a list of them
-        if self._perMessageCompress is not None or self.send_queue:
-            for prepared in (frames,) if single else frames:
-                WebSocketServerProtocol.sendPreparedMessage(self, prepared)
-            return True
-        data = frames.payloadHybi if single else b"".join(p.payloadHybi for p in frames)
-        return not self.write_now(data)
-
-
-class PublishResource(Resource):
-    """`POST publish_path` with a bearer token: the HTTP source for systems without ZeroMQ."""
-
-    isLeaf = True
-
-    def __init__(self, service: "FedmsgService", token: str, max_body: int) -> None:
-        super().__init__()
-        self.service = service
-        self._expected = f"Bearer {token}".encode()
-        self.max_body = max_body
-
-    def render(self, request: Request) -> Any:
-        request.setHeader("cache-control", "no-store")
-        if request.method != b"POST":
-            request.setHeader("allow", "POST")
-            return json_error(request, 405, "use POST")
-        given = request.getHeader(b"authorization") or b""
-        if not hmac.compare_digest(given, self._expected):
-            request.setHeader("www-authenticate", 'Bearer realm="fedmsg"')
-            return json_error(request, 401, "missing or wrong bearer token")
-        data = request.content.read(self.max_body + 1) if request.content is not None else b""
-        if len(data) > self.max_body:
-            return json_error(request, 413, f"body larger than {self.max_body} bytes")
-        try:
-            topic, body_text = wire.parse_publish_request(data)
-        except wire.BadMessage as e:
-            self.service.ctx.metrics.errors.inc()
-            return json_error(request, 400, str(e))
-        delivered = self.service.count_matching(topic)
-        d = self.service.publish(topic, body_text)
-        finished = [False]
-        request.notifyFinish().addBoth(lambda _: finished.__setitem__(0, True))
-
-        def ok(_: Any) -> None:
-            if not finished[0]:
-                request.setHeader("content-type", "application/json")
-                request.write(encode_json({"status": "ok", "delivered": delivered}))
-                request.finish()
-
-        def failed(failure: Any) -> None:
-            log.error("fedmsg: hub publish failed: {why}", why=failure.getErrorMessage())
-            if not finished[0]:
-                request.write(json_error(request, 503, "hub unavailable"))
-                request.finish()
-
-        d.addCallbacks(ok, failed)
-        return NOT_DONE_YET
+def make_service(ctx: ServiceContext) -> FedmsgService:
+    return FedmsgService(ctx)
 
 
 class FedmsgService(ProtocolService):
+    """The subscriptions, the hub channel and the ZeroMQ sources; fan-out with one frame per message."""
+
     def __init__(self, ctx: ServiceContext) -> None:
         super().__init__(ctx)
-        s: Settings = ctx.settings  # type: ignore[assignment]
+        s = ctx.settings
+        assert isinstance(s, Settings)
         self.settings = s
         self.index: SubscriptionIndex[FedmsgProtocol] = SubscriptionIndex(s.strict, s.max_patterns)
-        protocol = type("BoundFedmsgProtocol", (FedmsgProtocol,), {"fedmsg": self})
-        self.factory = FreescoreServerFactory(
-            protocol,
-            service=ctx.name,
-            limits=WebSocketLimits(
-                max_frame=s.max_inbound_message,
-                max_message=s.max_inbound_message,
-                max_connections=s.max_connections,
-                allowed_origins=s.allowed_origins,
-                keepalive=s.keepalive,
-            ),
-            metrics=ctx.metrics,
-            connections=ctx.connections,
-            reactor=ctx.reactor,
-        )
+        self.factory = self.websocket_factory(FedmsgProtocol)
+        self.broadcaster = self.make_broadcaster(max_unsent=s.max_outbound_buffer, too_slow=self._too_slow)
         # At `/` (a listener of its own, as upstream) every path takes clients.
         self.resources[s.path] = WebSocketEndpoint(self.factory, subpaths=not s.path.strip("/"))
         if s.publish_token is not None:
-            self.resources[s.publish_path] = PublishResource(self, s.publish_token, s.max_publish_body)
+            self.resources[s.publish_path] = PublishResource(self)
         else:
             self.resources[s.publish_path] = JsonError(404, "publishing is off: no publish_token is configured")
         self._hub_sub: Any = None
         self._zmq: zmq.Context | None = None
         self.subscribers: list[Subscriber] = []
         self.publisher: Publisher | None = None
-        self._pending: dict[FedmsgProtocol, Any] = {}
-        self._flush_call: Any = None
         self.zmq_gauge = Gauge(
             "freescore_fedmsg_zmq_connected", "1 while the ZeroMQ SUB endpoint is connected, 0 while connecting",
             ["endpoint"], registry=ctx.metrics.registry,
@@ -193,7 +69,9 @@ class FedmsgService(ProtocolService):
     # -- lifecycle -------------------------------------------------------------
     def startService(self) -> None:
         super().startService()
-        raise_nofile(self.settings.nofile)
+        if self.settings.nofile is not None:
+            log.warn("fedmsg: `nofile` is deprecated and ignored; the process raises the open-files limit "
+                     "once ([runtime] nofile)")
         self._hub_sub = self.ctx.hub.subscribe(CHANNEL, self._from_hub)
         try:
             self._start_zmq()
@@ -232,10 +110,7 @@ class FedmsgService(ProtocolService):
                 log.info("fedmsg: ZeroMQ SUB {method} {endpoint}", method=s.subscribe_method, endpoint=endpoint)
 
     def stopService(self) -> Any:
-        if self._flush_call is not None and self._flush_call.active():
-            self._flush_call.cancel()
-        self._flush_call = None
-        self._pending = {}
+        self.broadcaster.flush()
         if self._hub_sub is not None:
             self._hub_sub.cancel()
             self._hub_sub = None
@@ -253,9 +128,6 @@ class FedmsgService(ProtocolService):
     def _zmq_state(self, endpoint: str, state: str) -> None:
         log.info("fedmsg: ZeroMQ {endpoint} {state}", endpoint=endpoint, state=state)
         self.zmq_gauge.labels(endpoint=endpoint).set(1 if state == "connected" else 0)
-
-    def zmq_states(self) -> dict[str, str]:
-        return {sub.endpoint: sub.state for sub in self.subscribers}
 
     # -- sources -----------------------------------------------------------------
     def _from_zmq(self, endpoint: str, parts: list[bytes]) -> None:
@@ -321,39 +193,13 @@ class FedmsgService(ProtocolService):
             self.deliver(recipients, wire.format_envelope(topic, body_text))
 
     def deliver(self, recipients: set[FedmsgProtocol], frame: bytes) -> int:
-        """Queue one prepared frame for each recipient; `_flush` writes them on the next reactor turn.
+        """Queue one frame for each recipient; the broadcaster writes them at the end of the reactor turn.
 
         Every message delivered in the same turn (a burst read from ZeroMQ)
         goes to a connection in one write, in order, so a backlog is cleared
         with one send per connection instead of one per message.
         """
-        prepared = self.factory.prepareMessage(frame, isBinary=False)
-        pending = self._pending
-        sent = 0
-        for proto in recipients:
-            if proto.state != FedmsgProtocol.STATE_OPEN:
-                continue
-            sent += 1
-            queued = pending.get(proto)
-            if queued is None:
-                pending[proto] = prepared  # a list only when a second message comes in the same turn
-            elif type(queued) is list:
-                queued.append(prepared)
-            else:
-                pending[proto] = [queued, prepared]
-        if sent:
-            self.ctx.metrics.messages_out.inc(sent)
-            if self._flush_call is None:
-                self._flush_call = self.ctx.reactor.callLater(0, self._flush)
-        return sent
-
-    def _flush(self) -> None:
-        self._flush_call = None
-        pending, self._pending = self._pending, {}
-        limit = self.settings.max_outbound_buffer
-        for proto, frames in pending.items():
-            if proto.state == FedmsgProtocol.STATE_OPEN and proto.write_frames(frames) and proto.unsent() > limit:
-                self._too_slow(proto)
+        return self.broadcaster.queue(recipients, server_frame(frame))
 
     def _too_slow(self, proto: FedmsgProtocol) -> None:
         proto.too_slow = True
@@ -363,17 +209,4 @@ class FedmsgService(ProtocolService):
             "fedmsg: {peer} has more than {limit} bytes unsent, closing (1013)",
             peer=proto.peer, limit=self.settings.max_outbound_buffer,
         )
-        # sendClose() refuses 1013 (it allows only 1000 and 3000-4999); the frame itself is fine.
-        proto.sendCloseFrame(code=CLOSE_TRY_AGAIN_LATER, reasonUtf8=b"slow consumer", isReply=False)
-
-
-def raise_nofile(wanted: int) -> None:
-    """Raise the open-files soft limit to `wanted` (capped by the hard limit), as fedmsg-hub does."""
-    try:
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        if soft != resource.RLIM_INFINITY and soft < wanted:
-            new = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
-            resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
-            log.info("fedmsg: open-files limit raised from {old} to {new}", old=soft, new=new)
-    except (OSError, ValueError) as e:
-        log.warn("fedmsg: cannot raise the open-files limit: {why}", why=e)
+        proto.close_with(CloseCode.TRY_AGAIN_LATER, "slow consumer")

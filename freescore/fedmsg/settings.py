@@ -5,8 +5,9 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass
+from typing import Any
 
-from freescore.config import ServiceSettings, SettingError
+from freescore.settings import SettingError, WebSocketSettings
 
 _TCP = re.compile(r"^tcp://(?P<host>\[[0-9A-Fa-f:.]+\]|[^\s/:\[\]]+):(?P<port>\d{1,5}|\*)$")
 _OTHER = re.compile(r"^(ipc|inproc|pgm|epgm)://\S+$")
@@ -33,7 +34,7 @@ def check_endpoint(endpoint: str, method: str, key: str) -> str:
 
 
 @dataclass(frozen=True)
-class Settings(ServiceSettings):
+class Settings(WebSocketSettings):
     path: str = "/fedmsg"
     endpoints: tuple[str, ...] = ()
     subscribe_method: str = "connect"
@@ -53,12 +54,11 @@ class Settings(ServiceSettings):
     max_patterns: int = 256
     max_pattern_length: int = 1024
     max_inbound_message: int = 65536
+    """Largest browser message: fedmsg's name for `max_message`."""
     max_outbound_buffer: int = 8 * 1024 * 1024
     max_publish_body: int = 1024 * 1024
-    max_connections: int = 10000
-    keepalive: float = 30.0
-    allowed_origins: tuple[str, ...] = ("*",)
-    nofile: int = 4096
+    nofile: int | None = None
+    """Deprecated and ignored: the process raises the open-files limit once (`[runtime] nofile`)."""
 
     def validate(self, base: object) -> "Settings":
         for key in ("path", "publish_path"):
@@ -79,15 +79,16 @@ class Settings(ServiceSettings):
         if overlap:
             raise SettingError("publish_endpoints", f"{sorted(overlap)[0]!r} is also in endpoints (double delivery)")
         for key in ("max_patterns", "max_pattern_length", "max_inbound_message", "max_outbound_buffer",
-                    "max_publish_body", "max_connections"):
+                    "max_publish_body"):
             if getattr(self, key) < 1:
                 raise SettingError(key, "must be at least 1")
         for key in ("high_water_mark", "tcp_keepalive_cnt", "tcp_keepalive_idle", "tcp_keepalive_intvl",
-                    "reconnect_ivl", "reconnect_ivl_max", "nofile"):
+                    "reconnect_ivl", "reconnect_ivl_max"):
             if getattr(self, key) < 0:
                 raise SettingError(key, "must not be negative")
         if self.tcp_keepalive not in (-1, 0, 1):
             raise SettingError("tcp_keepalive", "must be -1 (OS default), 0 or 1")
-        if self.keepalive < 0:
-            raise SettingError("keepalive", "must not be negative (0 turns pings off)")
         return dataclasses.replace(self, endpoints=endpoints)
+
+    def implied_limits(self) -> dict[str, Any]:
+        return {"max_message": self.max_inbound_message}

@@ -10,11 +10,12 @@ from typing import TYPE_CHECKING, Any
 from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
-from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from freescore.gateway import logic, wire
+from freescore.web import ServiceResource, TooLarge, answer_error, error_head, json_error
 from freescore.websocket import FreescoreServerProtocol
+from freescore.wireformat import CloseCode
 
 if TYPE_CHECKING:
     from freescore.gateway.service import GatewayService
@@ -26,6 +27,7 @@ _PHRASES = {401: "Unauthorized", 403: "Forbidden", 502: "Bad Gateway", 503: "Ser
 class GatewayProtocol(FreescoreServerProtocol):
     """One client: admitted by the connect hook, its messages become ordered PUTs."""
 
+    service: GatewayService
     conn_id: str = ""
     record: logic.ConnectionRecord | None = None
     credential: wire.Credential | None = None
@@ -35,13 +37,9 @@ class GatewayProtocol(FreescoreServerProtocol):
     _backlog_full: bool = False
     _timer: Any = None
 
-    @property
-    def gateway(self) -> GatewayService:
-        return self.factory.gateway  # type: ignore[attr-defined,no-any-return]
-
     # -- handshake: the connect hook decides ------------------------------------------
     def handshake(self, request: ConnectionRequest) -> Deferred[str | None]:
-        g = self.gateway
+        g = self.service
         self.conn_id = logic.new_connection_id()
         self.credential = wire.credential(request.headers, request.protocols, request.params,
                                           g.settings.auth_query_param)
@@ -58,7 +56,7 @@ class GatewayProtocol(FreescoreServerProtocol):
         return d
 
     def _decided(self, decision: wire.Decision) -> str | None:
-        g = self.gateway
+        g = self.service
         if not decision.admitted:
             g.log.info("gateway: refused {id}: {status} {code}", id=self.conn_id, status=decision.status,
                        code=decision.code)
@@ -84,7 +82,7 @@ class GatewayProtocol(FreescoreServerProtocol):
 
     # -- open connection -----------------------------------------------------------
     def opened(self) -> None:
-        g = self.gateway
+        g = self.service
         now = g.reactor.seconds()
         self.record = logic.ConnectionRecord(self.conn_id, self._source_ip, self._user_agent, connected_at=now)
         g.register(self)
@@ -95,32 +93,20 @@ class GatewayProtocol(FreescoreServerProtocol):
         the client sent it before it knew. After a 1013 nothing more goes to the backend."""
         if self.record is None or self._backlog_full:
             return
-        self.record.touch(self.gateway.reactor.seconds())
+        self.record.touch(self.service.reactor.seconds())
         if not self.backlog.add(logic.Hook(payload, is_binary)):
             self._backlog_full = True
-            self.gateway.log.warn("gateway: {id}: backend too slow, {n} PUTs ({size} bytes) queued; closing 1013",
+            self.service.log.warn("gateway: {id}: backend too slow, {n} PUTs ({size} bytes) queued; closing 1013",
                                   id=self.conn_id, n=len(self.backlog.queue), size=self.backlog.queued_bytes)
             self.factory.metrics.errors.inc()
-            self.close_with(logic.CLOSE_TRY_AGAIN_LATER, logic.BACKLOG_REASON)
+            self.close_with(CloseCode.TRY_AGAIN_LATER, logic.BACKLOG_REASON)
             return
         self._pump()
 
     def push(self, payload: bytes, binary: bool) -> None:
         if self.record is not None:
-            self.record.touch(self.gateway.reactor.seconds())
+            self.record.touch(self.service.reactor.seconds())
         self.sendMessage(payload, binary)
-
-    def outbound_buffered(self) -> int:
-        """Bytes written but not yet sent to this client (Twisted's write buffer, under any TLS layer)."""
-        total = 0
-        transport = self.transport
-        while transport is not None:
-            data = getattr(transport, "dataBuffer", None)
-            if data is not None:
-                total += len(data) - getattr(transport, "offset", 0) + getattr(transport, "_tempDataLen", 0)
-                break
-            transport = getattr(transport, "transport", None)
-        return total
 
     def live(self) -> bool:
         """Open for data. (Autobahn's `is_open` attribute is a Future, which shadows the base's method.)"""
@@ -135,7 +121,7 @@ class GatewayProtocol(FreescoreServerProtocol):
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self._timer = None
-        self.gateway.unregister(self)
+        self.service.unregister(self)
         self._ended = True
         self._pump()
 
@@ -148,7 +134,7 @@ class GatewayProtocol(FreescoreServerProtocol):
         hook = self.backlog.next()
         if hook is not None:
             assert self.credential is not None
-            d = self.gateway.backend.message(self.conn_id, self.credential.value, hook)
+            d = self.service.backend.message(self.conn_id, self.credential.value, hook)
             d.addCallback(self._put_done)
             return
         if self._ended and self.backlog.drained():
@@ -157,7 +143,7 @@ class GatewayProtocol(FreescoreServerProtocol):
     def _put_done(self, result: Any) -> None:
         self.backlog.done()
         if result.status is None or not 200 <= result.status < 300:
-            self.gateway.log.warn("gateway: message hook for {id} failed: {what}", id=self.conn_id,
+            self.service.log.warn("gateway: message hook for {id} failed: {what}", id=self.conn_id,
                                   what=result.describe())
             self.factory.metrics.errors.inc()
         self._pump()
@@ -167,46 +153,41 @@ class GatewayProtocol(FreescoreServerProtocol):
             return
         self._close_hook_sent = True
         assert self.credential is not None
-        self.gateway.close_hook(self.conn_id, self.credential.value, self.ws_uri)
+        self.service.close_hook(self.conn_id, self.credential.value, self.ws_uri)
 
     # -- idle and max-duration timers --------------------------------------------------
     def _schedule_timer(self, now: float) -> None:
         assert self.record is not None
-        due = self.gateway.timers.next_check(self.record)
+        due = self.service.timers.next_check(self.record)
         if due is not None:
-            self._timer = self.gateway.reactor.callLater(max(0.0, due - now), self._check_timers)
+            self._timer = self.service.reactor.callLater(max(0.0, due - now), self._check_timers)
 
     def _check_timers(self) -> None:
         self._timer = None
         if self.record is None or not self.live():
             return
-        now = self.gateway.reactor.seconds()
-        expiry = self.gateway.timers.expiry(self.record, now)
+        now = self.service.reactor.seconds()
+        expiry = self.service.timers.expiry(self.record, now)
         if expiry is not None:
-            self.gateway.log.info("gateway: {id}: {reason}, closing {code}", id=self.conn_id,
+            self.service.log.info("gateway: {id}: {reason}, closing {code}", id=self.conn_id,
                                   reason=expiry.reason, code=expiry.code)
             self.close_with(expiry.code, expiry.reason)
             return
         self._schedule_timer(now)
 
 
-class PushAPI(Resource):
+class PushAPI(ServiceResource):
     """`{push_path}/{id}`: PUT/POST send, GET describes, DELETE closes (AWS @connections)."""
 
-    isLeaf = True
-
-    def __init__(self, gateway: GatewayService) -> None:
-        super().__init__()
-        self.gateway = gateway
+    service: GatewayService
 
     def render(self, request: Request) -> Any:
-        g = self.gateway
+        g = self.service
         request.access_log = g.settings.push_access_log  # type: ignore[attr-defined]  (FreescoreSite)
         if not g.serves_push(request):
-            return _json(request, 404, wire.encode({"error": "not found"}))
+            return json_error(request, 404, "not found")
         if not g.push_allowed(request.getClientAddress()):
-            err = wire.PushError(403, "FORBIDDEN", "Forbidden", "ForbiddenException")
-            return _error(request, err)
+            return answer_error(request, wire.PushError(403, "FORBIDDEN", "Forbidden", "ForbiddenException"))
         body = request.content.read() if request.content is not None else b""
         method = request.method.decode("ascii", "replace")
         path = request.path.decode("latin-1")
@@ -222,24 +203,23 @@ class PushAPI(Resource):
         except wire.PushError as e:
             if e.status == 401:
                 g.log.info("gateway: push API refused {method} {path}: bad credentials", method=method, path=path)
-            return _error(request, e)
+            return answer_error(request, e)
         d = g.route(conn_id, command)
         d.addCallbacks(self._reply, self._failed, callbackArgs=(request,), errbackArgs=(request,))
         return NOT_DONE_YET
 
-    def too_large(self, limit: int) -> tuple[dict[str, str], bytes]:
+    def too_large(self, limit: int) -> TooLarge:
         """The site's 413 for a push over `[http] max_body`, sent before the body is read: the documented shape."""
-        err = wire.too_long(min(limit, self.gateway.settings.max_message))
-        return {"content-type": "application/json", "x-amzn-ErrorType": str(err.error_type)}, err.body()
+        return error_head(wire.too_long(min(limit, self.service.settings.max_message)))
 
     def _reply(self, reply: tuple[int, bytes], request: Request) -> None:
         if request._disconnected:
             return
         status, body = reply
         if status == 410:
-            body = _error(request, wire.gone())
+            body = answer_error(request, wire.gone())
         elif status == 429:
-            body = _error(request, wire.buffer_full())
+            body = answer_error(request, wire.buffer_full())
         elif status == 204:
             request.setResponseCode(204)
             body = b""
@@ -253,9 +233,9 @@ class PushAPI(Resource):
         request.finish()
 
     def _failed(self, failure: Failure, request: Request) -> None:
-        self.gateway.log.error("gateway: push failed: {why}", why=failure.getErrorMessage())
+        self.service.log.error("gateway: push failed: {why}", why=failure.getErrorMessage())
         if not request._disconnected:
-            request.write(_json(request, 500, wire.encode({"code": "INTERNAL_ERROR", "message": "push failed"})))
+            request.write(answer_error(request, wire.PushError(500, "INTERNAL_ERROR", "push failed")))
             request.finish()
 
 
@@ -269,8 +249,3 @@ def _json(request: Request, status: int, body: bytes) -> bytes:
     request.setHeader("content-type", "application/json")
     return body
 
-
-def _error(request: Request, err: wire.PushError) -> bytes:
-    if err.error_type:
-        request.setHeader("x-amzn-ErrorType", err.error_type)
-    return _json(request, err.status, err.body())

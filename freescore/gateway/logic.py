@@ -10,10 +10,7 @@ import uuid
 from collections import deque
 from dataclasses import dataclass, field
 
-CLOSE_NORMAL = 1000
-CLOSE_GOING_AWAY = 1001
-CLOSE_TOO_BIG = 1009
-CLOSE_TRY_AGAIN_LATER = 1013
+from freescore.wireformat import CloseCode
 
 IDLE_REASON = "Idle timeout"
 DURATION_REASON = "Max connection duration"
@@ -30,7 +27,7 @@ def new_connection_id() -> str:
 
 @dataclass(frozen=True)
 class Expiry:
-    code: int
+    code: CloseCode
     reason: str
 
 
@@ -62,9 +59,9 @@ class Timers:
 
     def expiry(self, record: ConnectionRecord, now: float) -> Expiry | None:
         if self.max_duration > 0 and now >= record.connected_at + self.max_duration:
-            return Expiry(CLOSE_GOING_AWAY, DURATION_REASON)
+            return Expiry(CloseCode.GOING_AWAY, DURATION_REASON)
         if self.idle > 0 and now >= record.last_active_at + self.idle:
-            return Expiry(CLOSE_GOING_AWAY, IDLE_REASON)
+            return Expiry(CloseCode.GOING_AWAY, IDLE_REASON)
         return None
 
     def next_check(self, record: ConnectionRecord) -> float | None:

@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING, Any
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall
 
-from freescore.gateway import logic, wire
+from freescore.gateway import wire
 from freescore.hub import Hub, HubMessage
+from freescore.wireformat import CloseCode
 
 if TYPE_CHECKING:
     from freescore.gateway.adapter import GatewayProtocol
@@ -131,13 +132,13 @@ def execute(proto: GatewayProtocol, command: wire.PushCommand) -> Reply:
     if not proto.live():
         return (410, b"")
     if isinstance(command, wire.PushSend):
-        if proto.outbound_buffered() > proto.gateway.settings.max_outbound_buffer:
+        if proto.unsent_bytes() > proto.service.settings.max_outbound_buffer:
             return (429, b"")
         proto.push(command.payload, command.binary)
         return (200, wire.OK_BODY)
     if isinstance(command, wire.PushInfo):
         return (200, proto.info())
-    proto.close_with(logic.CLOSE_NORMAL)
+    proto.close_with(CloseCode.NORMAL)
     return (204, b"")
 
 

@@ -21,10 +21,14 @@ from freescore.gateway.adapter import GatewayProtocol, PushAPI
 from freescore.gateway.hooks import Backend, HookResult
 from freescore.gateway.routing import SPACE, Reply, Router
 from freescore.gateway.settings import Settings, push_listeners
-from freescore.service import ProtocolService, ServiceContext
-from freescore.websocket import FreescoreServerFactory, WebSocketEndpoint, WebSocketLimits
+from freescore.protocolservice import ProtocolService, ServiceContext
+from freescore.websocket import WebSocketEndpoint
 
 SHUTDOWN_WAIT = 10.0
+
+
+def make_service(ctx: ServiceContext) -> GatewayService:
+    return GatewayService(ctx)
 
 
 class LevelLog:
@@ -53,6 +57,8 @@ class LevelLog:
 
 
 class GatewayService(ProtocolService):
+    """The client endpoint, the push API, the hooks to the backend and push routing between nodes."""
+
     def __init__(self, ctx: ServiceContext) -> None:
         super().__init__(ctx)
         s = ctx.settings
@@ -77,19 +83,10 @@ class GatewayService(ProtocolService):
         self._push_sites: set[Any] | None = None
         self._ws_hostname = ""
         self.router = Router(self.hub, ctx.reactor, self.local)
-        limits = WebSocketLimits(
-            max_frame=s.max_frame, max_message=s.max_message, open_timeout=s.hook_timeout / 1000.0 + 5.0,
-            close_timeout=5.0, max_connections=s.max_connections, keepalive=s.keepalive,
-        )
-        factory = FreescoreServerFactory(
-            GatewayProtocol, service=ctx.name, limits=limits, metrics=ctx.metrics, connections=ctx.connections,
-            reactor=ctx.reactor,
-        )
-        factory.gateway = self  # type: ignore[attr-defined]
-        factory.setProtocolOptions(autoFragmentSize=s.max_frame)
-        self.factory = factory
-        own_listeners = not shares_listeners(ctx)
-        endpoint = WebSocketEndpoint(factory, subpaths=own_listeners)
+        self.factory = self.websocket_factory(GatewayProtocol)
+        self.factory.setProtocolOptions(autoFragmentSize=s.max_frame)
+        own_listeners = ctx.config.has_own_listeners(ctx.name)
+        endpoint = WebSocketEndpoint(self.factory, subpaths=own_listeners)
         self.resources = {s.path: endpoint, s.push_path: PushAPI(self)}
         if own_listeners:
             self.resources[""] = endpoint  # listeners of its own: any path takes clients, as upstream
@@ -194,10 +191,4 @@ class GatewayService(ProtocolService):
     # -- push routing ------------------------------------------------------------------
     def route(self, conn_id: str, command: wire.PushCommand) -> Deferred[Reply]:
         return self.router.route(conn_id, command)
-
-
-def shares_listeners(ctx: ServiceContext) -> bool:
-    """Does another service use one of the gateway's listeners?"""
-    mine = set(ctx.config.listeners_for(ctx.name))
-    return any(mine & set(ctx.config.listeners_for(name)) for name in ctx.config.services if name != ctx.name)
 

@@ -8,9 +8,10 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from freescore.config import Config, ConfigError, ServiceSettings, SettingError, is_loopback
 from freescore.gateway import wire
+from freescore.settings import Config, SettingError, WebSocketSettings
 
 LOG_LEVELS = ("error", "warn", "info", "debug")
 HOOK_TIMEOUT_RANGE = (50, 29000)
@@ -18,7 +19,10 @@ MAX_TIMEOUT_MS = 2**31
 
 
 @dataclass(frozen=True)
-class Settings(ServiceSettings):
+class Settings(WebSocketSettings):
+    """Upstream's keys keep their names and units: `timeout` (ms, WS_TIMEOUT) sets the keepalive
+    (a ping every timeout/2, at least 1 s), `hook_timeout` the opening handshake's (plus 5 s)."""
+
     api_uri: str = ""
     """Backend base URL; required (here or in API_URI / TARGET_ADDRESS)."""
     ws_hostname: str = ""
@@ -38,12 +42,13 @@ class Settings(ServiceSettings):
     timeout: int = 30000
     hook_timeout: int = 10000
     max_frame: int = 32768
+    """Largest inbound frame payload; pushes go out in frames of at most this size."""
     max_message: int = 131072
+    close_timeout: float = 5.0
     idle_timeout: float = 600.0
     max_duration: float = 7200.0
     auth_query_param: str = "token"
     log_level: str = "info"
-    max_connections: int = 10000
     hook_pool_size: int = 128
     """Persistent connections kept to the backend."""
     max_outbound_buffer: int = 1048576
@@ -91,10 +96,20 @@ class Settings(ServiceSettings):
                     raise SettingError(f"{key}[{i}]", f"not a network: {net!r}") from None
         return dataclasses.replace(s, api_uri=api, ws_hostname=ws_host, hook_timeout=hook_timeout)
 
-    @property
-    def keepalive(self) -> float:
-        """Ping every timeout/2, at least 1 s; silent for a full interval after a ping = dead."""
-        return max(1.0, self.timeout / 2000.0)
+    def implied_limits(self) -> dict[str, Any]:
+        return {"keepalive": max(1.0, self.timeout / 2000.0), "open_timeout": self.hook_timeout / 1000.0 + 5.0}
+
+    def check(self, config: Config, name: str) -> None:
+        """Without push_token or push_hmac_secret the push API is open: allow that on loopback listeners only."""
+        indexes = push_listeners(config, name)
+        if self.push_token is None and self.push_hmac_secret is None:
+            open_ones = [i for i in indexes if not config.listeners[i].loopback]
+            if open_ones:
+                raise SettingError(
+                    f"{name}.push_listen",
+                    f"the push API has no push_token or push_hmac_secret, so it may only be on loopback "
+                    f"listeners; listener {open_ones[0]} is not",
+                )
 
     def networks(self, key: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
         return tuple(ipaddress.ip_network(n, strict=False) for n in getattr(self, key))
@@ -134,20 +149,6 @@ def push_listeners(config: Config, name: str = "gateway") -> tuple[int, ...]:
     for i, ref in enumerate(settings.push_listen):
         index = ref if isinstance(ref, int) else names.get(ref)
         if index is None or index not in mine:
-            raise ConfigError(config.file, f"{name}.push_listen[{i}]", f"{ref!r} is not a listener of the gateway")
+            raise SettingError(f"{name}.push_listen[{i}]", f"{ref!r} is not a listener of the gateway")
         chosen.append(index)
     return tuple(sorted(set(chosen)))
-
-
-def check_config(config: Config, name: str = "gateway") -> None:
-    settings = config.services[name]
-    assert isinstance(settings, Settings)
-    indexes = push_listeners(config, name)
-    if settings.push_token is None and settings.push_hmac_secret is None:
-        open_ones = [i for i in indexes if not is_loopback(config.listeners[i])]
-        if open_ones:
-            raise ConfigError(
-                config.file, f"{name}.push_listen",
-                f"the push API has no push_token or push_hmac_secret, so it may only be on loopback "
-                f"listeners; listener {open_ones[0]} is not",
-            )

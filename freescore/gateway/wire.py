@@ -1,8 +1,8 @@
 """Pure parsing and formatting for the gateway: hook bodies, push requests, credentials.
 
 No sockets, no reactor, no clock: time comes in as an argument. Bad push
-requests raise `PushError`, which carries the HTTP status and the body the
-spec gives (the seed's `code` plus AWS's `message` and `x-amzn-ErrorType`).
+requests raise `PushError`, an `HttpError` with the body the spec gives (the
+seed's `code` plus AWS's `message`) and AWS's `x-amzn-ErrorType` header.
 """
 
 from __future__ import annotations
@@ -16,6 +16,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
+from freescore.auth import bearer_matches
+from freescore.wireformat import HttpError, encode_json
+
 TEXT_TYPE = "application/json"
 BINARY_TYPE = "application/octet-stream"
 SUBPROTOCOL_AUTH = "Authorization"
@@ -27,14 +30,12 @@ SIGNATURE_HEADER = "x-freescore-signature"
 GONE_MESSAGE = "The connection with the provided id no longer exists"
 
 
-class PushError(Exception):
-    """A push API request that is answered with an error status."""
+class PushError(HttpError):
+    """A push API request answered with an error status, in the push API's own error shape."""
 
     def __init__(self, status: int, code: str, message: str, error_type: str | None = None) -> None:
-        super().__init__(f"{status} {code}: {message}")
-        self.status = status
+        super().__init__(status, message, {"x-amzn-ErrorType": error_type} if error_type else None)
         self.code = code
-        self.message = message
         self.error_type = error_type
 
     def body(self) -> bytes:
@@ -57,8 +58,7 @@ def unauthorized(message: str) -> PushError:
     return PushError(401, "UNAUTHORIZED", message, "UnauthorizedException")
 
 
-def encode(obj: object) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+encode = encode_json
 
 
 # -- URLs ---------------------------------------------------------------------
@@ -250,15 +250,6 @@ def connection_id(postpath: Sequence[str]) -> str | None:
 # -- push API authentication ---------------------------------------------------------
 
 
-def bearer_ok(authorization: str | None, token: str) -> bool:
-    if not authorization:
-        return False
-    scheme, _, value = authorization.strip().partition(" ")
-    if scheme.lower() != "bearer":
-        return False
-    return hmac.compare_digest(value.strip().encode("utf-8"), token.encode("utf-8"))
-
-
 def signature(secret: str, timestamp: str, method: str, path: str, body: bytes) -> str:
     """`sha256=<hex>` of `<timestamp>\\n<METHOD>\\n<path>\\n<body>` with the shared secret."""
     message = f"{timestamp}\n{method.upper()}\n{path}\n".encode() + body
@@ -290,7 +281,7 @@ def authenticate(
     """
     if token is None and secret is None:
         return
-    if token is not None and bearer_ok(headers.get("authorization"), token):
+    if token is not None and bearer_matches(headers.get("authorization"), token):
         return
     if secret is not None and hmac_ok(
         secret, headers.get(TIMESTAMP_HEADER), headers.get(SIGNATURE_HEADER), method, path, body, now

@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 
 from freescore.worldclass.divfile import Athlete, Division, format_division, format_progress, pad
-from freescore.worldclass.logic import FORMS_DIR, _write
+from freescore.worldclass.model import FORMS_DIR, _write
 from freescore.worldclass.scoring import first_round
 
 DB = "demo"

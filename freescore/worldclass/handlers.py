@@ -25,7 +25,7 @@ from freescore.worldclass.divfile import (
     parse_division,
     parse_forms,
 )
-from freescore.worldclass.logic import (
+from freescore.worldclass.model import (
     WRITE_KEYS,
     AutopilotToken,
     Client,

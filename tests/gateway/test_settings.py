@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from freescore import config, registry
+from freescore import config
 from freescore.gateway.settings import Settings, apply_environment
 
 BASE = """
@@ -15,7 +15,6 @@ endpoint = "tcp:0:interface=127.0.0.1"
 
 @pytest.fixture(autouse=True)
 def _registered(monkeypatch):
-    monkeypatch.setitem(registry.SERVICES, "gateway", "freescore.gateway")
     for name in ("API_URI", "TARGET_ADDRESS", "WS_HOSTNAME", "LOCAL_ADDRESS", "WS_TIMEOUT", "LOG_LEVEL"):
         monkeypatch.delenv(name, raising=False)
 
@@ -100,6 +99,5 @@ def test_bad_values():
 ])
 def test_loopback_listeners(endpoint, loopback):
     from freescore.config import ListenerSettings
-    from freescore.gateway.settings import is_loopback
 
-    assert is_loopback(ListenerSettings(endpoint=endpoint)) is loopback
+    assert ListenerSettings(endpoint=endpoint).loopback is loopback

@@ -127,14 +127,6 @@ def test_gone_error_matches_aws():
     assert json.loads(e.body())["message"] == "The connection with the provided id no longer exists"
 
 
-def test_bearer_auth():
-    assert wire.bearer_ok("Bearer s3cret", "s3cret")
-    assert wire.bearer_ok("bearer  s3cret ", "s3cret")
-    assert not wire.bearer_ok("Bearer s3cre", "s3cret")
-    assert not wire.bearer_ok("Basic s3cret", "s3cret")
-    assert not wire.bearer_ok(None, "s3cret")
-
-
 def test_hmac_auth():
     body = b"hello"
     sig = wire.signature("k", "1000", "put", "/@connections/x", body)

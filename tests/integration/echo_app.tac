@@ -11,12 +11,8 @@ from twisted.application.service import Application
 from twisted.internet.task import deferLater
 
 from freescore.app import makeService
-from freescore.websocket import (
-    FreescoreServerFactory,
-    FreescoreServerProtocol,
-    WebSocketEndpoint,
-    WebSocketLimits,
-)
+from freescore.settings import WebSocketSettings
+from freescore.websocket import FreescoreServerFactory, FreescoreServerProtocol, WebSocketEndpoint
 
 
 class Echo(FreescoreServerProtocol):
@@ -33,7 +29,7 @@ class Echo(FreescoreServerProtocol):
 application = Application("freescore-echo")
 freescore = makeService({"config": os.environ["FREESCORE_CONFIG"]})
 freescore.setServiceParent(application)
-limits = WebSocketLimits(
+limits = WebSocketSettings(
     max_frame=int(os.environ.get("ECHO_MAX_FRAME", "65536")),
     max_message=int(os.environ.get("ECHO_MAX_MESSAGE", "65536")),
     keepalive=float(os.environ.get("ECHO_KEEPALIVE", "30")),
@@ -41,7 +37,7 @@ limits = WebSocketLimits(
     open_timeout=float(os.environ.get("ECHO_OPEN_TIMEOUT", "10")),
 )
 factory = FreescoreServerFactory(
-    Echo, service="echo", limits=limits, metrics=freescore.metrics.for_service("echo"),
+    Echo, None, name="echo", limits=limits, metrics=freescore.metrics.for_service("echo"),
     connections=freescore.connections, reactor=freescore.reactor,
 )
 for root in freescore.roots:

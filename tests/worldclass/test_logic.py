@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from freescore.worldclass import logic, wire
+from freescore.worldclass import logic, model, wire
 from freescore.worldclass.divfile import parse_division, parse_progress
 from freescore.worldclass.wire import RequestError
 
@@ -23,7 +23,7 @@ def wc(tmp_path):
 
 def client(role="computer operator", ring="1", cid_seed="a" * 40):
     route = wire.parse_route(f"/worldclass/test/{ring}/{role.replace(' ', '+')}")
-    return logic.Client(id=cid_seed, route=route)
+    return model.Client(id=cid_seed, route=route)
 
 
 def send(wc, request, who=None, clients=()):
@@ -197,7 +197,7 @@ def test_external_edit_is_reloaded(wc, tmp_path):
 
 
 def test_unknown_and_se_only(wc):
-    with pytest.raises(logic.UnknownRequest):
+    with pytest.raises(model.UnknownRequest):
         send(wc, {"type": "division", "action": "fly"})
     with pytest.raises(RequestError, match="single-elimination"):
         send(wc, {"type": "division", "action": "award min score"})
@@ -216,7 +216,7 @@ def test_health_ladder():
     assert c.next_interval() == 30.0 and c.health == "strong"
     assert c.pong("2") is False  # still strong: no change to report
     for n, health in ((5, "good"), (10, "weak"), (20, "bad"), (21, "dead")):
-        assert logic.health_for(n) == health
+        assert model.health_for(n) == health
     c.pinging = False
     assert c.health == "n/a" and c.next_interval() is None
 
@@ -224,7 +224,7 @@ def test_health_ladder():
 def test_users_sorted_by_role_then_cid():
     clients = [client("observer", cid_seed="b" * 40), client("judge1", cid_seed="c" * 40),
                client("computer operator", cid_seed="d" * 40), client("judge0", cid_seed="e" * 40)]
-    assert [u["role"] for u in logic.users_list(clients)] == ["Computer Operator", "Judge0", "Judge1", "Observer"]
+    assert [u["role"] for u in model.users_list(clients)] == ["Computer Operator", "Judge0", "Judge1", "Observer"]
     assert clients[1].description == "Judge 1 (-cccc)" and clients[3].description == "Referee (-eeee)"
     assert clients[2].description == "Computer Operator (-dddd)"
 
@@ -300,7 +300,7 @@ def test_failed_write_raises_save_error_and_memory_rereads_the_disk(wc, tmp_path
     before = path.read_bytes()
     first = send(wc, {"type": "division", "action": "read"})  # loaded, nothing to write
     blocker = block_writes(tmp_path)
-    with pytest.raises(logic.SaveError) as info:
+    with pytest.raises(model.SaveError) as info:
         score_all(wc, judges=1)
     assert info.value.db == "test"
     assert info.value.message.startswith("could not save the changes to tournament 'test': ")
@@ -317,7 +317,7 @@ def test_failed_write_raises_save_error_and_memory_rereads_the_disk(wc, tmp_path
 def test_batched_flush_reports_failures_per_tournament(wc, tmp_path):
     shutil.copytree(FIXTURES, tmp_path / "other" / "forms-worldclass")
     judge = client(role="judge0")
-    other = logic.Client(id="b" * 40, route=wire.parse_route("/worldclass/other/1/judge0"))
+    other = model.Client(id="b" * 40, route=wire.parse_route("/worldclass/other/1/judge0"))
     marks = {"judge": 0, "major": "0.3", "minor": "0.6", "rhythm": "1.5", "power": "1.4", "ki": "1.3"}
     for who, db in ((judge, "test"), (other, "other")):
         wc.handle(who, {"type": "division", "action": "score", "score": marks, "tournament": db, "ring": "1",

@@ -1,0 +1,52 @@
+"""What every protocol's wire layer shares: compact JSON, close codes, HTTP errors.
+
+Pure Python (no Twisted, no Autobahn), so `wire` and `logic` modules can name
+a close code or raise an HTTP error without importing the adapters' world.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from typing import Any
+
+
+def encode_json(obj: Any) -> bytes:
+    """Compact UTF-8 JSON, the one encoder for frames and HTTP bodies."""
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+class CloseCode(enum.IntEnum):
+    """The WebSocket close codes freescore sends (RFC 6455 section 7.4.1, IANA registry)."""
+
+    NORMAL = 1000
+    GOING_AWAY = 1001
+    PROTOCOL_ERROR = 1002
+    UNSUPPORTED_DATA = 1003
+    INVALID_PAYLOAD = 1007
+    """A text message that is not UTF-8."""
+    POLICY_VIOLATION = 1008
+    MESSAGE_TOO_BIG = 1009
+    INTERNAL_ERROR = 1011
+    TRY_AGAIN_LATER = 1013
+    """The server cannot keep up with this connection (slow consumer, slow backend)."""
+
+
+class HttpError(Exception):
+    """A request answered with an error status and a message a user can read.
+
+    The body is `{"error": message}`; a protocol whose specification gives
+    another error shape (Engine.IO, the gateway's push API) overrides `body`.
+    `headers` are sent with it (`allow`, `www-authenticate`, ...).
+    """
+
+    content_type = "application/json"
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(f"{status} {message}")
+        self.status = status
+        self.message = message
+        self.headers = headers or {}
+
+    def body(self) -> bytes:
+        return encode_json({"error": self.message})
