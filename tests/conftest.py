@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from memnode import LISTEN, Node, autobahn_clock  # noqa: E402
 from redisproc import SKIP_REASON, RedisServer, find_redis_server  # noqa: E402
 
 from harness import FreescoreProcess  # noqa: E402
@@ -33,3 +34,20 @@ def redis_server(tmp_path):
     server = RedisServer(binary, tmp_path / "redis").start()
     yield server
     server.kill()
+
+
+@pytest.fixture
+def node_of(tmp_path):
+    """Factory: `node_of(tables, *started)` builds freescore on a memory reactor (tests/memnode.py)
+    with one loopback listener and these service tables, and starts the services named."""
+    clocks = []
+
+    def make(tables: str, *started: str) -> Node:
+        node = Node(LISTEN + tables, tmp_path)
+        clocks.append(autobahn_clock(node.clock))
+        clocks[-1].__enter__()
+        return node.start(*started)
+
+    yield make
+    for clock in reversed(clocks):
+        clock.__exit__(None, None, None)

@@ -17,10 +17,13 @@ from typing import Any
 
 import txaio
 from twisted.internet.address import IPv4Address
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 
 from freescore import config
 from freescore.app import FreescoreService
+from freescore.gateway import wire as gateway_wire
+from freescore.gateway.hooks import HookResult
 
 LISTEN = '[[listen]]\nendpoint = "tcp:0:interface=127.0.0.1"\n'
 PEER = IPv4Address("TCP", "192.0.2.7", 40000)
@@ -114,7 +117,7 @@ class Peer:
         head, _, rest = bytes(transport.value()).partition(b"\r\n\r\n")
         self.status = int(head.split(b" ", 2)[1]) if head else 0
         self.head = head
-        self.body = rest
+        self._early = rest  # frames written with the 101
         transport.clear()
 
     @property
@@ -130,7 +133,8 @@ class Peer:
 
     def written(self) -> bytes:
         """Everything written since the last call."""
-        data = bytes(self.transport.value())
+        data = self._early + bytes(self.transport.value())
+        self._early = b""
         self.transport.clear()
         return data
 
@@ -157,3 +161,27 @@ def split_frames(data: bytes) -> list[tuple[int, bytes]]:
         out.append((opcode, data[i:i + n]))
         i += n
     return out
+
+
+class Backend:
+    """The hooks' backend as the gateway sees it: admits every client, answers every PUT (slowly, if held)."""
+
+    def __init__(self) -> None:
+        self.held: list[Deferred[HookResult]] = []
+        self.hold = False
+
+    def connect(self, conn_id: str, credential: str, ws: str, timeout_ms: int) -> Deferred[gateway_wire.Decision]:
+        return succeed(gateway_wire.ADMIT)
+
+    def message(self, conn_id: str, credential: str, hook: object) -> Deferred[HookResult]:
+        if not self.hold:
+            return succeed(HookResult(200))
+        d: Deferred[HookResult] = Deferred()
+        self.held.append(d)
+        return d
+
+    def close(self, conn_id: str, credential: str, ws: str, delays: tuple[float, ...]) -> Deferred[HookResult]:
+        return succeed(HookResult(200))
+
+    def stop(self) -> Deferred[None]:
+        return succeed(None)

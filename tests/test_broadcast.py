@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from autobahn.twisted.websocket import WebSocketServerFactory
-from memnode import LISTEN, Node, autobahn_clock, close_frame, split_frames
+from memnode import close_frame, split_frames
 
 from freescore.broadcast import SharedText, server_frame, text_frame
 
@@ -35,10 +35,8 @@ def test_shared_text_is_the_text_and_frames_itself_once():
 
 
 @pytest.fixture
-def node(tmp_path):
-    n = Node(LISTEN + f'[fedmsg]\nmax_outbound_buffer = 1000\n[clicker]\nstate = "{tmp_path}/c"\n', tmp_path)
-    with autobahn_clock(n.clock):
-        yield n.start("fedmsg", "clicker")
+def node(node_of):
+    return node_of('[fedmsg]\nmax_outbound_buffer = 1000\n[clicker]\nstate = "c"\n', "fedmsg", "clicker")
 
 
 def test_a_batch_reaches_each_connection_in_one_write_and_a_reply_queues_behind_it(node):

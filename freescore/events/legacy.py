@@ -139,10 +139,12 @@ class LegacyEndpoints:
     def __init__(self, events: EventsService) -> None:
         self.events = events
         s = events.settings
-        self.receivers = events.websocket_factory(
-            ReceiverProtocol, s.limits(max_message=min(s.max_packet, s.max_message), max_connections=s.max_clients),
+        self.receivers = events.websocket_factory(ReceiverProtocol, s.limits(
+            max_message=min(s.max_packet, s.max_message), max_connections=min(s.max_clients, s.max_connections),
+        ))
+        self.senders = events.websocket_factory(
+            SenderProtocol, s.limits(max_connections=min(MAX_SENDERS, s.max_connections)),
         )
-        self.senders = events.websocket_factory(SenderProtocol, s.limits(max_connections=MAX_SENDERS))
         self.waiters: set[_Waiter] = set()
 
     def resources(self) -> dict[str, Any]:

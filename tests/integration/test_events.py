@@ -163,14 +163,28 @@ def test_second_concurrent_get_is_400_and_closes_the_session(fs):
     assert error_of(p.get()) == (400, 1)
 
 
+def read_by_server(fs) -> None:
+    """Return once the server has read every request sent before: it answered one sent after them.
+
+    One reactor reads its sockets in the order their bytes arrived, so a request
+    on a new connection is answered only after those that were already waiting.
+    """
+    assert requests.get(fs.url() + "/status", timeout=5).status_code == 200
+
+
+def held_get(fs, p: Poller) -> http.client.HTTPConnection:
+    """A polling GET the server has read and holds (nothing to send yet)."""
+    held = http.client.HTTPConnection("127.0.0.1", fs.port(0), timeout=10)
+    held.request("GET", "/socket.io/?" + urlencode(p.params()))
+    read_by_server(fs)
+    return held
+
+
 def test_websocket_upgrade(fs):
     p = Poller(fs.url())
     p.connect()
-    # Send a GET to be held, and make sure the server has read it (one answered request
-    # on another connection) before probing, so the probe is what releases it.
-    held = http.client.HTTPConnection("127.0.0.1", fs.port(0), timeout=10)
-    held.request("GET", "/socket.io/?" + urlencode(p.params()))
-    assert requests.get(fs.url() + "/status", timeout=5).status_code in (200, 503)
+    # A held GET: the probe is what releases it.
+    held = held_get(fs, p)
     url = fs.url(0, "ws") + f"/socket.io/?EIO=4&transport=websocket&sid={p.sid}"
     with ws_connect(url) as ws:
         ws.send("2probe")
@@ -178,14 +192,12 @@ def test_websocket_upgrade(fs):
         released = held.getresponse()
         assert released.status == 200 and released.read() == b"6"
         held.close()
-        # A GET sent before the client paused polling is released (noop) by the upgrade.
-        late: list[requests.Response] = []
-        t = threading.Thread(target=lambda: late.append(p.get()))
-        t.start()
-        time.sleep(0.2)  # let it be held; if it is not yet, it gets 400 below instead
+        # A GET held after the probe, before the client's upgrade packet, is released (noop) by the upgrade.
+        late = held_get(fs, p)
         ws.send("5")
-        t.join(10)
-        assert (late[0].status_code, late[0].text) == (200, "6") or error_of(late[0]) == (400, 3)
+        released = late.getresponse()
+        assert (released.status, released.read()) == (200, b"6")
+        late.close()
         assert error_of(p.get()) == (400, 3)
         ws.send('42["last-msg"]')
         name, body = json.loads(ws.recv(5)[2:])
