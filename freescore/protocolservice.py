@@ -10,7 +10,7 @@ service, its limits, the metrics and the shared registry.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from twisted.application.service import MultiService
 from twisted.web.resource import IResource
@@ -38,11 +38,15 @@ class ServiceContext:
     connections: ConnectionRegistry
 
 
-class ProtocolService(MultiService):
+S = TypeVar("S", bound=WebSocketSettings)
+
+
+class ProtocolService(MultiService, Generic[S]):
     """A protocol's Twisted service plus the web resources it mounts.
 
-    Subclasses add timers and outbound connections as child services and
-    fill `resources` with mount path -> resource, e.g.
+    `class ClickerService(ProtocolService[Settings])`: `self.settings` is the
+    package's table. Subclasses add timers and outbound connections as child
+    services and fill `resources` with mount path -> resource, e.g.
     `{"/ws": WebSocketEndpoint(self.websocket_factory(MyProtocol))}`; a path
     may have several segments (`/fedmsg/publish`) and `""` mounts at the
     root of a listener.
@@ -51,6 +55,9 @@ class ProtocolService(MultiService):
     def __init__(self, ctx: ServiceContext) -> None:
         super().__init__()
         self.ctx = ctx
+        self.settings = cast(S, ctx.settings)  # registry.SERVICES[ctx.name], which config built
+        self.reactor = ctx.reactor
+        self.hub = ctx.hub
         self.setName(ctx.name)
         self.resources: dict[str, IResource] = {}
 
@@ -66,11 +73,8 @@ class ProtocolService(MultiService):
         `Settings` extends `WebSocketSettings`); `options` go to the factory
         (`subprotocols`).
         """
-        if limits is None:
-            assert isinstance(self.ctx.settings, WebSocketSettings)
-            limits = self.ctx.settings
         return FreescoreServerFactory(
-            protocol, self, name=self.ctx.name, limits=limits, metrics=self.ctx.metrics,
+            protocol, self, name=self.ctx.name, limits=limits or self.settings, metrics=self.ctx.metrics,
             connections=self.ctx.connections, reactor=self.ctx.reactor, **options,
         )
 

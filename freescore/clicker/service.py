@@ -32,19 +32,12 @@ CHANNEL = "clicker"
 PRESENCE = "clicker"
 
 
-def make_service(ctx: ServiceContext) -> ClickerService:
-    return ClickerService(ctx)
-
-
-class ClickerService(ProtocolService):
+class ClickerService(ProtocolService[Settings]):
     """The device registry, the relay of scores and presence through the hub, and the timers."""
 
     def __init__(self, ctx: ServiceContext) -> None:
         super().__init__(ctx)
-        settings = ctx.settings
-        assert isinstance(settings, Settings)
-        self.settings = settings
-        self.hub = ctx.hub
+        settings = self.settings
         self.node = ctx.hub.node
         try:
             registry = load_registry(settings.state)
@@ -189,3 +182,8 @@ class ClickerService(ProtocolService):
             frame = text_frame(line)
             self.broadcaster.broadcast(draft2, frame)
             self.broadcaster.broadcast(draft1, frame)
+
+
+def make_service(ctx: ServiceContext) -> ClickerService:
+    """The composition root's one call into this package."""
+    return ClickerService(ctx)

@@ -21,24 +21,14 @@ from freescore.websocket import WebSocketEndpoint
 log = Logger(namespace="freescore.events")
 
 
-def make_service(ctx: ServiceContext) -> EventsService:
-    return EventsService(ctx)
-
-
-class EventsService(ProtocolService):
+class EventsService(ProtocolService[Settings]):
     """The Socket.IO event daemon (plus the legacy protocol and AMQP when configured)."""
-
-    settings: Settings
 
     HUB_CHANNEL = "events:posts"
 
     def __init__(self, ctx: ServiceContext) -> None:
         super().__init__(ctx)
-        settings = ctx.settings
-        assert isinstance(settings, Settings)
-        self.settings = settings
-        self.reactor = ctx.reactor
-        self.hub = ctx.hub
+        settings = self.settings
         self.timing = eio.Timing(
             settings.ping_interval / 1000.0, settings.ping_timeout / 1000.0, settings.connect_timeout / 1000.0
         )
@@ -211,3 +201,8 @@ class _SessionsView:
         if conn is None or conn.done:
             return None
         return conn.session
+
+
+def make_service(ctx: ServiceContext) -> EventsService:
+    """The composition root's one call into this package."""
+    return EventsService(ctx)

@@ -31,18 +31,12 @@ log = Logger(namespace="freescore.fedmsg")
 CHANNEL = "fedmsg:bus"
 
 
-def make_service(ctx: ServiceContext) -> FedmsgService:
-    return FedmsgService(ctx)
-
-
-class FedmsgService(ProtocolService):
+class FedmsgService(ProtocolService[Settings]):
     """The subscriptions, the hub channel and the ZeroMQ sources; fan-out with one frame per message."""
 
     def __init__(self, ctx: ServiceContext) -> None:
         super().__init__(ctx)
-        s = ctx.settings
-        assert isinstance(s, Settings)
-        self.settings = s
+        s = self.settings
         self.index: SubscriptionIndex[FedmsgProtocol] = SubscriptionIndex(s.strict, s.max_patterns)
         self.factory = self.websocket_factory(FedmsgProtocol)
         self.broadcaster = self.make_broadcaster(max_unsent=s.max_outbound_buffer, too_slow=self._too_slow)
@@ -210,3 +204,8 @@ class FedmsgService(ProtocolService):
             peer=proto.peer, limit=self.settings.max_outbound_buffer,
         )
         proto.close_with(CloseCode.TRY_AGAIN_LATER, "slow consumer")
+
+
+def make_service(ctx: ServiceContext) -> FedmsgService:
+    """The composition root's one call into this package."""
+    return FedmsgService(ctx)

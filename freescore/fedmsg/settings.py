@@ -35,21 +35,33 @@ def check_endpoint(endpoint: str, method: str, key: str) -> str:
 
 @dataclass(frozen=True)
 class Settings(WebSocketSettings):
+    """Upstream's keys (moksha's and fedmsg's) under the names docs/fedmsg.md maps."""
+
     path: str = "/fedmsg"
+    """`/` serves every path of the service's own listeners, as upstream's port did."""
     endpoints: tuple[str, ...] = ()
+    """ZeroMQ endpoints to SUB (fedmsg `endpoints` + `relay_outbound`)."""
     subscribe_method: str = "connect"
     strict: bool = False
+    """Exact topic matching instead of prefixes (`zmq_strict`)."""
     client2server: bool = False
+    """Browsers may publish topics other than the subscribe commands."""
     publish_path: str = "/fedmsg/publish"
     publish_token: str | None = None
+    """Turns HTTP publish on and is its bearer token."""
     publish_endpoints: tuple[str, ...] = ()
+    """ZeroMQ PUB, bound, for HTTP and browser publishes."""
     zmq_ingest: bool = True
+    """Read `endpoints` on this node (one node only when several share a Redis hub)."""
     high_water_mark: int = 0
+    """ZeroMQ's high-water mark of the SUB and PUB sockets; 0: unlimited."""
     tcp_keepalive: int = 1
+    """TCP keepalive of the SUB sockets, as ZeroMQ's options: -1 the OS default, 0 off, 1 on."""
     tcp_keepalive_cnt: int = 3
     tcp_keepalive_idle: int = 60
     tcp_keepalive_intvl: int = 5
     reconnect_ivl: int = 100
+    """ms before ZeroMQ reconnects a SUB socket, doubling up to `reconnect_ivl_max`."""
     reconnect_ivl_max: int = 1000
     max_patterns: int = 256
     max_pattern_length: int = 1024

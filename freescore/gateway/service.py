@@ -27,10 +27,6 @@ from freescore.websocket import WebSocketEndpoint
 SHUTDOWN_WAIT = 10.0
 
 
-def make_service(ctx: ServiceContext) -> GatewayService:
-    return GatewayService(ctx)
-
-
 class LevelLog:
     """The gateway's log lines, filtered by `log_level` (the seed's LOG_LEVEL)."""
 
@@ -56,16 +52,12 @@ class LevelLog:
         self._log.error(fmt, **kw)
 
 
-class GatewayService(ProtocolService):
+class GatewayService(ProtocolService[Settings]):
     """The client endpoint, the push API, the hooks to the backend and push routing between nodes."""
 
     def __init__(self, ctx: ServiceContext) -> None:
         super().__init__(ctx)
-        s = ctx.settings
-        assert isinstance(s, Settings)
-        self.settings = s
-        self.reactor = ctx.reactor
-        self.hub = ctx.hub
+        s = self.settings
         self.log = LevelLog(s.log_level)
         self.trusted_proxies = s.networks("trusted_proxies")
         self.push_networks = s.networks("push_allow")
@@ -192,3 +184,7 @@ class GatewayService(ProtocolService):
     def route(self, conn_id: str, command: wire.PushCommand) -> Deferred[Reply]:
         return self.router.route(conn_id, command)
 
+
+def make_service(ctx: ServiceContext) -> GatewayService:
+    """The composition root's one call into this package."""
+    return GatewayService(ctx)

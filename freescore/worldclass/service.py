@@ -28,10 +28,6 @@ from freescore.worldclass.wire import RequestError
 log = Logger(namespace="freescore.worldclass")
 
 
-def make_service(ctx: ServiceContext) -> WorldclassService:
-    return WorldclassService(ctx)
-
-
 @dataclass
 class Pending:
     """A send queued behind the batch's file writes.
@@ -47,14 +43,11 @@ class Pending:
     request: Any = None
 
 
-class WorldclassService(ProtocolService):
+class WorldclassService(ProtocolService[Settings]):
     """Rings as groups of connections, the ping and autopilot timers, and the batch of writes then sends."""
 
     def __init__(self, ctx: ServiceContext) -> None:
         super().__init__(ctx)
-        assert isinstance(ctx.settings, Settings)
-        self.settings = ctx.settings
-        self.reactor = ctx.reactor
         self.model = logic.Worldclass(self.settings.data)
         self.groups: dict[tuple[str, Any], list[WorldclassProtocol]] = {}
         self.autopilot_calls: dict[tuple[str, Any], Any] = {}
@@ -420,3 +413,8 @@ class WorldclassService(ProtocolService):
             self.autopilot_calls[key] = self.reactor.callLater(delay, self._autopilot, proto, key, token, nxt)
         else:
             self._drop_idle()
+
+
+def make_service(ctx: ServiceContext) -> WorldclassService:
+    """The composition root's one call into this package."""
+    return WorldclassService(ctx)
