@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-from twisted.web.http import combinedLogFormatter
+from twisted.web.http import RESPONSES, combinedLogFormatter
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request, Site
 
@@ -130,11 +131,21 @@ def error_head(error: HttpError) -> TooLarge:
 
 def answer_error(request: Request, error: HttpError) -> bytes:
     """Set the status and headers of an `HttpError` on `request`; the body to write."""
-    request.setResponseCode(error.status)
+    request.setResponseCode(error.status, reason_phrase(error.status))
     request.setHeader("content-type", error.content_type)
     for name, value in error.headers.items():
         request.setHeader(name, value)
     return error.body()
+
+
+def reason_phrase(status: int) -> bytes | None:
+    """The status line's phrase: Twisted's, else the standard one (Twisted has none for 426 and 429)."""
+    if status in RESPONSES:
+        return None
+    try:
+        return HTTPStatus(status).phrase.encode("ascii")
+    except ValueError:
+        return None
 
 
 def json_error(request: Request, code: int, message: str) -> bytes:

@@ -24,11 +24,13 @@ from twisted.web.server import Request
 
 from freescore.metrics import ServiceMetrics
 from freescore.settings import WebSocketSettings
-from freescore.wireformat import CloseCode, encode_json
+from freescore.web import answer_error, json_error
+from freescore.wireformat import CloseCode, HttpError
 
 log = Logger(namespace="freescore.websocket")
 
 _OPEN = WebSocketServerProtocol.STATE_OPEN
+UPGRADE_REQUIRED = HttpError(426, "this path takes WebSocket connections only", {"upgrade": "websocket"})
 
 
 class ConnectionRegistry:
@@ -466,9 +468,7 @@ class WebSocketEndpoint:
 
     def render(self, request: Request) -> Any:
         if not self.subpaths and request.postpath not in ([], [b""]):
-            request.setResponseCode(404)
-            request.setHeader("content-type", "application/json")
-            return encode_json({"error": "not found"})
+            return json_error(request, 404, "not found")
         upgrade = (request.getHeader("upgrade") or "").lower()
         if upgrade == "websocket":
             # Autobahn refuses an Origin that is not a URL with a host, and
@@ -489,10 +489,7 @@ class WebSocketEndpoint:
             return result
         if self._http is not None:
             return self._http.render(request)
-        request.setResponseCode(426, b"Upgrade Required")
-        request.setHeader("upgrade", "websocket")
-        request.setHeader("content-type", "application/json")
-        return encode_json({"error": "this path takes WebSocket connections only"})
+        return answer_error(request, UPGRADE_REQUIRED)
 
     def _open_time_left(self, request: Request) -> float | None:
         """What is left of `open_timeout` counted from the accept (freescore.channel), not from the upgrade.

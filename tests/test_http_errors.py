@@ -207,8 +207,10 @@ def test_gateway_push_api_errors(node_of):
     assert aws(push(node, "GET", "not-there")) == (
         410, "GoneException", {"code": "NOT_FOUND", "message": "The connection with the provided id no longer exists"})
     peer.transport.dataBuffer, peer.transport.offset, peer.transport._tempDataLen = b"\0" * 20, 0, 0
-    assert aws(push(node, "POST", conn_id, b"hi")) == (
+    full = push(node, "POST", conn_id, b"hi")
+    assert aws(full) == (
         429, "LimitExceededException", {"code": "LIMIT_EXCEEDED", "message": "The client's outbound buffer is full"})
+    assert full.reason == "Too Many Requests"  # Twisted knows no phrase for 429
 
 
 def test_gateway_push_from_a_network_not_allowed_is_403(node_of):

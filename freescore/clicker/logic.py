@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from freescore.clicker import wire
+from freescore.ratelimit import TokenBucket
 
 ID_SPACE = 1_000_000
 SENDER = "sender"
@@ -132,11 +133,10 @@ class RegisterBudget:
     def __init__(self, per_minute: float, burst: int, exempt: tuple[str, ...] = (),
                  max_addresses: int = 16384) -> None:
         self.rate = per_minute / 60.0
-        self.burst = float(burst)
+        self.burst = burst
         self.exempt = tuple(ipaddress.ip_network(net, strict=False) for net in exempt)
         self.max_addresses = max_addresses
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
-        """address -> (tokens, time they were counted)."""
+        self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._buckets)
@@ -154,16 +154,13 @@ class RegisterBudget:
         """Spend one new id for `address` at time `now` (seconds); False when none is left."""
         if self.is_exempt(address):
             return True
-        tokens, then = self._buckets.pop(address, (self.burst, now))
-        now = max(now, then)  # a clock stepping back refills nothing, now or later
-        tokens = min(self.burst, tokens + (now - then) * self.rate)
-        allowed = tokens >= 1.0
-        if allowed:
-            tokens -= 1.0
-        self._buckets[address] = (tokens, now)
+        bucket = self._buckets.pop(address, None)
+        if bucket is None:
+            bucket = TokenBucket(self.rate, self.burst, now)
+        self._buckets[address] = bucket
         if len(self._buckets) > self.max_addresses:
             self._buckets.popitem(last=False)
-        return allowed
+        return bucket.take(now)
 
 
 class RetryFilter:

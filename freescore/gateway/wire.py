@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
-from freescore.auth import bearer_matches
+from freescore.auth import bearer_matches, token_matches
 from freescore.wireformat import HttpError, encode_json
 
 TEXT_TYPE = "application/json"
@@ -268,7 +268,7 @@ def hmac_ok(
     if abs(now - ts) > HMAC_WINDOW:
         return False
     expected = signature(secret, timestamp.strip(), method, path, body)
-    return hmac.compare_digest(expected.encode("ascii"), sig.strip().lower().encode("utf-8", "replace"))
+    return token_matches(sig.strip().lower(), expected)
 
 
 def authenticate(
