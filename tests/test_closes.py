@@ -36,14 +36,23 @@ SERVICES = {
     "events sender": ('[events]\nsender_token = "t"\n', "/event-sender/", 1048576),
     "events Engine.IO": ('[events]\nsender_token = "t"\n', "/socket.io/?EIO=4&transport=websocket", 1048576),
     "worldclass": ('[worldclass]\ndata = "wc"\ncreate_tournaments = true\n', "/worldclass/t1/1/judge1", 1048576),
+    "gateway": ('[gateway]\napi_uri = "http://127.0.0.1:9"\n', "/gateway", 131072),
 }
+
+
+def started(node_of, name: str) -> Node:
+    """The node of one of SERVICES, its service started (the gateway's backend admitting everyone)."""
+    tables, _, _ = SERVICES[name]
+    node = node_of(tables, name.split()[0])
+    if name == "gateway":
+        node.service("gateway").backend = Backend()
+    return node
 
 
 @pytest.mark.parametrize("name", SERVICES)
 def test_shutdown_closes_1001(node_of, name):
-    tables, path, _ = SERVICES[name]
-    node = node_of(tables, name.split()[0])
-    peer = node.websocket(path)
+    node = started(node_of, name)
+    peer = node.websocket(SERVICES[name][1])
     peer.written()
     shutdown(node)
     assert only_close(peer) == SHUTDOWN
@@ -51,9 +60,8 @@ def test_shutdown_closes_1001(node_of, name):
 
 @pytest.mark.parametrize("name", SERVICES)
 def test_a_message_over_max_message_closes_1009(node_of, name):
-    tables, path, limit = SERVICES[name]
-    node = node_of(tables, name.split()[0])
-    peer = node.websocket(path)
+    _, path, limit = SERVICES[name]
+    peer = started(node_of, name).websocket(path)
     peer.written()
     peer.send("x" * (limit + 1))
     assert only_close(peer) == close_frame(1009, TOO_BIG.format(n=limit + 1, limit=limit))
@@ -61,9 +69,7 @@ def test_a_message_over_max_message_closes_1009(node_of, name):
 
 @pytest.mark.parametrize("name", SERVICES)
 def test_invalid_utf8_closes_1007(node_of, name):
-    tables, path, _ = SERVICES[name]
-    node = node_of(tables, name.split()[0])
-    peer = node.websocket(path)
+    peer = started(node_of, name).websocket(SERVICES[name][1])
     peer.written()
     peer.send(b"\xff\xfe")
     assert only_close(peer) == close_frame(1007, BAD_UTF8)

@@ -80,6 +80,13 @@ def test_plain_http_on_a_websocket_path_is_426(node_of, name):
 
 
 @pytest.mark.parametrize("name", ENDPOINTS)
+def test_a_path_below_a_websocket_path_is_404(node_of, name):
+    tables, path = ENDPOINTS[name]
+    a = ask(node_of(tables), "GET", path.rstrip("/") + "/xyz", Upgrade="websocket")
+    assert (a.status, a.json()) == (404, {"error": "not found"})
+
+
+@pytest.mark.parametrize("name", ENDPOINTS)
 def test_an_origin_not_allowed_is_403_and_one_connection_too_many_503(node_of, name):
     tables, path = ENDPOINTS[name]
     table = tables.split("\n")[0]
@@ -204,6 +211,10 @@ def test_gateway_push_api_errors(node_of):
         401, "UnauthorizedException", {"code": "UNAUTHORIZED", "message": "Missing or invalid credentials"})
     assert aws(push(node, "POST", conn_id, b"123456789")) == (
         413, "PayloadTooLargeException", {"code": "MESSAGE_TOO_LONG", "message": "Message is over 8 bytes"})
+    assert aws(push(node, "PUT", conn_id, b"\xff")) == (400, "", {
+        "code": "BAD_REQUEST",
+        "message": "A text push must be UTF-8; send binary data as application/octet-stream"})
+    assert aws(push(node, "PATCH", conn_id))[:2] == (405, "")
     assert aws(push(node, "GET", "not-there")) == (
         410, "GoneException", {"code": "NOT_FOUND", "message": "The connection with the provided id no longer exists"})
     peer.transport.dataBuffer, peer.transport.offset, peer.transport._tempDataLen = b"\0" * 20, 0, 0
