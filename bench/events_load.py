@@ -500,6 +500,22 @@ def main() -> None:
             return proc, url, proc.pid
         return None, args.url, args.server_pid
 
+    # RSS growth is memory per connection only on a server that had no clients before: a server
+    # given with --url is reused by the second scenario, whose clients refill memory the first freed.
+    measured_on_url = [False]
+
+    def memory(run: Run) -> float | None:
+        if not own:
+            if measured_on_url[0]:
+                return None
+            measured_on_url[0] = True
+        return run.memory_per_connection()
+
+    def memory_text(mem: float | None) -> str:
+        if mem is not None:
+            return f"{mem / 1024:.1f} KiB"
+        return "n/a (server reused from the previous scenario)" if measured_on_url[0] else "n/a"
+
     def stop(proc) -> None:
         if proc is not None:
             proc.send_signal(signal.SIGTERM)
@@ -512,14 +528,14 @@ def main() -> None:
         proc, url, pid = server()
         try:
             run = Run(url, args.token, args.clients, 500, args.procs, pid, args.settle)
-            mem = run.memory_per_connection()
+            mem = memory(run)
             r = run.step(1, args.spread_rate, args.duration)
             run.close()
         finally:
             stop(proc)
         lines += ["## Spread: 500 channels (10 subscribers each)", "",
                   f"Connected {run.connected}/{args.clients}; server memory per connection: "
-                  + (f"{mem / 1024:.1f} KiB" if mem is not None else "n/a"), "", HEADER, fmt_row(r), ""]
+                  + memory_text(mem), "", HEADER, fmt_row(r), ""]
         print("\n".join(lines[-6:]), flush=True)
     if args.scenario in ("heavy", "both"):
         proc, url, pid = server()
@@ -527,7 +543,7 @@ def main() -> None:
         best = None
         try:
             run = Run(url, args.token, args.clients, 10, args.procs, pid, args.settle)
-            mem = run.memory_per_connection()
+            mem = memory(run)
             for i, rate in enumerate(float(x) for x in args.heavy_rates.split(",")):
                 r = run.step(100 + i, rate, args.duration)
                 rows.append(r)
@@ -542,7 +558,7 @@ def main() -> None:
         lines += ["## Heavy: 10 channels (500 subscribers each), rate stepped until p99 > "
                   f"{args.p99_limit:.0f} ms", "",
                   f"Connected {run.connected}/{args.clients}; server memory per connection: "
-                  + (f"{mem / 1024:.1f} KiB" if mem is not None else "n/a"), "", HEADER,
+                  + memory_text(mem), "", HEADER,
                   *(fmt_row(r) for r in rows), ""]
         if best is not None:
             lines.append(f"Highest step within p99 <= {args.p99_limit:.0f} ms and no loss: "
