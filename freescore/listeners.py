@@ -24,7 +24,7 @@ from twisted.web.server import Site
 from zope.interface import implementer
 
 from freescore.config import ConfigError
-from freescore.settings import Config, ListenerSettings
+from freescore.settings import Config, ListenerSettings, endpoint_options
 
 log = Logger(namespace="freescore.listeners")
 
@@ -35,7 +35,6 @@ DEFAULT_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
 
 MIN_BACKLOG = 1024
 _BACKLOG_KINDS = ("tcp", "tcp6", "ssl", "unix")
-_UNESCAPED_COLON = re.compile(r"(?<!\\):")
 
 
 class TLSConfigError(Exception):
@@ -160,13 +159,12 @@ def system_backlog() -> int:
 
 def with_backlog(endpoint: str, backlog: int) -> tuple[str, int | None]:
     """`endpoint` with `backlog=` added when it takes one and sets none; and the backlog it will have."""
-    parts = _UNESCAPED_COLON.split(endpoint)
-    if parts[0] not in _BACKLOG_KINDS:
+    kind, options = endpoint_options(endpoint)
+    if kind not in _BACKLOG_KINDS:
         return endpoint, None
-    for part in parts[1:]:
-        key, eq, value = part.partition("=")
-        if eq and key == "backlog":
-            return endpoint, int(value) if value.isdigit() else None
+    if "backlog" in options:
+        value = options["backlog"]
+        return endpoint, int(value) if value.isdigit() else None
     return f"{endpoint}:backlog={backlog}", backlog
 
 

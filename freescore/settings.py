@@ -127,24 +127,31 @@ class ListenerSettings:
         return is_loopback(self)
 
 
+def endpoint_options(endpoint: str) -> tuple[str, dict[str, str]]:
+    """A Twisted endpoint string's kind and its `key=value` options (escaped colons `\\:` unescaped)."""
+    kind, *parts = re.split(r"(?<!\\):", endpoint)  # Twisted escapes colons in values as "\:"
+    options = {}
+    for part in parts:
+        key, eq, value = part.replace("\\:", ":").partition("=")
+        if eq:
+            options.setdefault(key, value)
+    return kind, options
+
+
 def is_loopback(listener: ListenerSettings) -> bool:
     """Does this endpoint accept connections from this host only?"""
-    kind, _, rest = listener.endpoint.partition(":")
+    kind, options = endpoint_options(listener.endpoint)
     if kind == "unix":
         return True
-    if kind not in ("tcp", "tcp6"):
+    if kind not in ("tcp", "tcp6") or "interface" not in options:
         return False
-    for part in re.split(r"(?<!\\):", rest):  # Twisted escapes colons in values as "\:"
-        key, eq, value = part.replace("\\:", ":").partition("=")
-        if eq and key == "interface":
-            value = value.strip("[]")
-            if value == "localhost":
-                return True
-            try:
-                return ipaddress.ip_address(value).is_loopback
-            except ValueError:
-                return False
-    return False
+    value = options["interface"].strip("[]")
+    if value == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(value).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True)
