@@ -106,9 +106,22 @@ def test_wire_and_logic_do_no_io(package):
     assert [hit for name in sorted(rules_modules(package)) for hit in io_in(name)] == []
 
 
+def poomsae_modules() -> list[str]:
+    return sorted(f"freescore.poomsae.{p.stem}" for p in (ROOT / "freescore" / "poomsae").glob("*.py"))
+
+
+@pytest.mark.parametrize("name", [m for m in poomsae_modules() if not m.endswith(".store")])
+def test_the_freescore_layer_is_pure_but_its_store(name):
+    """freestyle and grassroots build their wire and logic on these: they must stay free of I/O too."""
+    assert io_in(name) == []
+
+
 def test_the_io_check_sees_what_it_looks_for():
-    """The check itself: the worldclass rules today touch files, clicker's store is where files belong."""
-    hits = [hit for name in sorted(rules_modules("worldclass")) for hit in io_in(name)]
-    assert any("calls replace()" in h for h in hits) and any("persist" in h for h in hits)
+    """The check itself: a store touches files, and the rules' closure leaves stores out."""
+    store_hits = io_in("freescore.poomsae.store")
+    assert any("persist" in h for h in store_hits) and any("calls scandir()" in h for h in store_hits)
+    assert any("calls replace()" in h for h in io_in("freescore.persist"))
     assert "freescore.clicker.store" not in rules_modules("clicker")
+    assert "freescore.poomsae.store" not in rules_modules("worldclass")
+    assert "freescore.poomsae.ids" in rules_modules("worldclass")
     assert any("imports twisted" in h for h in io_in("freescore.clicker.store"))

@@ -12,8 +12,10 @@ import secrets
 import shutil
 from pathlib import Path
 
+from freescore.poomsae.layout import PROGRESS, Layout, ring_folder
+from freescore.poomsae.store import write_file
 from freescore.worldclass.divfile import Athlete, Division, format_division, format_progress, pad
-from freescore.worldclass.model import FORMS_DIR, _write
+from freescore.worldclass.model import FORMS_DIR
 from freescore.worldclass.scoring import first_round
 
 DB = "demo"
@@ -65,15 +67,16 @@ def ensure(root: Path) -> bool:
     target = root / DB
     if target.exists() or target.is_symlink():
         return False
+    layout = Layout(root, FORMS_DIR)
     building = root / f".{DB}-{secrets.token_hex(4)}.tmp"
     building.mkdir()
     try:
         for ring, divs in divisions().items():
-            ring_dir = building / FORMS_DIR / f"ring{ring:02d}"
+            ring_dir = building / layout.forms / ring_folder(ring)
             ring_dir.mkdir(parents=True)
             for div in divs:
-                _write(ring_dir / f"div.{div.name}.txt", format_division(div))
-            _write(ring_dir / "progress.txt", format_progress({"current": divs[0].name}))
+                write_file(ring_dir / layout.division_file(div.name), format_division(div))
+            write_file(ring_dir / PROGRESS, format_progress({"current": divs[0].name}))
         try:
             os.rename(building, target)
         except OSError as e:

@@ -13,6 +13,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from freescore.poomsae.frames import canonical as canonical_json
+from freescore.poomsae.progress import HEADER_LINE
+from freescore.poomsae.progress import format_progress as format_progress
+from freescore.poomsae.progress import parse_progress as parse_progress
+
 ROUND_ORDER = ("prelim", "ro256", "ro128", "ro64", "ro32", "semfin", "ro16", "finals", "ro8", "ro4", "ro2")
 SEPARATOR = "# " + "-" * 60
 SCORE_KEYS = ("major", "minor", "rhythm", "power", "ki")
@@ -22,7 +27,6 @@ KNOWN_HEADER = (
     "state", "current", "form", "round", "judges", "autopilot", "method", "matches",
     "description", "forms", "draws", "placement", "flight", "tags",
 )
-_HEADER = re.compile(r"^#\s*([^=]+?)=(.*)$")
 _ROUND_MATCH = re.compile(r"^(" + "|".join(ROUND_ORDER) + r")(?:m(\d+))?$")
 
 
@@ -108,10 +112,6 @@ class Division:
         return forms
 
 
-def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
 def _num(text: str, where: str) -> float:
     text = text.strip()
     if text == "":
@@ -184,7 +184,7 @@ def parse_division(text: str, name: str) -> Division:
             continue
         where = f"line {lineno}"
         if line.startswith("#"):
-            m = _HEADER.match(line)
+            m = HEADER_LINE.match(line)
             if m and block is None:
                 _header(div, m.group(1).strip(), m.group(2), seen)
                 continue
@@ -363,24 +363,3 @@ def format_division(div: Division) -> str:
                     label = "r" if j == 0 else f"j{j}"
                     out.append("\t".join(["", round_, fid, label, *(_f1(v) for v in s.values())]))
     return "\n".join(out) + "\n"
-
-
-# -- progress.txt ---------------------------------------------------------------
-
-PROGRESS_SKIP = ("divisions", "draws", "file", "path", "staging")
-
-
-def parse_progress(text: str) -> dict[str, str]:
-    """`# key=value` lines of a ring's progress.txt, in file order."""
-    keys: dict[str, str] = {}
-    for raw in text.split("\n"):
-        line = raw[:-1] if raw.endswith("\r") else raw
-        m = _HEADER.match(line)
-        if m:
-            keys[m.group(1).strip()] = m.group(2)
-    return keys
-
-
-def format_progress(keys: dict[str, Any]) -> str:
-    lines = [f"# {k}={keys[k]}" for k in sorted(keys) if k not in PROGRESS_SKIP]
-    return "".join(line + "\n" for line in lines)

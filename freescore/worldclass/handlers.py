@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from freescore.poomsae.store import write_file
 from freescore.worldclass import scoring, wire
 from freescore.worldclass.divfile import (
     PENALTY_KEYS,
@@ -35,7 +36,6 @@ from freescore.worldclass.model import (
     Outcome,
     RingState,
     Tournament,
-    _write,
 )
 from freescore.worldclass.wire import RequestError
 
@@ -412,7 +412,7 @@ def division_from_json(data: dict[str, Any]) -> Division:
 
 
 @handler("division_write")
-def division_write(ctx: Context) -> Outcome:
+def divisionwrite_file(ctx: Context) -> Outcome:
     data = wire.require(ctx.request, "division", dict)
     div = division_from_json(data)
     state = ctx.ring
@@ -668,10 +668,10 @@ def tournament_read(ctx: Context) -> Outcome:
 
 
 @handler("tournament_draws_write")
-def tournament_draws_write(ctx: Context) -> Outcome:
+def tournament_drawswrite_file(ctx: Context) -> Outcome:
     draws = wire.require(ctx.request, "draws", dict)
     ctx.t.base.mkdir(parents=True, exist_ok=True)
-    _write(ctx.t.base / "draws.json", json.dumps(draws, sort_keys=True, indent=2) + "\n")
+    write_file(ctx.t.base / "draws.json", json.dumps(draws, sort_keys=True, indent=2) + "\n")
     return Outcome(out=[ctx.ring_update()])
 
 

@@ -14,10 +14,13 @@ import random
 from pathlib import Path
 from typing import Any
 
+from freescore.poomsae import store
+from freescore.poomsae.layout import Layout
 from freescore.worldclass import scoring, wire
 from freescore.worldclass.divfile import Division
 from freescore.worldclass.handlers import BATCHABLE, HANDLERS, Context
 from freescore.worldclass.model import (
+    FORMS_DIR,
     AutopilotToken,
     Client,
     Out,
@@ -26,7 +29,7 @@ from freescore.worldclass.model import (
     Tournament,
     UnknownRequest,
 )
-from freescore.worldclass.wire import RequestError, Ring
+from freescore.worldclass.wire import Ring
 
 
 class Worldclass:
@@ -45,12 +48,7 @@ class Worldclass:
 
     def exists(self, db: str) -> bool:
         """Whether `<root>/<db>` is a folder (a tournament someone set up, not just a name in a URL)."""
-        try:
-            wire.check_db(db)
-        except RequestError:
-            return False
-        path = self.root / db
-        return path.resolve().is_relative_to(self.root) and path.is_dir()
+        return store.tournament_exists(Layout(self.root, FORMS_DIR), db)
 
     def drop(self, db: str) -> None:
         """Forget a tournament's in-memory model (its files stay); pending changes are written first.

@@ -9,7 +9,6 @@ module, so that this model is plain state, is the next step.
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
 import shutil
@@ -17,7 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from freescore.persist import write_atomic
+from freescore.poomsae import store
+from freescore.poomsae.layout import Layout, ring_folder
+from freescore.poomsae.progress import current_divid
 from freescore.worldclass import scoring, wire
 from freescore.worldclass.divfile import (
     Division,
@@ -27,11 +28,9 @@ from freescore.worldclass.divfile import (
     parse_division,
     parse_progress,
 )
-from freescore.worldclass.wire import RequestError, Ring
+from freescore.worldclass.wire import Ring
 
 FORMS_DIR = "forms-worldclass"
-DIV_FILE = re.compile(r"^div\.([\w.]+)\.txt$")
-RING_DIR = re.compile(r"^ring(\d+)$")
 WRITE_KEYS = ("athletes", "description", "flight", "forms", "judges", "matches", "method", "name", "order",
               "ring", "round", "tags")
 
@@ -150,23 +149,6 @@ class Outcome:
 
 # -- storage -----------------------------------------------------------------------
 
-def _stamp(path: Path) -> tuple[int, int] | None:
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        return None
-    return (st.st_mtime_ns, st.st_size)
-
-
-def _write(path: Path, text: str) -> tuple[int, int] | None:
-    write_atomic(path, text)
-    try:
-        os.chmod(path, 0o666)
-    except OSError:
-        pass
-    return _stamp(path)
-
-
 class History:
     """Every saved version of a division, numbered 1.1, 1.2, ... (RCS is not required).
 
@@ -242,7 +224,7 @@ class RingState:
     def __init__(self, tournament: Tournament, ring: Ring) -> None:
         self.t = tournament
         self.ring = ring
-        self.dir = tournament.base / ("staging" if ring == "staging" else f"ring{int(ring):02d}")
+        self.dir = tournament.base / ring_folder(ring)
         self.divisions: dict[str, Loaded] = {}
         self.progress: dict[str, str] = {}
         self.progress_stamp: tuple[int, int] | None = None
@@ -253,25 +235,17 @@ class RingState:
     def sync(self) -> None:
         """Reload what another program changed (mtime/size), drop what it removed."""
         seen = set()
-        if self.dir.is_dir():
-            with os.scandir(self.dir) as it:
-                for entry in it:
-                    m = DIV_FILE.match(entry.name)
-                    if not m or not wire.DIVID_RE.match(m.group(1)) or not entry.is_file():
-                        continue
-                    divid = m.group(1)
-                    seen.add(divid)
-                    st = entry.stat()
-                    stamp = (st.st_mtime_ns, st.st_size)
-                    loaded = self.divisions.get(divid)
-                    if loaded is None or loaded.stamp != stamp:
-                        self._load(divid, Path(entry.path), stamp)
+        for divid, (path, stamp) in store.scan_divisions(self.t.layout, self.dir).items():
+            seen.add(divid)
+            loaded = self.divisions.get(divid)
+            if loaded is None or loaded.stamp != stamp:
+                self._load(divid, path, stamp)
         for divid in list(self.divisions):
             if divid not in seen and id(self.divisions[divid]) not in self.t.dirty:
                 del self.divisions[divid]
         self.divisions = dict(sorted(self.divisions.items()))
         path = self.dir / "progress.txt"
-        stamp = _stamp(path)
+        stamp = store.stamp(path)
         if stamp != self.progress_stamp:
             self.progress = parse_progress(path.read_text(encoding="utf-8")) if stamp else {}
             self.progress_stamp = stamp
@@ -303,19 +277,16 @@ class RingState:
         history = History(self.dir, loaded.div.name)
         if not history.count() and loaded.path.exists():
             history.add(loaded.path.read_text(encoding="utf-8"), loaded.div.description, now)
-        loaded.stamp = _write(loaded.path, text)
+        loaded.stamp = store.write_file(loaded.path, text)
         history.add(text, "; ".join(dict.fromkeys(descriptions)), now)
 
     def save_progress(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.progress_stamp = _write(self.dir / "progress.txt", format_progress(self.progress))
+        self.progress_stamp = store.write_file(self.dir / "progress.txt", format_progress(self.progress))
 
     # -- state --------------------------------------------------------------
     def current_divid(self) -> str | None:
-        current = self.progress.get("current", "")
-        if current and current != "0" and current in self.divisions:
-            return current
-        return next(iter(self.divisions), None)
+        return current_divid(self.progress, self.divisions)
 
     def division_json(self, loaded: Loaded) -> dict[str, Any]:
         return scoring.division_json(loaded.div, loaded.results, self.ring,
@@ -340,19 +311,17 @@ class RingState:
         return out
 
     def new_path(self, divid: str) -> Path:
-        return self.dir / f"div.{divid}.txt"
+        return self.dir / self.t.layout.division_file(divid)
 
 
 class Tournament:
     """One `<db>`: its rings, staging and draws, with mutations serialised by the caller's reactor."""
 
     def __init__(self, root: Path, db: str, rng: random.Random | None = None) -> None:
-        wire.check_db(db)
         self.root = root.resolve()
         self.db = db
-        self.base = self.root / db / FORMS_DIR
-        if not self.base.resolve().is_relative_to(self.root):
-            raise RequestError(f"Invalid db '{db}'")
+        self.layout = Layout(self.root, FORMS_DIR)
+        self.base = store.tournament_folder(self.layout, db)
         self.rng = rng or random.Random()
         self.rings: dict[Ring, RingState] = {}
         self.dirty: dict[int, tuple[RingState, Loaded, list[str], float]] = {}
@@ -379,13 +348,7 @@ class Tournament:
         return state
 
     def all_rings(self) -> list[Ring]:
-        rings: list[Ring] = []
-        if self.base.is_dir():
-            for entry in sorted(os.listdir(self.base)):
-                m = RING_DIR.match(entry)
-                if m and 1 <= int(m.group(1)) <= 999:
-                    rings.append(int(m.group(1)))
-        return rings
+        return list(store.ring_numbers(self.base))
 
 
 class UnknownRequest(Exception):
