@@ -1,0 +1,405 @@
+"""Grassroots rules (pure): what each WebSocket request, REST call and autopilot step does to a ring.
+
+The store loads a ring into a `RingData` (parsed divisions and progress), a
+handler changes it and answers in effects (`freescore.effects`); the service
+writes every division the handler marked changed, atomically, and only then
+applies the effects, so no frame or answer ever gets ahead of the file.
+
+The autopilot is one cancellable timer per ring (`Arm`/`Cancel` on
+`autopilot_key`). Each step re-reads the ring and changes only `state` and
+`current`, so a score entered during its pause is never lost (upstream writes
+the copy it captured at arming time); manual navigation, a flip of the
+display, and any new score cancel it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from freescore.effects import ConnId, Effects
+from freescore.grassroots import scoring, wire
+from freescore.grassroots.divfile import Athlete, Division, apply_header
+from freescore.poomsae.frames import canonical
+from freescore.poomsae.ids import RequestError, Ring, check_divid
+from freescore.poomsae.progress import current_divid
+from freescore.poomsae.requests import request_kind, require, to_float, to_int
+
+AUTOPILOT_TIMES = (0.0, 9.0, 14.0, 18.0)
+"""Seconds from arming to each step, as observed upstream (§8): scoreboard, leaderboard, next, show next."""
+AUTOPILOT_ACTIONS = ("score-display", "leaderboard-display", "navigate", "navigate")
+
+
+@dataclass
+class RingData:
+    """One ring as the store loaded it; handlers change it and mark what must be written."""
+
+    db: str
+    ring: Ring
+    path: str
+    """The ring folder as text (the JSON's `path`; `file` is derived from it)."""
+    divisions: dict[str, Division] = field(default_factory=dict)
+    progress: dict[str, str] = field(default_factory=dict)
+    changed: set[str] = field(default_factory=set)
+    progress_changed: bool = False
+    results: dict[str, scoring.Results] = field(default_factory=dict)
+
+    @property
+    def group(self) -> tuple[str, Ring]:
+        return (self.db, self.ring)
+
+    @property
+    def current(self) -> str | None:
+        return current_divid(self.progress, self.divisions)
+
+    def set_current(self, divid: str) -> None:
+        if self.progress.get("current") != divid:
+            self.progress["current"] = divid
+            self.progress_changed = True
+
+    def division(self, divid: str | None = None) -> Division:
+        divid = self.current if divid is None else divid
+        if divid is None or divid not in self.divisions:
+            raise RequestError(f"No division {divid or ''} in ring {self.ring}".replace("  ", " "))
+        self.computed(divid)  # derived values (ties, placements) are what handlers decide on
+        return self.divisions[divid]
+
+    def computed(self, divid: str) -> scoring.Results:
+        if divid not in self.results:
+            self.results[divid] = scoring.compute(self.divisions[divid])
+        return self.results[divid]
+
+    def touch(self, div: Division) -> scoring.Results:
+        """Recompute a changed division and mark it for writing."""
+        self.results[div.name] = scoring.compute(div)
+        self.changed.add(div.name)
+        return self.results[div.name]
+
+    def division_json(self, divid: str) -> dict[str, Any]:
+        return scoring.division_json(self.divisions[divid], self.computed(divid), self.ring,
+                                     f"{self.path}/div.{divid}.txt", self.path)
+
+    def ring_json(self) -> dict[str, Any]:
+        """§4: current, divisions, file, path and every other progress.txt key."""
+        out: dict[str, Any] = {k: v for k, v in self.progress.items() if k != "current"}
+        out.update({
+            "current": self.current,
+            "divisions": [self.division_json(d) for d in self.divisions],
+            "file": f"{self.path}/progress.txt", "path": self.path,
+        })
+        return out
+
+
+@dataclass(frozen=True)
+class AutopilotStep:
+    """What an armed autopilot timer carries: its step, its division and how it was armed."""
+
+    step: int
+    divid: str
+    request: dict[str, Any] | None
+    """The arming WebSocket request (its frames are broadcast); None when armed over REST (writes only)."""
+
+
+def autopilot_key(db: str, ring: Ring) -> tuple[str, str, Ring]:
+    return ("autopilot", db, ring)
+
+
+@dataclass
+class Outcome:
+    effects: Effects = field(default_factory=Effects)
+    answer: Any = None
+    """The REST answer (a JSON value); WebSocket handlers answer in effects only."""
+
+
+def _current_athlete(div: Division) -> Athlete:
+    if not 0 <= div.current < len(div.athletes):
+        raise RequestError(f"No athlete {div.current} in division {div.name}")
+    return div.athletes[div.current]
+
+
+def _judge(div: Division, value: Any) -> int:
+    return to_int(value, "judge", 0, div.judges - 1)
+
+
+def _next_athlete(div: Division, step: int) -> None:
+    """§9: current ±1 with wrap (matches in single elimination); the display shows the score."""
+    n = len(scoring.matches(div)) if div.single_elimination else len(div.athletes)
+    if n == 0:
+        raise RequestError(f"No athletes in division {div.name}")
+    div.current = (div.current + step) % n
+    div.state = "score"
+
+
+def _flip(state: str, toggle: bool) -> str:
+    """REST: score <-> display, anything else -> display. WebSocket (`toggle`): score -> display, else score."""
+    if state == "score":
+        return "display"
+    return "score" if toggle or state == "display" else "display"
+
+
+def _record_score(div: Division, judge: int, score: float) -> None:
+    if div.single_elimination:
+        raise RequestError(f"Division {div.name} is single elimination: judges vote")
+    _current_athlete(div).scores[judge] = score if score > 0 else None
+
+
+def _record_vote(div: Division, judge: int, vote: str) -> None:
+    if not div.single_elimination:
+        raise RequestError(f"Division {div.name} is not single elimination")
+    all_matches = scoring.matches(div)
+    if not 0 <= div.current < len(all_matches):
+        raise RequestError(f"No match {div.current} in division {div.name}")
+    match = all_matches[div.current]
+    blue, red = match["blue"]["votes"], match["red"]["votes"]
+    blue[judge] = 1 if vote == "blue" else 0
+    red[judge] = 1 if vote == "red" else 0
+
+
+def _record_tiebreaker(div: Division, judge: int, value: str | float) -> bool:
+    """§13: a vote between two tied athletes, or a tiebreaker score; True when the tiebreaker is complete."""
+    if not div.tied:
+        raise RequestError(f"No tie to break in division {div.name}")
+    tied = div.tied[0][1]
+    if isinstance(value, str):
+        if len(tied) != 2:
+            raise RequestError(f"Invalid tiebreaker '{value}': {len(tied)} athletes are tied")
+        chosen = tied[0] if value == "blue" else tied[1]
+        for i in tied:
+            div.athletes[i].tiebreakers[judge] = 1.0 if i == chosen else 0.0
+        return all(any((div.athletes[i].tiebreakers[k] or 0) > 0 for i in tied) for k in range(div.judges))
+    athlete = _current_athlete(div)
+    athlete.tiebreakers[judge] = round(value, 1) if value > 0 else None
+    return all((t or 0) > 0 for t in athlete.tiebreakers)
+
+
+class Grassroots:
+    """The rules of one service instance; `times` are the autopilot's step times (§8)."""
+
+    def __init__(self, times: tuple[float, ...] = AUTOPILOT_TIMES) -> None:
+        self.times = times
+        self.ws_handlers: dict[str, Callable[[RingData, ConnId, dict[str, Any], Outcome], None]] = {
+            "ring_read": self._ring_read,
+            "division_read": self._division_read,
+            "division_score": self._division_score,
+            "division_navigate": self._division_navigate,
+            "division_display": self._division_display,
+            "division_award_penalty": self._division_award_penalty,
+            "division_disqualify": self._division_decision,
+            "division_withdraw": self._division_decision,
+        }
+
+    # -- arming ------------------------------------------------------------------------
+
+    def _arm(self, ring: RingData, out: Outcome, div: Division, request: dict[str, Any] | None) -> None:
+        if request is not None:
+            request = {k: v for k, v in request.items() if k not in ("judge", "score", "response", "vote")}
+        out.effects.arm(autopilot_key(ring.db, ring.ring), self.times[0], AutopilotStep(0, div.name, request))
+
+    @staticmethod
+    def _cancel(ring: RingData, out: Outcome) -> None:
+        out.effects.cancel(autopilot_key(ring.db, ring.ring))
+
+    # -- WebSocket (§5) -------------------------------------------------------------------
+
+    def handle(self, ring: RingData, cid: ConnId, request: dict[str, Any]) -> Outcome:
+        """One decoded request from `cid`; unknown ones get no reply, refused ones an error to the sender."""
+        out = Outcome()
+        request = wire.annotate(request, ring.db, ring.ring)
+        handler = self.ws_handlers.get(request_kind(request))
+        if handler is None:
+            return out
+        try:
+            handler(ring, cid, request, out)
+        except RequestError as e:
+            out.effects = Effects()
+            out.effects.send(cid, wire.error(e.message))
+        return out
+
+    def _update(self, ring: RingData, out: Outcome, divid: str, request: dict[str, Any]) -> None:
+        out.effects.broadcast(ring.group, wire.division_update(ring.division_json(divid), request))
+
+    def _ring_read(self, ring: RingData, cid: ConnId, request: dict[str, Any], out: Outcome) -> None:
+        out.effects.send(cid, wire.ring_read(ring.ring_json()))
+
+    def _division_read(self, ring: RingData, cid: ConnId, request: dict[str, Any], out: Outcome) -> None:
+        divid = request.get("divid")
+        div = ring.division(None if divid in (None, "") else check_divid(divid))
+        self._update(ring, out, div.name, request)
+
+    def _division_score(self, ring: RingData, cid: ConnId, request: dict[str, Any], out: Outcome) -> None:
+        div = ring.division()
+        judge = _judge(div, require(request, "judge"))
+        self._cancel(ring, out)
+        if "vote" in request and "score" not in request:
+            vote = require(request, "vote", str)
+            if vote not in wire.VOTES:
+                raise RequestError(f"Invalid vote '{vote}'")
+            _record_vote(div, judge, vote)
+            ring.touch(div)
+            self._update(ring, out, div.name, {**request, "response": {"status": "ok"}})
+            return
+        _record_score(div, judge, to_float(require(request, "score"), "score", -10.0, 10.0))
+        results = ring.touch(div)
+        request = {**request, "response": {"status": "ok"}}
+        self._update(ring, out, div.name, request)
+        if results.athletes[div.current].complete:
+            self._arm(ring, out, div, request)
+
+    def _division_navigate(self, ring: RingData, cid: ConnId, request: dict[str, Any], out: Outcome) -> None:
+        target = require(request, "target", dict)
+        destination = target.get("destination")
+        if destination == "division":
+            divid = check_divid(target.get("id"), "division")
+            div = ring.division(divid)
+            ring.set_current(divid)
+        elif destination == "athlete":
+            div = ring.division()
+            n = len(scoring.matches(div)) if div.single_elimination else len(div.athletes)
+            div.current = to_int(target.get("id"), "athlete", 0, max(0, n - 1))
+            ring.touch(div)
+        else:
+            raise RequestError(f"Invalid destination '{destination}'")
+        self._cancel(ring, out)
+        self._update(ring, out, div.name, request)
+
+    def _division_display(self, ring: RingData, cid: ConnId, request: dict[str, Any], out: Outcome) -> None:
+        div = ring.division()
+        div.state = _flip(div.state, toggle=True)
+        ring.touch(div)
+        self._cancel(ring, out)
+        self._update(ring, out, div.name, request)
+
+    def _division_award_penalty(self, ring: RingData, cid: ConnId, request: dict[str, Any], out: Outcome) -> None:
+        div = ring.division()
+        penalty = require(request, "penalty", dict)
+        for key, value in penalty.items():
+            to_float(value, f"penalty {key}", 0.0, 100.0)
+        athlete = _current_athlete(div)
+        if penalty:
+            athlete.info["penalty"] = penalty
+        else:
+            athlete.info.pop("penalty", None)
+        ring.touch(div)
+        self._update(ring, out, div.name, {**request, "athletes": []})
+
+    def _division_decision(self, ring: RingData, cid: ConnId, request: dict[str, Any], out: Outcome) -> None:
+        div = ring.division()
+        _current_athlete(div).info["decision"] = "DSQ" if request["action"] == "disqualify" else "WDR"
+        ring.touch(div)
+        self._cancel(ring, out)
+        self._update(ring, out, div.name, request)
+        self._arm(ring, out, div, request)
+
+    # -- REST (§7) ----------------------------------------------------------------------------
+
+    def rest(self, ring: RingData, command: wire.Rest) -> Outcome:
+        """One REST call; a refused one answers `{"error": ...}` (and changes nothing)."""
+        out = Outcome()
+        try:
+            out.answer = self._rest(ring, command, out)
+        except RequestError as e:
+            out.effects = Effects()
+            out.answer = {"error": e.message}
+            ring.changed.clear()
+            ring.progress_changed = False
+        return out
+
+    def _rest(self, ring: RingData, c: wire.Rest, out: Outcome) -> Any:
+        if c.action == "judges":
+            current = ring.current
+            return {"division": current, "judges": None if current is None else ring.divisions[current].judges}
+        if c.action == "division list":
+            return {"divisions": [ring.division_json(d) for d in ring.divisions]}
+        if c.action in ("division next", "division previous"):
+            names = list(ring.divisions)
+            if not names:
+                raise RequestError(f"No divisions in ring {ring.ring}")
+            step = 1 if c.action == "division next" else -1
+            ring.set_current(names[(names.index(ring.current or names[0]) + step) % len(names)])
+            self._cancel(ring, out)
+            return {"current": ring.current}
+        if c.action == "save":
+            return self._save(ring, c.value, c.body, out)
+        div = ring.division()
+        if c.action == "display":
+            div.state = _flip(div.state, toggle=False)
+            ring.touch(div)
+            self._cancel(ring, out)
+            return {"state": div.state}
+        if c.action in ("athlete next", "athlete previous"):
+            _next_athlete(div, 1 if c.action == "athlete next" else -1)
+            ring.touch(div)
+            self._cancel(ring, out)
+            return {"current": div.current, "state": div.state}
+        judge = _judge(div, c.judge)
+        self._cancel(ring, out)
+        if c.action == "vote":
+            _record_vote(div, judge, c.value)
+            ring.touch(div)
+            return wire.vote_answer(div.current, judge, c.value)
+        if c.action == "tb":
+            done = _record_tiebreaker(div, judge, c.value)
+            ring.touch(div)
+            if done:
+                self._arm(ring, out, div, None)
+            return wire.tiebreaker_answer(div.current, judge, c.value)
+        _record_score(div, judge, c.value)
+        results = ring.touch(div)
+        if results.athletes[div.current].complete:
+            self._arm(ring, out, div, None)
+        return wire.score_answer(div.current, judge, c.value)
+
+    def _save(self, ring: RingData, divid: str, body: dict[str, Any], out: Outcome) -> dict[str, Any]:
+        """§7.2: the division editor's POST; without `overwrite` an existing division is left alone."""
+        old = ring.divisions.get(divid)
+        if old is not None and "overwrite" not in body:
+            return {"division": divid, "status": "exists"}
+        header = body.get("header", {})
+        div = Division(name=divid, state="display") if old is None else old
+        if "mode" not in header:
+            div.mode = ""
+        apply_header(div, {k: v if isinstance(v, str) else canonical(v) if isinstance(v, (dict, list))
+                           else str(v) for k, v in header.items()})
+        before = {a.name: a for a in (old.athletes if old else [])}
+        div.athletes = [
+            Athlete(name=name, rank=before[name].rank, scores=before[name].scores,
+                    tiebreakers=before[name].tiebreakers) if name in before else Athlete(name=name)
+            for name in body.get("athletes", [])
+        ]
+        ring.divisions[divid] = div
+        ring.divisions = dict(sorted(ring.divisions.items()))
+        ring.touch(div)
+        self._cancel(ring, out)
+        return {"division": divid, "status": "saved"}
+
+    # -- autopilot (§8) -------------------------------------------------------------------------
+
+    def autopilot(self, ring: RingData, step: AutopilotStep) -> Outcome:
+        """One step on the ring as it is now: only `state` and `current` change, then the next is armed."""
+        out = Outcome()
+        div = ring.divisions.get(step.divid)
+        if div is None:
+            return out
+        results = ring.computed(div.name)
+        n = step.step
+        if n == 2 and results.complete:
+            return out
+        if n + 1 < len(self.times):
+            out.effects.arm(autopilot_key(ring.db, ring.ring), self.times[n + 1] - self.times[n],
+                            AutopilotStep(n + 1, step.divid, step.request))
+        if n in (0, 3) and div.state == "display":
+            div.state = "score"
+            ring.touch(div)
+        elif n == 1 and div.state == "score":
+            div.state = "display"
+            ring.touch(div)
+        elif n == 2 and div.athletes:
+            _next_athlete(div, 1)
+            ring.touch(div)
+        if step.request is not None:
+            request = {**step.request, "action": AUTOPILOT_ACTIONS[n]}
+            if n >= 2:
+                request["athlete"] = div.current
+            self._update(ring, out, div.name, request)
+        return out
