@@ -17,6 +17,7 @@ from freescore.poomsae.frames import canonical as canonical_json
 from freescore.poomsae.progress import HEADER_LINE
 from freescore.poomsae.progress import format_progress as format_progress
 from freescore.poomsae.progress import parse_progress as parse_progress
+from freescore.worldclass import bracket
 
 ROUND_ORDER = ("prelim", "ro256", "ro128", "ro64", "ro32", "semfin", "ro16", "finals", "ro8", "ro4", "ro2")
 SEPARATOR = "# " + "-" * 60
@@ -95,7 +96,13 @@ class Division:
     order: dict[str, list[int]] = field(default_factory=dict)
 
     def rounds(self) -> list[str]:
-        """The division's rounds in competition order (those with forms or athletes)."""
+        """The division's rounds in competition order (those with forms or athletes).
+
+        With brackets (se/sbs/combination) they are the method's rounds from the first with athletes.
+        """
+        if bracket.uses_brackets(self.method):
+            return bracket.round_list(self.method, self.order) or [
+                r for r in bracket.candidate_rounds(self.method) if r in self.forms]
         return [r for r in ROUND_ORDER if r in self.forms or self.order.get(r)]
 
     def form_count(self, round_: str) -> int:
@@ -252,7 +259,7 @@ def _header(div: Division, key: str, value: str, seen: set[str]) -> None:
     elif key == "autopilot":
         div.autopilot = value
     elif key == "method":
-        div.method = _json(value, key) if value.startswith("{") else value
+        div.method = _json(value, key) if value.startswith(("{", "[")) else value
     elif key == "matches":
         div.matches = _json(value, key)
     elif key == "description":
@@ -351,8 +358,8 @@ def format_division(div: Division) -> str:
             athlete = div.athletes[idx]
             out.append("\t".join([athlete.name, *(f"{k}={athlete.info[k]}" for k in sorted(athlete.info))]))
             for k, form in enumerate(athlete.scores.get(round_, [])):
-                if not form.has_data():
-                    continue
+                if not form.has_data() and not bracket.is_bracket_round(div.method, round_):
+                    continue  # bracket rounds write every form, empty ones as 0.0 lines (as upstream)
                 fid = f"f{k + 1}"
                 for decision in sorted(form.decision):
                     out.append(f"\t{round_}\t{fid}\ts\t{decision}=1")

@@ -13,6 +13,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from freescore.worldclass import bracket
 from freescore.worldclass.divfile import Division, FormScore, Score
 
 TIE_MATCH = "tiebreaker match required"
@@ -141,8 +142,14 @@ class Results:
     """Everything derived from a division's marks."""
 
     rounds: dict[str, dict[int, RoundResult]]
-    placement: dict[str, list[int]]
+    placement: dict[str, Any]
     pending: dict[str, list[int]]
+    match_complete: dict[str, list[bool]] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+    def round_matches_complete(self, round_: str) -> bool:
+        flags = self.match_complete.get(round_)
+        return bool(flags) and all(flags)
 
 
 def rank(results: dict[int, RoundResult], order: list[int]) -> list[int]:
@@ -179,18 +186,74 @@ def _set_tb(r: RoundResult, i: int, value: Any) -> None:
 
 def compute(div: Division) -> Results:
     rounds: dict[str, dict[int, RoundResult]] = {}
-    placement: dict[str, list[int]] = {}
+    placement: dict[str, Any] = {}
     pending: dict[str, list[int]] = {}
     for round_, order in div.order.items():
         if not order:
             continue
         res = {a: round_result(div, a, round_) for a in order}
         placed = rank(res, order)
-        annotate_ties(res, placed)
+        if not bracket.is_bracket_round(div.method, round_):
+            annotate_ties(res, placed)
         rounds[round_] = res
         placement[round_] = placed
         pending[round_] = [a for a in order if not res[a].complete]
-    return Results(rounds=rounds, placement=placement, pending=pending)
+    results = Results(rounds=rounds, placement=placement, pending=pending)
+    if bracket.uses_brackets(div.method):
+        judge_matches(div, results)
+    return results
+
+
+# -- single elimination and side by side (the rules are in bracket.py) ---------------
+
+def bracket_rounds(div: Division) -> list[str]:
+    """The division's bracket rounds that have athletes, in order."""
+    return [r for r in div.rounds() if bracket.is_bracket_round(div.method, r) and div.order.get(r)]
+
+
+def judge_matches(div: Division, results: Results) -> None:
+    """Build each bracket round's matches once (then reuse them), decide winners, place by wins.
+
+    A complete match gets its `winner` at once (upstream only on the next request); a cached
+    winner of a match that is no longer complete is kept, as upstream writes it. The tie-break
+    annotation (`tb`) is between the two contestants of a match only.
+    """
+    matches = div.matches if isinstance(div.matches, dict) else {}
+    for round_ in bracket_rounds(div):
+        if round_ not in matches:
+            try:
+                bracket.check_size(div.name, round_, len(div.order[round_]))
+            except bracket.BracketError as e:
+                results.errors.append(str(e))
+                continue
+            matches[round_] = bracket.build_matches(div.order[round_], round_)
+        res = results.rounds[round_]
+        flags = []
+        for m in matches[round_]:
+            known = [a for a in bracket.present(m) if a in res]
+            if len(known) != len(bracket.present(m)):
+                flags.append(False)
+                continue
+            done, winner = bracket.decide(m, lambda a: res[a].complete, lambda a: res[a].rank_key(),
+                                          lambda a: bool(res[a].decision))
+            flags.append(done)
+            if done:
+                m["winner"] = winner
+                if len(known) == 2:
+                    annotate_ties(res, known)
+        results.match_complete[round_] = flags
+    div.matches = matches or None
+    rounds = bracket_rounds(div)
+    upto = rounds[: rounds.index(div.round) + 1] if div.round in rounds else rounds
+    names = [a.name for a in div.athletes]
+    groups = bracket.placement_groups(upto, matches, names)
+    for round_ in rounds:
+        if round_ in groups:
+            results.placement[round_] = groups[round_]
+        elif round_ in div.placement:
+            results.placement[round_] = div.placement[round_]  # kept from the file, as upstream
+        else:
+            results.placement.pop(round_, None)
 
 
 def first_round(athletes: int) -> str:
@@ -216,7 +279,7 @@ class Cutoff:
     name = "cutoff"
 
     def next_round(self, div: Division, round_: str) -> str | None:
-        rounds = [r for r in CUTOFF_ROUNDS if r in div.rounds()]
+        rounds = div.rounds() if isinstance(div.method, dict) else [r for r in CUTOFF_ROUNDS if r in div.rounds()]
         if round_ not in rounds:
             return None
         i = rounds.index(round_)
@@ -244,7 +307,8 @@ class Cutoff:
                 rng.shuffle(chosen)
             else:
                 chosen = eligible[: min(8, n)]
-                chosen.reverse()
+                if nxt == "finals":  # into a bracket round they go in rank order (1-8, 2-7, ...)
+                    chosen.reverse()
             if not chosen:
                 continue
             div.order[nxt] = chosen
@@ -254,7 +318,34 @@ class Cutoff:
         return changed
 
 
-METHODS: dict[str, Method] = {"cutoff": Cutoff()}
+class Elimination:
+    """se and sbs: when every match of the current round is complete, its winners (in match
+    order, a null winner as a bye) become the next round's order and bracket in the same write."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def next_round(self, div: Division, round_: str) -> str | None:
+        rounds = div.rounds()
+        i = rounds.index(round_) if round_ in rounds else len(rounds)
+        return rounds[i + 1] if i + 1 < len(rounds) else None
+
+    def advance(self, div: Division, results: Results, rng: random.Random) -> bool:
+        round_ = div.round
+        nxt = self.next_round(div, round_)
+        if nxt is None or div.order.get(nxt) or not results.round_matches_complete(round_):
+            return False
+        slots = bracket.winners_in_order(div.matches[round_])
+        if bracket.is_bracket_round(div.method, nxt):
+            bracket.check_size(div.name, nxt, len(slots))
+            div.matches[nxt] = bracket.build_matches(slots, nxt)
+        div.order[nxt] = [a for a in slots if a is not None]
+        for a in div.order[nxt]:
+            div.form_scores(a, nxt)
+        return True
+
+
+METHODS: dict[str, Method] = {"cutoff": Cutoff(), "se": Elimination("se"), "sbs": Elimination("sbs")}
 
 
 def method_for(div: Division, round_: str | None = None) -> Method:
@@ -272,6 +363,12 @@ def refresh(div: Division, rng: random.Random) -> Results:
         results = compute(div)
     div.placement = {r: list(p) for r, p in results.placement.items()}
     return results
+
+
+def match_complete(div: Division, results: Results, round_: str, match: dict[str, Any]) -> bool:
+    """Whether the present athletes of a match all have a complete round score."""
+    res = results.rounds.get(round_, {})
+    return all(a in res and res[a].complete for a in bracket.present(match))
 
 
 # -- JSON shape (spec §11) ------------------------------------------------------
