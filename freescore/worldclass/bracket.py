@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 Slot = int | None
 Match = dict[str, Any]
@@ -119,23 +119,31 @@ def athletes_of(matches: Sequence[Match]) -> list[int]:
     return [a for m in matches for a in present(m)]
 
 
-def decide(match: Match, complete: Callable[[int], bool], rank_key: Callable[[int], Any],
-           decided: Callable[[int], bool]) -> tuple[bool, Slot]:
+class Ranked(Protocol):
+    """An athlete's round result as far as a match needs it (scoring.RoundResult)."""
+
+    complete: bool
+    decision: str | None
+
+    def rank_key(self) -> Any: ...
+
+
+def decide(match: Match, results: Mapping[int, Ranked]) -> tuple[bool, Slot]:
     """(complete, winner) of a match: the present athletes must all be complete.
 
     A lone athlete wins even with a decision; two with decisions: nobody; otherwise the better
     ranking wins and a perfect tie keeps the input order, so chung wins it (as upstream).
     """
     athletes = present(match)
-    if not all(complete(a) for a in athletes):
+    if not all(a in results and results[a].complete for a in athletes):
         return False, None
     if not athletes:
         return True, None
     if len(athletes) == 1:
         return True, athletes[0]
-    if all(decided(a) for a in athletes):
+    if all(results[a].decision for a in athletes):
         return True, None
-    return True, sorted(athletes, key=rank_key)[0]
+    return True, sorted(athletes, key=lambda a: results[a].rank_key())[0]
 
 
 def winners_in_order(matches: Sequence[Match]) -> list[Slot]:

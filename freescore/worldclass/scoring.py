@@ -207,8 +207,9 @@ def compute(div: Division) -> Results:
 # -- single elimination and side by side (the rules are in bracket.py) ---------------
 
 def bracket_rounds(div: Division) -> list[str]:
-    """The division's bracket rounds that have athletes, in order."""
-    return [r for r in div.rounds() if bracket.is_bracket_round(div.method, r) and div.order.get(r)]
+    """The division's bracket rounds that have athletes or a bracket (one of byes only), in order."""
+    built = div.matches if isinstance(div.matches, dict) else {}
+    return [r for r in div.rounds() if bracket.is_bracket_round(div.method, r) and (div.order.get(r) or r in built)]
 
 
 def judge_matches(div: Division, results: Results) -> None:
@@ -227,20 +228,15 @@ def judge_matches(div: Division, results: Results) -> None:
                 results.errors.append(str(e))
                 continue
             matches[round_] = bracket.build_matches(div.order[round_], round_)
-        res = results.rounds[round_]
+        res = results.rounds.get(round_, {})
         flags = []
         for m in matches[round_]:
-            known = [a for a in bracket.present(m) if a in res]
-            if len(known) != len(bracket.present(m)):
-                flags.append(False)
-                continue
-            done, winner = bracket.decide(m, lambda a: res[a].complete, lambda a: res[a].rank_key(),
-                                          lambda a: bool(res[a].decision))
+            done, winner = bracket.decide(m, res)
             flags.append(done)
             if done:
                 m["winner"] = winner
-                if len(known) == 2:
-                    annotate_ties(res, known)
+                if len(bracket.present(m)) == 2:
+                    annotate_ties(res, bracket.present(m))
         results.match_complete[round_] = flags
     div.matches = matches or None
     rounds = bracket_rounds(div)
@@ -333,7 +329,8 @@ class Elimination:
     def advance(self, div: Division, results: Results, rng: random.Random) -> bool:
         round_ = div.round
         nxt = self.next_round(div, round_)
-        if nxt is None or div.order.get(nxt) or not results.round_matches_complete(round_):
+        built = div.matches if isinstance(div.matches, dict) else {}
+        if nxt is None or div.order.get(nxt) or nxt in built or not results.round_matches_complete(round_):
             return False
         slots = bracket.winners_in_order(div.matches[round_])
         if bracket.is_bracket_round(div.method, nxt):
