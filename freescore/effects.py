@@ -183,6 +183,10 @@ class Timers:
     def armed(self, key: Hashable) -> bool:
         return key in self._calls
 
+    def keys(self) -> list[Hashable]:
+        """The armed keys (a copy: cancelling while iterating is fine)."""
+        return list(self._calls)
+
     def cancel_all(self) -> None:
         for key in list(self._calls):
             self.cancel(key)

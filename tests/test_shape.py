@@ -92,16 +92,7 @@ def test_every_protocol_package_has_the_five_files(package):
     assert callable(importlib.import_module(f"freescore.{package}.service").make_service)
 
 
-WORLDCLASS_STORE = pytest.mark.xfail(
-    strict=True,
-    reason="worldclass reads and writes its data directory from model.py and handlers.py; "
-           "the follow-up moves that file I/O into freescore/worldclass/store.py",
-)
-
-
-@pytest.mark.parametrize("package", [
-    pytest.param(p, marks=WORLDCLASS_STORE) if p == "worldclass" else p for p in sorted(registry.SERVICES)
-])
+@pytest.mark.parametrize("package", sorted(registry.SERVICES))
 def test_wire_and_logic_do_no_io(package):
     assert [hit for name in sorted(rules_modules(package)) for hit in io_in(name)] == []
 
@@ -110,10 +101,20 @@ def poomsae_modules() -> list[str]:
     return sorted(f"freescore.poomsae.{p.stem}" for p in (ROOT / "freescore" / "poomsae").glob("*.py"))
 
 
-@pytest.mark.parametrize("name", [m for m in poomsae_modules() if not m.endswith(".store")])
-def test_the_freescore_layer_is_pure_but_its_store(name):
+POOMSAE_IO = ("store", "adapter", "service")
+"""The FreeScore layer's modules that may do I/O, in the roles a protocol package gives them."""
+
+
+@pytest.mark.parametrize("name", [m for m in poomsae_modules() if m.rsplit(".", 1)[-1] not in POOMSAE_IO])
+def test_the_freescore_layer_is_pure_but_its_store_adapter_and_service(name):
     """freestyle and grassroots build their wire and logic on these: they must stay free of I/O too."""
     assert io_in(name) == []
+
+
+def test_the_rules_reach_no_io_module_of_the_freescore_layer():
+    for package in ("worldclass",):
+        reached = {m.rsplit(".", 1)[-1] for m in rules_modules(package) if m.startswith("freescore.poomsae.")}
+        assert reached and not reached & set(POOMSAE_IO)
 
 
 def test_the_io_check_sees_what_it_looks_for():
@@ -123,5 +124,7 @@ def test_the_io_check_sees_what_it_looks_for():
     assert any("calls replace()" in h for h in io_in("freescore.persist"))
     assert "freescore.clicker.store" not in rules_modules("clicker")
     assert "freescore.poomsae.store" not in rules_modules("worldclass")
+    assert "freescore.worldclass.store" not in rules_modules("worldclass")
+    assert any("imports twisted" in h for h in io_in("freescore.poomsae.service"))
     assert "freescore.poomsae.ids" in rules_modules("worldclass")
     assert any("imports twisted" in h for h in io_in("freescore.clicker.store"))

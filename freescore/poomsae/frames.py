@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time as _time
+from dataclasses import dataclass
 from typing import Any
 
 PROCESSING = "Error while processing request: "
@@ -34,6 +35,21 @@ def digest_of(canonical_text: str) -> str:
 def utc_time(seconds: float | None = None) -> str:
     """`2026-12-04T14:15:36Z`: the `time` field and ping timestamps."""
     return _time.strftime("%Y-%m-%dT%H:%M:%SZ", _time.gmtime(_time.time() if seconds is None else seconds))
+
+
+@dataclass(frozen=True)
+class Update:
+    """A ring or division update as logic decides it (the frame of a `Broadcast` effect).
+
+    The service frames it once per group at send time (`update_frame`, plus what
+    it adds: worldclass's `time` and the group's `users`).
+    """
+
+    type: str
+    key: str
+    """`division` or `ring`: the field that carries `payload`."""
+    payload: Any
+    request: Any
 
 
 def update_frame(type_: str, key: str, payload: Any, request: Any, **extra: Any) -> bytes:

@@ -3,6 +3,7 @@
 Anything a URL or a request names is checked here before it becomes part of a
 path, so no later layer can be walked out of the data root. A refused value
 raises `RequestError`, whose `message` goes back to the sender as `error`.
+`UnknownRequest` and `SaveError` are the other ways a request can end.
 
     check_db("test") -> "test"             check_divid("p01") -> "p01"
     parse_ring("1") -> 1, parse_ring("staging") -> "staging"
@@ -58,3 +59,22 @@ def check_db(value: Any) -> str:
     if not isinstance(value, str) or not DB_RE.match(value):
         raise RequestError(f"Invalid db '{value}'")
     return value
+
+
+class UnknownRequest(Exception):
+    """No handler for a request's `<type>_<action>`."""
+
+
+class SaveError(Exception):
+    """Writing a tournament's files failed (disk full, folder gone ...): the change is not saved."""
+
+    def __init__(self, db: str, error: Exception) -> None:
+        super().__init__(db, error)
+        self.db = db
+        self.error = error
+
+    @property
+    def message(self) -> str:
+        """For the requester's error frame: the tournament and the OS reason, no paths."""
+        reason = getattr(self.error, "strerror", None) or type(self.error).__name__
+        return f"could not save the changes to tournament '{self.db}': {reason}"

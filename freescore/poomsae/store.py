@@ -13,16 +13,27 @@ mode 0666 as upstream does, so the PHP side can write them too.
     tournament_exists(layout, db)    whether `<root>/<db>` is a folder someone set up
     scan_divisions(layout, folder)   {divid: (path, stamp)} of a ring folder, sorted
     ring_numbers(folder)             the ring folders of a tournament, as numbers
+
+`DataStore(layout)` puts them behind one object that a service's logic is
+handed (it never imports this module): `sync(ring, parse)` brings a
+`RingFolder` up to date with the disk, re-reading only files whose stamp
+changed; the other methods write, move and delete on the logic's behalf.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from freescore.persist import write_atomic
 from freescore.poomsae.ids import RequestError
 from freescore.poomsae.layout import Layout, ring_of_folder
+from freescore.poomsae.progress import format_progress, parse_progress
+from freescore.poomsae.rings import RingFolder
 
 Stamp = tuple[int, int]
 
@@ -88,3 +99,98 @@ def ring_numbers(folder: Path) -> list[int]:
         return []
     rings = [(ring_of_folder(name), name) for name in sorted(os.listdir(folder))]
     return [r for r, name in rings if r is not None and (folder / name).is_dir()]
+
+
+Parse = Callable[[str, str, Path, Stamp], Any]
+"""`parse(text, divid, path, stamp)` -> the ring's entry for a division file; ValueError if unreadable."""
+
+
+class DataStore:
+    """One FreeScore service's data root on disk."""
+
+    def __init__(self, layout: Layout) -> None:
+        self.layout = layout
+
+    def tournament_exists(self, db: str) -> bool:
+        return tournament_exists(self.layout, db)
+
+    def tournament_folder(self, db: str) -> Path:
+        return tournament_folder(self.layout, db)
+
+    def rings(self, base: Path) -> list[int]:
+        return ring_numbers(base)
+
+    def sync(self, ring: RingFolder, parse: Parse) -> None:
+        """Reload what another program changed (stamp), drop what it removed, re-read progress.txt."""
+        found = scan_divisions(self.layout, ring.dir)
+        for divid, (path, st) in found.items():
+            entry = ring.divisions.get(divid)
+            if entry is not None and entry.stamp == st:
+                continue
+            try:
+                ring.divisions[divid] = parse(read_text(path), divid, path, st)
+            except (ValueError, OSError) as e:  # a malformed or vanished file: left out, its reason kept
+                ring.errors[divid] = str(e)
+                ring.divisions.pop(divid, None)
+                continue
+            ring.errors.pop(divid, None)
+        for divid in [d for d, e in ring.divisions.items() if d not in found and not ring.keep_unsaved(e)]:
+            del ring.divisions[divid]
+        ring.sort()
+        st = stamp(ring.progress_path)
+        if st != ring.progress_stamp:
+            ring.progress = parse_progress(read_text(ring.progress_path)) if st else {}
+            ring.progress_stamp = st
+
+    def write(self, path: Path, text: str) -> Stamp | None:
+        """Write atomically, making the folder if needed; returns the new stamp."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return write_file(path, text)
+
+    def read(self, path: Path) -> str | None:
+        """A file's text, or None when there is none."""
+        try:
+            return read_text(path)
+        except FileNotFoundError:
+            return None
+
+    def holds(self, path: Path) -> bool:
+        """Whether a file is there (a division `write` without `overwrite` must not replace it)."""
+        return path.exists()
+
+    def save_progress(self, ring: RingFolder) -> None:
+        ring.progress_stamp = self.write(ring.progress_path, format_progress(ring.progress))
+
+    def move(self, source: Path, target: Path) -> None:
+        """Rename a file into another folder (made if needed), replacing nothing by accident: the caller checked."""
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(source, target)
+
+    def move_tree(self, source: Path, target: Path) -> None:
+        """Move a folder (a division's history), replacing what was at the target."""
+        if source.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.rmtree(target, ignore_errors=True)
+            shutil.move(str(source), str(target))
+
+    def delete(self, *paths: Path) -> None:
+        for path in paths:
+            path.unlink(missing_ok=True)
+
+    def delete_tree(self, folder: Path) -> None:
+        shutil.rmtree(folder, ignore_errors=True)
+
+    def make_folders(self, *folders: Path) -> None:
+        for folder in folders:
+            folder.mkdir(parents=True, exist_ok=True)
+
+    def is_folder(self, path: Path) -> bool:
+        return path.is_dir()
+
+    def read_json(self, path: Path, default: Any = None) -> Any:
+        """A JSON file's value, or `default` when it is missing or not JSON."""
+        text = self.read(path)
+        try:
+            return default if text is None else json.loads(text)
+        except ValueError:
+            return default

@@ -15,8 +15,8 @@ from pathlib import Path
 from freescore.poomsae.layout import PROGRESS, Layout, ring_folder
 from freescore.poomsae.store import write_file
 from freescore.worldclass.divfile import Athlete, Division, format_division, format_progress, pad
-from freescore.worldclass.model import FORMS_DIR
 from freescore.worldclass.scoring import first_round
+from freescore.worldclass.store import FORMS_DIR
 
 DB = "demo"
 

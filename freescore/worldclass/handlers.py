@@ -1,20 +1,19 @@
 """Worldclass request handlers: one function per `type_action`, registered in HANDLERS.
 
-Each takes a Context (the tournament, the client, the annotated request, the ring's clients and
-the time), changes the ring model through RingState.save / save_progress, and returns an Outcome
-(what to send to whom, and whether to arm or cancel the ring's autopilot). Bad input raises
-RequestError before anything changes.
+Each takes a Context (the tournament, the requester's connection id and client, the annotated
+request, the ring's clients and the time), changes the ring model through RingState.save /
+save_progress, and returns Effects (freescore.effects): `Send` to the requester, `Broadcast` of a
+`wire.Update` to a ring group, `Cancel`/`Arm` of the ring's autopilot timer (keyed by the ring
+group). Bad input raises RequestError before anything changes.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from dataclasses import dataclass
 from typing import Any
 
-from freescore.poomsae.store import write_file
+from freescore.effects import Broadcast, Cancel, ConnId, Effect, Effects, Send
 from freescore.worldclass import scoring, wire
 from freescore.worldclass.divfile import (
     PENALTY_KEYS,
@@ -28,16 +27,14 @@ from freescore.worldclass.divfile import (
 )
 from freescore.worldclass.model import (
     WRITE_KEYS,
+    AutopilotStep,
     AutopilotToken,
     Client,
-    History,
     Loaded,
-    Out,
-    Outcome,
     RingState,
     Tournament,
 )
-from freescore.worldclass.wire import RequestError
+from freescore.worldclass.wire import RequestError, Ring, Update
 
 
 @dataclass
@@ -47,6 +44,7 @@ class Context:
     request: dict[str, Any]
     clients: list[Client]
     now: float
+    conn: ConnId = ConnId("")
 
     @property
     def ring(self) -> RingState:
@@ -67,11 +65,28 @@ class Context:
                 return staging, staging.divisions[divid]
         raise RequestError(f"No division '{divid}' in ring {self.client.route.ring_text}")
 
-    def division_update(self, state: RingState, loaded: Loaded) -> Out:
-        return Out("division", "group", state.division_json(loaded), self.request["type"], self.request)
+    @property
+    def autopilot(self) -> tuple[str, Ring]:
+        """The requester's ring's autopilot timer (the ring group's key)."""
+        return self.client.route.group
 
-    def ring_update(self) -> Out:
-        return Out("ring", "group", self.ring.ring_json(self.client.route.ring_text), "ring", self.request)
+    def broadcast(self, update: Update) -> Broadcast:
+        """An update to every page of the requester's ring."""
+        return Broadcast(self.client.route.group, update)
+
+    def division_update(self, state: RingState, loaded: Loaded) -> Broadcast:
+        return self.broadcast(Update(self.request["type"], "division", state.division_json(loaded), self.request))
+
+    def ring_update(self) -> Broadcast:
+        return self.broadcast(Update("ring", "ring", self.ring.ring_json(self.client.route.ring_text), self.request))
+
+    def reply(self, payload: dict[str, Any]) -> Send:
+        """A frame to the requester alone."""
+        return Send(self.conn, payload)
+
+    def manual(self, *effects: Effect) -> Effects:
+        """A manual change: the ring's autopilot is cancelled first."""
+        return Effects([Cancel(self.autopilot), *effects])
 
     def save(self, state: RingState, loaded: Loaded, description: str) -> None:
         state.save(loaded, description, self.now)
@@ -107,14 +122,14 @@ def _current_form(loaded: Loaded) -> Any:
 
 
 @handler("division_read")
-def division_read(ctx: Context) -> Outcome:
+def division_read(ctx: Context) -> Effects:
     divid = ctx.request.get("divid")
     state, loaded = ctx.division(divid, staging_too=True)
-    return Outcome(out=[ctx.division_update(state, loaded)])
+    return Effects([ctx.division_update(state, loaded)])
 
 
 @handler("division_score")
-def division_score(ctx: Context) -> Outcome:
+def division_score(ctx: Context) -> Effects:
     req = ctx.request
     score = wire.require(req, "score", dict)
     judge_value = req.get("judge", score.get("judge"))
@@ -132,32 +147,35 @@ def division_score(ctx: Context) -> Outcome:
     )
     form = _current_form(loaded)
     form.judges[judge] = marks
-    outcome = Outcome()
+    effects = Effects()
+    token = None
     position = (div.name, div.round, div.current, div.form)
     if scoring.form_result(form, div.judges).complete and state.ring != "staging":
         # As upstream, the score broadcast already says autopilot "on"; the steps follow.
         state.autopilot_gen += 1
         div.autopilot = "on"
-        outcome.arm = AutopilotToken(state.autopilot_gen, *position, req)
-        outcome.cancel = True
+        token = AutopilotToken(state.autopilot_gen, *position, req)
+        effects.cancel(ctx.autopilot)
     ctx.save(state, loaded, f"judge {judge} score")
-    outcome.out.append(ctx.division_update(state, loaded))
-    return outcome
+    effects.append(ctx.division_update(state, loaded))
+    if token is not None:
+        effects.arm(ctx.autopilot, 0, AutopilotStep(token, "scoreboard"))
+    return effects
 
 
 @handler("division_clear_judge_score")
-def division_clear_judge_score(ctx: Context) -> Outcome:
+def division_clear_judge_score(ctx: Context) -> Effects:
     state, loaded = ctx.division()
     judge = wire.to_int(wire.require(ctx.request, "judge"), "judge", 0, loaded.div.judges - 1)
     form = _current_form(loaded)
     _cancelled(ctx, state, loaded)
     form.judges[judge] = Score()
     ctx.save(state, loaded, f"clear judge {judge} score")
-    return Outcome(out=[ctx.division_update(state, loaded)], cancel=True)
+    return ctx.manual(ctx.division_update(state, loaded))
 
 
 @handler("division_award_penalty")
-def division_award_penalty(ctx: Context) -> Outcome:
+def division_award_penalty(ctx: Context) -> Effects:
     penalties = wire.require(ctx.request, "penalties", dict)
     state, loaded = ctx.division()
     form = _current_form(loaded)
@@ -167,11 +185,11 @@ def division_award_penalty(ctx: Context) -> Outcome:
             values[key] = wire.to_float(penalties[key], key, 0, 1000)
     form.penalty = values if any(values.values()) else None
     ctx.save(state, loaded, "award penalty")
-    return Outcome(out=[ctx.division_update(state, loaded)])
+    return Effects([ctx.division_update(state, loaded)])
 
 
 @handler("division_award_punitive")
-def division_award_punitive(ctx: Context) -> Outcome:
+def division_award_punitive(ctx: Context) -> Effects:
     decision = wire.require(ctx.request, "decision", str)
     if decision not in ("withdraw", "disqualify", "clear"):
         raise RequestError(f"Invalid decision '{decision}'")
@@ -190,16 +208,16 @@ def division_award_punitive(ctx: Context) -> Outcome:
                 div.current, div.form, div.state = a, 0, "score"
                 break
     ctx.save(state, loaded, f"award punitive {decision}")
-    return Outcome(out=[ctx.division_update(state, loaded)], cancel=True)
+    return ctx.manual(ctx.division_update(state, loaded))
 
 
 def _navigation(name: str, move):  # type: ignore[no-untyped-def]
-    def run(ctx: Context) -> Outcome:
+    def run(ctx: Context) -> Effects:
         state, loaded = ctx.division()
         _cancelled(ctx, state, loaded)
         move(loaded.div)
         ctx.save(state, loaded, name.replace("_", " "))
-        return Outcome(out=[ctx.division_update(state, loaded)], cancel=True)
+        return ctx.manual(ctx.division_update(state, loaded))
     HANDLERS[name] = run
 
 
@@ -250,7 +268,7 @@ _navigation("division_display", _toggle_display)
 
 
 @handler("division_navigate")
-def division_navigate(ctx: Context) -> Outcome:
+def division_navigate(ctx: Context) -> Effects:
     target = wire.require(ctx.request, "target", dict)
     destination = target.get("destination")
     if destination == "division":
@@ -266,7 +284,7 @@ def division_navigate(ctx: Context) -> Outcome:
         state.autopilot_gen += 1
         state.progress["current"] = divid
         state.save_progress()
-        return Outcome(out=[ctx.ring_update()], cancel=True)
+        return ctx.manual(ctx.ring_update())
     state, loaded = ctx.division()
     div = loaded.div
     _cancelled(ctx, state, loaded)
@@ -291,11 +309,11 @@ def division_navigate(ctx: Context) -> Outcome:
     else:
         raise RequestError(f"Invalid destination '{destination}'")
     ctx.save(state, loaded, f"navigate {destination}")
-    return Outcome(out=[ctx.division_update(state, loaded)], cancel=True)
+    return ctx.manual(ctx.division_update(state, loaded))
 
 
 @handler("division_athlete_delete")
-def division_athlete_delete(ctx: Context) -> Outcome:
+def division_athlete_delete(ctx: Context) -> Effects:
     state, loaded = ctx.division(ctx.request.get("divid"))
     div = loaded.div
     idx = wire.to_int(wire.require(ctx.request, "athlete_id"), "athlete_id", 0, len(div.athletes) - 1)
@@ -313,11 +331,11 @@ def division_athlete_delete(ctx: Context) -> Outcome:
     div.current = min(div.current, max(len(div.athletes) - 1, 0))
     div.form = min(div.form, div.form_count(div.round) - 1)
     ctx.save(state, loaded, f"delete athlete {idx}")
-    return Outcome(out=[ctx.division_update(state, loaded)], cancel=True)
+    return ctx.manual(ctx.division_update(state, loaded))
 
 
 @handler("division_edit_athletes")
-def division_edit_athletes(ctx: Context) -> Outcome:
+def division_edit_athletes(ctx: Context) -> Effects:
     req = ctx.request
     entries = wire.require(req, "athletes", list)
     state, loaded = ctx.division(req.get("divid"), staging_too=True)
@@ -361,7 +379,7 @@ def division_edit_athletes(ctx: Context) -> Outcome:
         div.order[round_] = picked
     pad(div)
     ctx.save(state, loaded, "edit athletes")
-    return Outcome(out=[ctx.division_update(state, loaded)], cancel=True)
+    return ctx.manual(ctx.division_update(state, loaded))
 
 
 def division_from_json(data: dict[str, Any]) -> Division:
@@ -412,14 +430,14 @@ def division_from_json(data: dict[str, Any]) -> Division:
 
 
 @handler("division_write")
-def divisionwrite_file(ctx: Context) -> Outcome:
+def division_write(ctx: Context) -> Effects:
     data = wire.require(ctx.request, "division", dict)
     div = division_from_json(data)
     state = ctx.ring
     path = state.new_path(div.name)
     echo = {k: v for k, v in data.items() if k in WRITE_KEYS}
-    if path.exists() and not wire.to_bool(ctx.request.get("overwrite")):
-        return Outcome(out=[Out("raw", "sender", {"type": "division", "action": "write error",
+    if ctx.t.store.holds(path) and not wire.to_bool(ctx.request.get("overwrite")):
+        return Effects([ctx.reply({"type": "division", "action": "write error",
                                                   "error": f"Division '{div.name}' already exists",
                                                   "division": echo})])
     state.autopilot_gen += 1
@@ -427,26 +445,26 @@ def divisionwrite_file(ctx: Context) -> Outcome:
     state.save(loaded, "write", ctx.now)
     state.divisions[div.name] = loaded
     state.divisions = dict(sorted(state.divisions.items()))
-    return Outcome(out=[Out("raw", "sender", {"type": "division", "action": "write ok", "division": echo}),
-                        ctx.ring_update()], cancel=True)
+    return ctx.manual(ctx.reply({"type": "division", "action": "write ok", "division": echo}),
+                        ctx.ring_update())
 
 
 @handler("division_history")
-def division_history(ctx: Context) -> Outcome:
+def division_history(ctx: Context) -> Effects:
     state, loaded = ctx.division(ctx.request.get("divid"), staging_too=True)
     payload = state.division_json(loaded)
     payload["history"] = [
         {"number": e["number"], "datetime": e["datetime"], "description": e["description"]}
-        for e in reversed(History(state.dir, loaded.div.name).entries())
+        for e in reversed(ctx.t.store.history(state.dir, loaded.div.name).entries())
     ]
-    return Outcome(out=[Out("division", "group", payload, ctx.request["type"], ctx.request)])
+    return Effects([ctx.broadcast(Update(ctx.request["type"], "division", payload, ctx.request))])
 
 
 @handler("division_restore")
-def division_restore(ctx: Context) -> Outcome:
+def division_restore(ctx: Context) -> Effects:
     version = wire.require(ctx.request, "version")
     state, loaded = ctx.division(ctx.request.get("divid"), staging_too=True)
-    text = History(state.dir, loaded.div.name).text(str(version))
+    text = ctx.t.store.history(state.dir, loaded.div.name).text(str(version))
     if text is None:
         raise RequestError(f"Unknown version '{version}' of division '{loaded.div.name}'")
     try:
@@ -456,19 +474,19 @@ def division_restore(ctx: Context) -> Outcome:
     state.autopilot_gen += 1
     loaded.div = div
     ctx.save(state, loaded, f"restore {version}")
-    return Outcome(out=[ctx.division_update(state, loaded)], cancel=True)
+    return ctx.manual(ctx.division_update(state, loaded))
 
 
 @handler("division_judge_query")
-def division_judge_query(ctx: Context) -> Outcome:
+def division_judge_query(ctx: Context) -> Effects:
     judges = sorted(
         ({"judge": c.jid, "cid": c.cid, "health": c.health} for c in ctx.clients if c.jid is not None),
         key=lambda j: (j["judge"], j["cid"]),
     )
-    return Outcome(out=[Out("raw", "sender", {"type": "division", "action": "judges", "judges": judges})])
+    return Effects([ctx.reply({"type": "division", "action": "judges", "judges": judges})])
 
 
-def _se_only(ctx: Context) -> Outcome:
+def _se_only(ctx: Context) -> Effects:
     raise RequestError(f"'{ctx.request['action']}' needs the single-elimination or side-by-side method")
 
 
@@ -479,12 +497,12 @@ for _name in ("division_award_min_score", "division_draw", "division_draw_select
 # -- ring -------------------------------------------------------------------------------
 
 @handler("ring_read")
-def ring_read(ctx: Context) -> Outcome:
-    return Outcome(out=[ctx.ring_update()])
+def ring_read(ctx: Context) -> Effects:
+    return Effects([ctx.ring_update()])
 
 
 def _ring_step(step: int):  # type: ignore[no-untyped-def]
-    def run(ctx: Context) -> Outcome:
+    def run(ctx: Context) -> Effects:
         state = ctx.ring
         divids = list(state.divisions)
         if not divids:
@@ -494,7 +512,7 @@ def _ring_step(step: int):  # type: ignore[no-untyped-def]
         state.autopilot_gen += 1
         state.progress["current"] = divids[(i + step) % len(divids)]
         state.save_progress()
-        return Outcome(out=[ctx.ring_update()], cancel=True)
+        return ctx.manual(ctx.ring_update())
     return run
 
 
@@ -504,13 +522,11 @@ HANDLERS["ring_division_prev"] = _ring_step(-1)
 
 def _move_division(source: RingState, target: RingState, divid: str) -> None:
     loaded = source.divisions.pop(divid)
-    target.dir.mkdir(parents=True, exist_ok=True)
     path = target.new_path(divid)
-    if path.exists():
+    if source.t.store.holds(path):
         source.divisions[divid] = loaded
         raise RequestError(f"Division '{divid}' already exists in the target ring")
-    os.replace(loaded.path, path)
-    History(source.dir, divid).move_to(target.dir, divid)
+    source.t.store.move_division(source, target, divid, loaded.path)
     loaded.path = path
     target.divisions[divid] = loaded
     target.divisions = dict(sorted(target.divisions.items()))
@@ -529,7 +545,7 @@ def _advance_current(state: RingState, gone: str) -> None:
 
 
 @handler("ring_transfer")
-def ring_transfer(ctx: Context) -> Outcome:
+def ring_transfer(ctx: Context) -> Effects:
     divid = wire.check_divid(wire.require(ctx.request, "name"), "name")
     target_ring = wire.parse_ring(wire.require(ctx.request, "transfer"), "transfer")
     state = ctx.ring
@@ -538,21 +554,22 @@ def ring_transfer(ctx: Context) -> Outcome:
     was_current = state.current_divid() == divid
     target = ctx.t.ring(target_ring)
     if target is state:
-        return Outcome(out=[ctx.ring_update()])
+        return Effects([ctx.ring_update()])
     state.autopilot_gen += 1
     if was_current and state.progress.get("current") != divid:
         state.progress["current"] = divid
     _move_division(state, target, divid)
-    outcome = Outcome(out=[ctx.ring_update()], cancel=True)
+    effects = ctx.manual(ctx.ring_update())
     if target_ring != "staging":
         # the receiving ring's pages filter on request.ring: tell them in their own ring's terms
         text = str(target_ring)
-        outcome.out.append(Out("ring", f"ring:{text}", target.ring_json(text), "ring", dict(ctx.request, ring=text)))
-    return outcome
+        effects.broadcast((ctx.client.route.db, target_ring),
+                          Update("ring", "ring", target.ring_json(text), dict(ctx.request, ring=text)))
+    return effects
 
 
 @handler("ring_division_delete")
-def ring_division_delete(ctx: Context) -> Outcome:
+def ring_division_delete(ctx: Context) -> Effects:
     divid = wire.check_divid(wire.require(ctx.request, "divid"), "divid")
     state = ctx.ring
     loaded = state.divisions.get(divid)
@@ -560,17 +577,15 @@ def ring_division_delete(ctx: Context) -> Outcome:
         raise RequestError(f"No division '{divid}' in ring {ctx.client.route.ring_text}")
     was_current = state.current_divid() == divid
     state.autopilot_gen += 1
-    loaded.path.unlink(missing_ok=True)
-    (loaded.path.parent / (loaded.path.name + ",v")).unlink(missing_ok=True)
-    History(state.dir, divid).delete()
+    ctx.t.store.delete_division(state, divid, loaded.path)
     del state.divisions[divid]
     if was_current:
         _advance_current(state, divid)
-    return Outcome(out=[ctx.ring_update()], cancel=True)
+    return ctx.manual(ctx.ring_update())
 
 
 @handler("ring_division_split")
-def ring_division_split(ctx: Context) -> Outcome:
+def ring_division_split(ctx: Context) -> Effects:
     divid = wire.check_divid(wire.require(ctx.request, "name"), "name")
     flights = wire.to_int(wire.require(ctx.request, "flights"), "flights", 2, 26)
     state = ctx.ring
@@ -603,18 +618,18 @@ def ring_division_split(ctx: Context) -> Outcome:
         state.save(fl, "split", ctx.now)
         state.divisions[fid] = fl
     was_current = state.current_divid() == divid
-    loaded.path.unlink(missing_ok=True)
-    History(state.dir, divid).delete()
+    ctx.t.store.delete(loaded.path)
+    ctx.t.store.delete_history(state.dir, divid)
     del state.divisions[divid]
     state.divisions = dict(sorted(state.divisions.items()))
     if was_current:
         state.progress["current"] = ids[0]
         state.save_progress()
-    return Outcome(out=[ctx.ring_update()], cancel=True)
+    return ctx.manual(ctx.ring_update())
 
 
 @handler("ring_division_merge")
-def ring_division_merge(ctx: Context) -> Outcome:
+def ring_division_merge(ctx: Context) -> Effects:
     divid = wire.check_divid(wire.require(ctx.request, "name"), "name")
     state = ctx.ring
     flights = [ld for d, ld in state.divisions.items()
@@ -648,34 +663,33 @@ def ring_division_merge(ctx: Context) -> Outcome:
         ld.div.flight = dict(ld.div.flight or {}, state="merged")
         state.save(ld, "merged", ctx.now)
     state.divisions = dict(sorted(state.divisions.items()))
-    return Outcome(out=[ctx.ring_update()], cancel=True)
+    return ctx.manual(ctx.ring_update())
 
 
 # -- tournament ---------------------------------------------------------------------------
 
 @handler("tournament_read")
-def tournament_read(ctx: Context) -> Outcome:
-    if ctx.t.base.is_dir():  # as upstream when loading the whole tournament
-        (ctx.t.base / "staging").mkdir(exist_ok=True)
+def tournament_read(ctx: Context) -> Effects:
+    if ctx.t.store.is_folder(ctx.t.base):  # as upstream when loading the whole tournament
+        ctx.t.store.make_folders(ctx.t.base / "staging")
         if not ctx.t.all_rings():
-            (ctx.t.base / "ring01").mkdir(exist_ok=True)
+            ctx.t.store.make_folders(ctx.t.base / "ring01")
     divisions = []
     for ring in [*ctx.t.all_rings(), "staging"]:
         state = ctx.t.ring(ring)
         divisions += [state.division_json(ld) for ld in state.divisions.values()]
-    return Outcome(out=[Out("raw", "sender", {"type": "tournament", "action": "read", "request": ctx.request,
+    return Effects([ctx.reply({"type": "tournament", "action": "read", "request": ctx.request,
                                               "divisions": divisions})])
 
 
 @handler("tournament_draws_write")
-def tournament_drawswrite_file(ctx: Context) -> Outcome:
+def tournament_draws_write(ctx: Context) -> Effects:
     draws = wire.require(ctx.request, "draws", dict)
-    ctx.t.base.mkdir(parents=True, exist_ok=True)
-    write_file(ctx.t.base / "draws.json", json.dumps(draws, sort_keys=True, indent=2) + "\n")
-    return Outcome(out=[ctx.ring_update()])
+    ctx.t.store.write_draws(ctx.t.base, draws)
+    return Effects([ctx.ring_update()])
 
 
 @handler("tournament_draws_delete")
-def tournament_draws_delete(ctx: Context) -> Outcome:
-    (ctx.t.base / "draws.json").unlink(missing_ok=True)
-    return Outcome(out=[ctx.ring_update()])
+def tournament_draws_delete(ctx: Context) -> Effects:
+    ctx.t.store.delete_draws(ctx.t.base)
+    return Effects([ctx.ring_update()])

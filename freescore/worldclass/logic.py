@@ -1,54 +1,53 @@
 """Worldclass rules: the one entry for requests (`Worldclass.handle`) and autopilot steps.
 
-No reactor and no Autobahn here: the adapter passes in the request, the
-client and the time, and gets back what to send to whom. Every change is
-written (atomically) before `handle` returns, or at the caller's `flush()`
-when it batches (group commit), and always before the caller broadcasts it.
-One function per request is in `handlers.py`; the tournaments, rings and
-divisions are in `model.py`.
+No reactor, no Autobahn and no file access here: the service passes in the
+requester's connection id, its client, the request and the time, and gets back
+`Effects` (freescore.effects) to apply: `Send` to a connection, `Broadcast` of a
+`wire.Update` to a ring group `(db, ring)`, `Arm`/`Cancel` of the ring's
+autopilot timer (keyed by the same group; its payload is an `AutopilotStep`
+to hand back to `autopilot`). Files are the `WorldclassStore`'s (store.py),
+handed in: every change is written at `flush()`, which the service runs
+before it applies any effect (group commit). One function per request is in
+`handlers.py`; the tournaments, rings and divisions are in `model.py`.
 """
 
 from __future__ import annotations
 
 import random
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from freescore.poomsae import store
-from freescore.poomsae.layout import Layout
+from freescore.effects import ConnId, Effects
 from freescore.worldclass import scoring, wire
 from freescore.worldclass.divfile import Division
 from freescore.worldclass.handlers import BATCHABLE, HANDLERS, Context
-from freescore.worldclass.model import (
-    FORMS_DIR,
-    AutopilotToken,
-    Client,
-    Out,
-    Outcome,
-    SaveError,
-    Tournament,
-    UnknownRequest,
-)
-from freescore.worldclass.wire import Ring
+from freescore.worldclass.model import AutopilotStep, Client, SaveError, Tournament, UnknownRequest
+from freescore.worldclass.wire import Ring, Update
+
+if TYPE_CHECKING:
+    from freescore.worldclass.store import WorldclassStore
 
 
 class Worldclass:
     """Every tournament under the data root; `handle` is the one entry for requests."""
 
-    def __init__(self, root: Path, rng: random.Random | None = None) -> None:
-        self.root = Path(root).resolve()
+    def __init__(self, store: WorldclassStore, rng: random.Random | None = None,
+                 scoreboard_delay: float = 9.0, leaderboard_delay: float = 12.0) -> None:
+        self.store = store
         self.rng = rng or random.Random()
+        self.delays = {"scoreboard": scoreboard_delay, "leaderboard": leaderboard_delay}
         self.tournaments: dict[str, Tournament] = {}
 
     def tournament(self, db: str) -> Tournament:
+        """The tournament's model, its rings to be re-read (changed files only) on first use by this call."""
         t = self.tournaments.get(db)
         if t is None:
-            t = self.tournaments[db] = Tournament(self.root, db, self.rng)
+            t = self.tournaments[db] = Tournament(self.store, db, self.rng)
+        t.begin()
         return t
 
     def exists(self, db: str) -> bool:
         """Whether `<root>/<db>` is a folder (a tournament someone set up, not just a name in a URL)."""
-        return store.tournament_exists(Layout(self.root, FORMS_DIR), db)
+        return self.store.tournament_exists(db)
 
     def drop(self, db: str) -> None:
         """Forget a tournament's in-memory model (its files stay); pending changes are written first.
@@ -63,16 +62,20 @@ class Worldclass:
         finally:
             self.tournaments.pop(db, None)
 
-    def handle(self, client: Client, request: dict[str, Any], clients: list[Client], now: float,
-               autoflush: bool = True) -> Outcome:
+    def forget(self, db: str) -> None:
+        """Drop a tournament's model without writing (after a failed request: re-read the files)."""
+        self.tournaments.pop(db, None)
+
+    def handle(self, conn: ConnId, client: Client, request: dict[str, Any], clients: list[Client], now: float,
+               autoflush: bool = True) -> Effects:
         """Dispatch an annotated request; RequestError -> the caller sends the error frame.
 
         Scores and reads may be batched: with `autoflush=False` the caller must `flush()`
-        before it sends the outcome. Everything else flushes what is pending first.
+        before it applies the effects. Everything else flushes what is pending first.
         """
         t = self.tournament(client.route.db)
-        ctx = Context(t, client, request, clients, now)
-        name = f"{wire.handler_name(request['type'])}_{wire.handler_name(request['action'])}"
+        ctx = Context(t, client, request, clients, now, conn)
+        name = wire.request_kind(request)
         handler = HANDLERS.get(name)
         if handler is None:
             raise UnknownRequest(name)
@@ -80,12 +83,13 @@ class Worldclass:
             if name not in BATCHABLE:
                 t.flush()
             try:
-                return handler(ctx)
+                effects: Effects = handler(ctx)
+                return effects
             finally:
                 if autoflush or name not in BATCHABLE:
                     t.flush()
         except SaveError:
-            self.tournaments.pop(t.db, None)  # memory never drifts from the files: re-read them
+            self.forget(t.db)  # memory never drifts from the files: re-read them
             raise
 
     def flush(self) -> dict[str, SaveError]:
@@ -96,28 +100,31 @@ class Worldclass:
                 t.flush()
             except SaveError as e:
                 failed[db] = e
-                self.tournaments.pop(db, None)
+                self.forget(db)
         return failed
 
     # -- autopilot ----------------------------------------------------------------
-    def autopilot(self, db: str, ring: Ring, token: AutopilotToken, step: str, now: float
-                  ) -> tuple[Outcome, str | None]:
-        """Run one autopilot step; returns what to send and the next step (None: done or aborted)."""
+    def autopilot(self, group: tuple[str, Ring], step: AutopilotStep, now: float) -> Effects:
+        """Run one autopilot step of ring `group`; its update and the next step's `Arm` (none: done or stale)."""
+        db, ring = group
+        token = step.token
         t = self.tournament(db)
         state = t.ring(ring)
         loaded = state.divisions.get(token.divid)
+        effects = Effects()
         if state.autopilot_gen != token.gen or loaded is None:
-            return Outcome(), None
+            return effects
         div = loaded.div
         if (div.round, div.current, div.form) != (token.round, token.current, token.form):
-            return Outcome(), None
-        if step != "scoreboard" and div.autopilot != "on":
-            return Outcome(), None
-        request = dict(token.request, action=step)
-        if step == "scoreboard":
+            return effects
+        if step.step != "scoreboard" and div.autopilot != "on":
+            return effects
+        request = dict(token.request, action=step.step)
+        nxt: str | None
+        if step.step == "scoreboard":
             div.autopilot = "on"
             nxt = "leaderboard" if _leaderboard_due(div) else "next"
-        elif step == "leaderboard":
+        elif step.step == "leaderboard":
             div.state = "display"
             nxt = "next"
         else:
@@ -125,14 +132,16 @@ class Worldclass:
             div.state = "score"
             div.autopilot = "off"
             nxt = None
-        state.save(loaded, f"autopilot {step}", now)
+        state.save(loaded, f"autopilot {step.step}", now)
         try:
             t.flush()
         except SaveError:
-            self.tournaments.pop(db, None)
+            self.forget(db)
             raise
-        out = Outcome(out=[Out("division", "group", state.division_json(loaded), "division", request)])
-        return out, nxt
+        effects.broadcast(group, Update("division", "division", state.division_json(loaded), request))
+        if nxt is not None:
+            effects.arm(group, self.delays[step.step], AutopilotStep(token, nxt))
+        return effects
 
 
 def _leaderboard_due(div: Division) -> bool:

@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 from freescore.poomsae import frames, routes
+from freescore.poomsae.frames import Update as Update
 from freescore.poomsae.frames import canonical as canonical
 from freescore.poomsae.frames import digest_of as digest_of
 from freescore.poomsae.frames import error_frame as error_frame
@@ -26,6 +27,7 @@ from freescore.poomsae.ids import group_id as group_id
 from freescore.poomsae.ids import parse_ring as parse_ring
 from freescore.poomsae.requests import decode_request as decode_request
 from freescore.poomsae.requests import handler_name as handler_name
+from freescore.poomsae.requests import request_kind as request_kind
 from freescore.poomsae.requests import require as require
 from freescore.poomsae.requests import to_bool as to_bool
 from freescore.poomsae.requests import to_float as to_float
@@ -34,24 +36,18 @@ from freescore.poomsae.routes import Route as Route
 from freescore.poomsae.session import parse_php_session as parse_php_session
 from freescore.poomsae.session import session_allows as session_allows
 from freescore.poomsae.session import session_from_cookie as session_from_cookie
+from freescore.poomsae.users import judge_number as judge_number
+from freescore.poomsae.users import ping_frame as ping_frame
+from freescore.poomsae.users import title_role as title_role
+from freescore.poomsae.users import users_frame as users_frame
 
 SERVICE = "worldclass"
-JUDGE_RE = re.compile(r"^judge(\d+)$", re.IGNORECASE)
 SILENT = re.compile(r"^(schedule(_.*)?|register_device)$")
 
 
 def parse_route(path: str) -> Route | None:
     """`/worldclass[/request]/<db>/<ring>/<role>` -> Route, or None (the upgrade is refused)."""
     return routes.parse_route(path, SERVICE)
-
-
-def judge_number(role: str) -> int | None:
-    m = JUDGE_RE.match(role)
-    return int(m.group(1)) if m else None
-
-
-def title_role(role: str) -> str:
-    return " ".join(w[:1].upper() + w[1:].lower() for w in role.split(" "))
 
 
 def is_silent(request: dict[str, Any]) -> bool:
@@ -64,18 +60,3 @@ def is_silent(request: dict[str, Any]) -> bool:
 def update_frame(type_: str, key: str, payload: Any, request: Any, users: list[dict[str, Any]], now: str) -> bytes:
     """`{type, action:"update", digest, time, <key>, request, users}` with the payload encoded once."""
     return frames.update_frame(type_, key, payload, request, time=now, users=users)
-
-
-def users_frame(request: Any, users: list[dict[str, Any]], now: str) -> bytes:
-    body = canonical(users)
-    return canonical({
-        "type": "users", "action": "update", "digest": digest_of(body), "time": now,
-        "request": request, "users": users,
-    }).encode("utf-8")
-
-
-def ping_frame(ring: Ring, cid: str, gid: str, role: str, timestamp: str) -> bytes:
-    return canonical({
-        "type": "server", "action": "ping", "ring": ring, "cid": cid, "gid": gid, "role": role,
-        "server": {"timestamp": timestamp},
-    }).encode("utf-8")

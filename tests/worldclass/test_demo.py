@@ -8,6 +8,7 @@ from freescore.worldclass import demo
 from freescore.worldclass.divfile import format_division, parse_division, parse_progress
 from freescore.worldclass.logic import Worldclass
 from freescore.worldclass.scoring import compute
+from freescore.worldclass.store import WorldclassStore
 
 
 def files(folder: Path) -> dict[str, bytes]:
@@ -28,7 +29,7 @@ def test_demo_is_two_rings_of_valid_divisions(tmp_path):
             assert parsed.athletes and parsed.order[parsed.round] == list(range(len(parsed.athletes)))
             assert compute(parsed).pending[parsed.round] == parsed.order[parsed.round]  # nobody scored yet
     assert [p.name for p in tmp_path.iterdir()] == ["demo"]  # no building folder left behind
-    assert Worldclass(tmp_path).exists("demo")
+    assert Worldclass(WorldclassStore(tmp_path)).exists("demo")
 
 
 def test_an_existing_demo_is_never_touched(tmp_path):

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import random
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from freescore.effects import Arm, Broadcast, Cancel, ConnId, Effects, Send
+from freescore.poomsae import users
 from freescore.worldclass import logic, model, wire
 from freescore.worldclass.divfile import parse_division, parse_progress
+from freescore.worldclass.store import WorldclassStore
 from freescore.worldclass.wire import RequestError
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "forms-worldclass"
@@ -18,7 +23,50 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures" / "forms-worldclass"
 @pytest.fixture
 def wc(tmp_path):
     shutil.copytree(FIXTURES, tmp_path / "test" / "forms-worldclass")
-    return logic.Worldclass(tmp_path, rng=random.Random(3))
+    return logic.Worldclass(WorldclassStore(tmp_path), rng=random.Random(3))
+
+
+CONN = ConnId("c1")
+GROUP = ("test", 1)
+
+
+@dataclass
+class Seen:
+    """One frame an effect sends, as these tests read it: to the `sender`, the `group` or `ring:<n>`."""
+
+    kind: str
+    target: str
+    payload: Any
+    type: str = ""
+    request: Any = None
+
+
+class Result:
+    """The effects of one call, read as frames sent, the autopilot step armed and whether it was cancelled."""
+
+    def __init__(self, effects: Effects) -> None:
+        assert isinstance(effects, Effects)
+        self.effects = effects
+        self.out: list[Seen] = []
+        for e in effects:
+            if isinstance(e, Send):
+                assert e.to == CONN
+                self.out.append(Seen("raw", "sender", e.frame))
+            elif isinstance(e, Broadcast):
+                target = "group" if e.group == GROUP else f"ring:{e.group[1]}"
+                self.out.append(Seen(e.frame.key, target, e.frame.payload, e.frame.type, e.frame.request))
+        arms = [e for e in effects if isinstance(e, Arm)]
+        assert all(a.key == GROUP for a in arms) and len(arms) <= 1
+        self.arm = arms[0].payload.token if arms else None
+        self.step = arms[0].payload.step if arms else None
+        self.delay = arms[0].delay if arms else None
+        self.cancel = any(isinstance(e, Cancel) and e.key == GROUP for e in effects)
+
+
+def autopilot(wc, token, step, now):
+    """Run one autopilot step of ring 1: what it sent and the next step armed (None: done or stale)."""
+    result = Result(wc.autopilot(GROUP, model.AutopilotStep(token, step), now))
+    return result, result.step
 
 
 def client(role="computer operator", ring="1", cid_seed="a" * 40):
@@ -29,7 +77,7 @@ def client(role="computer operator", ring="1", cid_seed="a" * 40):
 def send(wc, request, who=None, clients=()):
     who = who or client()
     request = dict(request, tournament="test", ring=who.route.ring_text, **{"from": {"cid": who.cid}})
-    return wc.handle(who, request, list(clients), 1000.0)
+    return Result(wc.handle(CONN, who, request, list(clients), 1000.0))
 
 
 def div_on_disk(tmp_path, ring_dir, divid):
@@ -52,13 +100,13 @@ def test_score_arms_autopilot_and_steps_run(wc, tmp_path):
     token = outcome.arm
     assert token is not None and token.current == 1
     assert outcome.out[0].payload["autopilot"] == "on"
-    out, nxt = wc.autopilot("test", 1, token, "scoreboard", 1001)
+    out, nxt = autopilot(wc, token, "scoreboard", 1001)
     assert nxt == "leaderboard"  # athlete 1 sits at the even position 2
     assert out.out[0].request["action"] == "scoreboard" and out.out[0].type == "division"
-    out, nxt = wc.autopilot("test", 1, token, "leaderboard", 1010)
+    out, nxt = autopilot(wc, token, "leaderboard", 1010)
     assert nxt == "next" and out.out[0].payload["state"] == "display"
     assert div_on_disk(tmp_path, "ring01", "p01").state == "display"
-    out, nxt = wc.autopilot("test", 1, token, "next", 1022)
+    out, nxt = autopilot(wc, token, "next", 1022)
     assert nxt is None
     payload = out.out[0].payload
     assert payload["current"] == 2 and payload["state"] == "score" and payload["autopilot"] == "off"
@@ -67,18 +115,18 @@ def test_score_arms_autopilot_and_steps_run(wc, tmp_path):
 
 def test_odd_position_skips_leaderboard(wc):
     token = score_all(wc).arm
-    _, nxt = wc.autopilot("test", 1, token, "scoreboard", 1001)
+    _, nxt = autopilot(wc, token, "scoreboard", 1001)
     assert nxt == "next"
 
 
 def test_cancelled_autopilot_never_writes(wc, tmp_path):
     token = score_all(wc).arm
-    wc.autopilot("test", 1, token, "scoreboard", 1001)
+    autopilot(wc, token, "scoreboard", 1001)
     send(wc, {"type": "division", "action": "athlete next"})
     path = tmp_path / "test" / "forms-worldclass" / "ring01" / "div.p01.txt"
     before = path.read_bytes()
     for step in ("leaderboard", "next"):
-        out, nxt = wc.autopilot("test", 1, token, step, 1050)
+        out, nxt = autopilot(wc, token, step, 1050)
         assert out.out == [] and nxt is None
     assert path.read_bytes() == before
     assert div_on_disk(tmp_path, "ring01", "p01").current == 1
@@ -89,7 +137,7 @@ def test_stale_token_after_position_change_aborts(wc):
     # another program moved the division on disk: the step sees it and stands down
     state = wc.tournament("test").ring(1)
     state.divisions["p01"].div.current = 7
-    out, nxt = wc.autopilot("test", 1, token, "scoreboard", 1001)
+    out, nxt = autopilot(wc, token, "scoreboard", 1001)
     assert out.out == [] and nxt is None
 
 
@@ -216,7 +264,7 @@ def test_health_ladder():
     assert c.next_interval() == 30.0 and c.health == "strong"
     assert c.pong("2") is False  # still strong: no change to report
     for n, health in ((5, "good"), (10, "weak"), (20, "bad"), (21, "dead")):
-        assert model.health_for(n) == health
+        assert users.health_for(n) == health
     c.pinging = False
     assert c.health == "n/a" and c.next_interval() is None
 
@@ -224,7 +272,7 @@ def test_health_ladder():
 def test_users_sorted_by_role_then_cid():
     clients = [client("observer", cid_seed="b" * 40), client("judge1", cid_seed="c" * 40),
                client("computer operator", cid_seed="d" * 40), client("judge0", cid_seed="e" * 40)]
-    assert [u["role"] for u in model.users_list(clients)] == ["Computer Operator", "Judge0", "Judge1", "Observer"]
+    assert [u["role"] for u in users.users_list(clients)] == ["Computer Operator", "Judge0", "Judge1", "Observer"]
     assert clients[1].description == "Judge 1 (-cccc)" and clients[3].description == "Referee (-eeee)"
     assert clients[2].description == "Computer Operator (-dddd)"
 
@@ -320,7 +368,7 @@ def test_batched_flush_reports_failures_per_tournament(wc, tmp_path):
     other = model.Client(id="b" * 40, route=wire.parse_route("/worldclass/other/1/judge0"))
     marks = {"judge": 0, "major": "0.3", "minor": "0.6", "rhythm": "1.5", "power": "1.4", "ki": "1.3"}
     for who, db in ((judge, "test"), (other, "other")):
-        wc.handle(who, {"type": "division", "action": "score", "score": marks, "tournament": db, "ring": "1",
+        wc.handle(CONN, who, {"type": "division", "action": "score", "score": marks, "tournament": db, "ring": "1",
                         "from": {"cid": who.cid}}, [], 1000.0, autoflush=False)
     block_writes(tmp_path)
     failed = wc.flush()
@@ -339,7 +387,7 @@ def test_exists_and_drop(wc, tmp_path):
     assert not wc.exists("afile")
     marks = {"judge": 0, "major": "0.3", "minor": "0.6", "rhythm": "1.5", "power": "1.4", "ki": "1.3"}
     who = client(role="judge0")
-    wc.handle(who, {"type": "division", "action": "score", "score": marks, "tournament": "test", "ring": "1",
+    wc.handle(CONN, who, {"type": "division", "action": "score", "score": marks, "tournament": "test", "ring": "1",
                     "from": {"cid": who.cid}}, [], 1000.0, autoflush=False)
     wc.drop("test")  # pending changes are written before the model is forgotten
     assert "test" not in wc.tournaments

@@ -10,8 +10,10 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from freescore.effects import ConnId
 from freescore.worldclass import logic, wire
 from freescore.worldclass.divfile import parse_division
+from freescore.worldclass.store import WorldclassStore
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "forms-worldclass"
 
@@ -48,12 +50,12 @@ def test_random_requests_keep_disk_and_memory_equal(sequence, seed):
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         shutil.copytree(FIXTURES, root / "test" / "forms-worldclass")
-        wc = logic.Worldclass(root, rng=random.Random(seed))
+        wc = logic.Worldclass(WorldclassStore(root), rng=random.Random(seed))
         who = logic.Client(id="f" * 40, route=wire.parse_route("/worldclass/test/1/computer+operator"))
         for request in sequence:
             request = dict(request, tournament="test", ring="1", **{"from": {"cid": who.cid}})
             try:
-                wc.handle(who, request, [], 1000.0)
+                wc.handle(ConnId("c1"), who, request, [], 1000.0)
             except (wire.RequestError, logic.UnknownRequest):
                 wc.tournaments.clear()  # as the adapter: re-read from disk after a failure
             t = wc.tournament("test")
