@@ -122,6 +122,53 @@ def apply_effects(handler: EffectHandler, effects: Iterable[Effect]) -> None:
         _DISPATCH[type(effect)](handler, effect)
 
 
+class Peer(Protocol):
+    """A connection as `PeerEffects` sees it: whatever an id stands for in one adapter."""
+
+    def send_frame(self, frame: Any) -> None: ...
+    def end(self, code: CloseCode, reason: str) -> None: ...
+
+
+class PeerEffects:
+    """`Send`, `Close`, `Arm` and `Cancel` for an adapter whose connections are `Peer`s found by id.
+
+    A subclass gives `peer(cid)` (None once it is gone: the effect is dropped),
+    `timers` (a `Timers`), `fired(key, payload)` (an armed timer went off) and
+    whatever `Broadcast`/`Publish` it applies; one its logic never returns raises.
+    """
+
+    timers: Timers
+
+    def peer(self, cid: ConnId) -> Peer | None:
+        raise NotImplementedError
+
+    def fired(self, key: Hashable, payload: Any) -> None:
+        raise NotImplementedError
+
+    def do_send(self, effect: Send) -> None:
+        peer = self.peer(effect.to)
+        if peer is not None:
+            peer.send_frame(effect.frame)
+
+    def do_close(self, effect: Close) -> None:
+        peer = self.peer(effect.to)
+        if peer is not None:
+            peer.end(effect.code, effect.reason)
+
+    def do_arm(self, effect: Arm) -> None:
+        key, payload = effect.key, effect.payload
+        self.timers.arm(key, effect.delay, lambda: self.fired(key, payload))
+
+    def do_cancel(self, effect: Cancel) -> None:
+        self.timers.cancel(effect.key)
+
+    def do_broadcast(self, effect: Broadcast) -> None:
+        raise TypeError(f"{type(self).__name__}'s logic broadcasts nothing")
+
+    def do_publish(self, effect: Publish) -> None:
+        raise TypeError(f"{type(self).__name__}'s logic publishes nothing")
+
+
 C = TypeVar("C")
 
 
@@ -143,6 +190,11 @@ class Connections(Generic[C]):
 
     def remove(self, cid: ConnId) -> C | None:
         return self._by_id.pop(cid, None)
+
+    def resolve(self, cids: Iterable[ConnId]) -> list[C]:
+        """The objects of those ids still here, in one call: a `Broadcast` resolves its group with it."""
+        by_id = self._by_id
+        return [by_id[cid] for cid in cids if cid in by_id]
 
     def __contains__(self, cid: object) -> bool:
         return cid in self._by_id

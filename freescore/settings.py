@@ -42,6 +42,36 @@ class ServiceSettings:
         Raises SettingError with a whole key (`events.sender_token`).
         """
 
+    # -- the rules several tables share, for `validate` ---------------------------------
+    def check_paths(self, *keys: str) -> None:
+        """Each key is a mount path (`/...`) and no two mount at the same place (trailing `/` aside)."""
+        seen: dict[str, str] = {}
+        for key in keys:
+            value = getattr(self, key)
+            if not value.startswith("/"):
+                raise SettingError(key, f"must start with '/', not {value!r}")
+            other = seen.setdefault(value.strip("/"), key)
+            if other != key:
+                raise SettingError(key, f"must differ from {other}")
+
+    def check_at_least(self, minimum: float, *keys: str) -> None:
+        for key in keys:
+            if getattr(self, key) < minimum:
+                raise SettingError(key, f"must be at least {minimum}")
+
+    def check_not_negative(self, *keys: str, zero: str = "") -> None:
+        """`zero` says what 0 means (`off`), for the message."""
+        for key in keys:
+            if getattr(self, key) < 0:
+                raise SettingError(key, f"must not be negative (0: {zero})" if zero else "must not be negative")
+
+    def check_secrets(self, *keys: str, absent: str) -> None:
+        """A secret is left out or has characters; `absent` says what leaving it out does."""
+        for key in keys:
+            value = getattr(self, key)
+            if value is not None and not value.strip():
+                raise SettingError(key, f"must not be empty (leave it out {absent})")
+
 
 @dataclass(frozen=True)
 class WebSocketSettings(ServiceSettings):

@@ -1,7 +1,9 @@
 """The Socket.IO endpoint's adapters: Engine.IO long-polling and WebSocket transports of one session.
 
 Thin: Engine.IO's session machine is in `engineio`, the daemon's rules in
-`logic`; this module moves packets between them and the transports.
+`logic`; this module moves packets between them and the transports. A session
+is a connection id to the daemon; what the daemon decides comes back as
+effects, which the service applies (`EventsService.apply`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from twisted.web.server import NOT_DONE_YET, Request
 from freescore.broadcast import SharedText
 from freescore.events import engineio as eio
 from freescore.events import socketio as sio
-from freescore.events.logic import Reply, Socket
+from freescore.events.logic import SENDER
 from freescore.events.wire import PlainError
 from freescore.web import ServiceResource, answer_error
 from freescore.websocket import FreescoreServerProtocol
@@ -30,24 +32,26 @@ log = Logger(namespace="freescore.events")
 class Conn:
     """One Engine.IO session on this node, with whatever transport carries it now."""
 
-    __slots__ = ("service", "session", "ws", "probe_ws", "get_request", "socket", "timer", "max_packet", "done")
+    __slots__ = ("service", "session", "cid", "ws", "probe_ws", "get_request", "timer", "max_packet", "done",
+                 "close_code")
 
     def __init__(self, service: EventsService, session: eio.Session) -> None:
         self.service = service
         self.session = session
+        self.cid = service.connections.add(self)
         self.ws: EngineIOProtocol | None = None
         self.probe_ws: EngineIOProtocol | None = None
         self.get_request: Request | None = None
-        self.socket: Socket | None = None
         self.timer: Any = None
         self.max_packet = service.settings.max_packet
         self.done = False
+        self.close_code = CloseCode.NORMAL
 
     # -- output -------------------------------------------------------------------
-    def send_sio(self, packets: list[str]) -> None:
-        for p in packets:
-            self.session.send(eio.MESSAGE + p)
-        self.flush()
+    def send_frame(self, frame: str) -> None:
+        """A Socket.IO packet into the outbox; the apply loop flushes once it applied every effect."""
+        self.session.send(eio.MESSAGE + frame)
+        self.service.unflushed.append(self)
 
     def flush(self) -> None:
         session = self.session
@@ -92,36 +96,22 @@ class Conn:
             self.flush()
 
     def on_message(self, text: str, now: float) -> None:
-        packet = sio.decode(text)
-        daemon = self.service.daemon
-        if self.socket is None:
-            if packet.type != sio.CONNECT:
-                return
-            sock, reply = daemon.connect(packet, eio.new_sid(), self, now)
-            if sock is not None:
-                self.socket = sock
-                self.session.joined()
-                if sock.role == "sender":
-                    self.max_packet = self.service.settings.max_sender_packet
-        elif packet.type == sio.CONNECT:
-            return
-        elif packet.type == sio.DISCONNECT:
-            daemon.disconnect(self.socket)
-            self.socket = None
-            return
-        else:
-            reply = daemon.handle(self.socket, packet, now)
-        self.apply(reply)
-
-    def apply(self, reply: Reply) -> None:
-        if reply.packets:
-            self.send_sio(reply.packets)
-        if reply.post is not None:
-            self.service.publish(reply.post)
-        if reply.close:
-            self.close("refused" if self.socket is None else "rate limited")
+        """A Socket.IO packet: the daemon decides; a first join ends Engine.IO's join deadline."""
+        service = self.service
+        daemon = service.daemon
+        effects = daemon.receive(self.cid, sio.decode(text), now, eio.new_sid)
+        role = daemon.role(self.cid)
+        if role is not None:
+            self.session.joined()
+            settings = service.settings
+            self.max_packet = settings.max_sender_packet if role == SENDER else settings.max_packet
+        service.apply(effects)
 
     # -- life cycle -------------------------------------------------------------------
+    def end(self, code: CloseCode, reason: str) -> None:
+        self.close_code = code
+        self.close(reason)
+
     def close(self, reason: str) -> None:
         if not self.session.closed:
             log.debug("events: closing session {sid}: {reason}", sid=self.session.sid, reason=reason)
@@ -132,9 +122,7 @@ class Conn:
         """The session is closed: drop it once a held GET took the last packets."""
         if self.done:
             return
-        if self.socket is not None:
-            self.service.daemon.disconnect(self.socket)
-            self.socket = None
+        self.service.daemon.disconnect(self.cid)
         if self.session.transport == "polling" and self.session.outbox and self.get_request is None:
             # Let the next GET collect the last packets (e.g. server-capacity), for a while.
             self._arm(min(self.service.timing.ping_interval, 10.0), self.finish_now)
@@ -148,10 +136,10 @@ class Conn:
         if self.timer is not None and self.timer.active():
             self.timer.cancel()
         self.timer = None
-        self.service.conns.pop(self.session.sid, None)
-        if self.socket is not None:
-            self.service.daemon.disconnect(self.socket)
-            self.socket = None
+        service = self.service
+        service.conns.pop(self.session.sid, None)
+        service.connections.remove(self.cid)
+        service.daemon.disconnect(self.cid)
         request, self.get_request = self.get_request, None
         if request is not None:
             body = eio.encode_payload(self.session.outbox or [eio.CLOSE]).encode()
@@ -159,7 +147,7 @@ class Conn:
             request.finish()
         for ws in (self.ws, self.probe_ws):
             if ws is not None:
-                ws.close_with(CloseCode.NORMAL)
+                ws.close_with(self.close_code)
 
     def _arm(self, delay: float, call: Any) -> None:
         if self.timer is not None and self.timer.active():

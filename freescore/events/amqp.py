@@ -135,7 +135,7 @@ class AmqpSource(Service):
             self.events.ctx.metrics.errors.inc()
         else:
             msg_id, channel, message = parsed
-            self.events.publish(Post(None, channel, message), payload_id=msg_id)
+            self.events.publish(Post(None, channel, message, id=msg_id))
         self._next(queue)
 
     def _closed(self, result: Any, conn: TwistedProtocolConnection) -> None:

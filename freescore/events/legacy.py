@@ -1,4 +1,8 @@
-"""The legacy DMOJ protocol: raw-WebSocket receiver and sender, and the `/channels/` long-poll."""
+"""The legacy DMOJ protocol: raw-WebSocket receiver and sender, and the `/channels/` long-poll.
+
+Each is a peer with a connection id to the daemon (`freescore.effects.Peer`):
+the daemon's effects reach it through the service's apply loop.
+"""
 
 from __future__ import annotations
 
@@ -7,91 +11,100 @@ from typing import TYPE_CHECKING, Any
 from twisted.logger import Logger
 from twisted.web.server import NOT_DONE_YET, Request
 
-from freescore.broadcast import server_frame
-from freescore.events.logic import Delivery, LegacyReceiver, LegacySender, RateLimiter, WaitersFull
-from freescore.events.wire import ERR_CAPACITY, DaemonError, PlainError, parse_int
+from freescore.effects import ConnId
+from freescore.events.wire import DaemonError, PlainError, parse_int
 from freescore.web import ServiceResource, answer_error
 from freescore.websocket import FreescoreServerProtocol, WebSocketEndpoint
-from freescore.wireformat import CloseCode, HttpError, encode_json
+from freescore.wireformat import CloseCode, HttpError
 
 if TYPE_CHECKING:
     from freescore.events.service import EventsService
 
 log = Logger(namespace="freescore.events.legacy")
 
-RATE_LIMITED = "rate limit exceeded"
 
+class LegacyProtocol(FreescoreServerProtocol):
+    """A legacy WebSocket peer (receiver, or sender): its text frames go to the daemon, its effects come back."""
 
-class ReceiverProtocol(FreescoreServerProtocol):
     service: EventsService
-    receiver: LegacyReceiver | None = None
+    cid: ConnId | None = None
+    sender = False
 
     def opened(self) -> None:
         events = self.service
-        self.receiver = LegacyReceiver(self, RateLimiter(events.settings.rate_limit, events.reactor.seconds()))
+        self.cid = events.connections.add(self)
+        events.daemon.legacy_open(self.cid, events.reactor.seconds(), sender=self.sender)
 
     def received(self, payload: bytes, is_binary: bool) -> None:
-        events = self.service
-        if self.receiver is None:
+        if self.cid is None:
             return
-        frames, close, error = events.daemon.legacy_command(
-            self.receiver, payload.decode("utf-8", "replace"), events.reactor.seconds()
-        )
-        if error:
+        events = self.service
+        answer = events.daemon.legacy_command(self.cid, payload.decode("utf-8", "replace"), events.reactor.seconds())
+        if answer.error:
             events.ctx.metrics.errors.inc()
-        for frame in frames:
-            self.send_text(frame)
-        if close:
-            self.close_with(CloseCode.POLICY_VIOLATION, RATE_LIMITED)
+        events.apply(answer)
 
     def closed(self, was_clean: bool, code: int | None, reason: str | None) -> None:
-        if self.receiver is not None:
-            self.service.daemon.legacy_gone(self.receiver)
-            self.receiver = None
+        cid, self.cid = self.cid, None
+        if cid is not None:
+            self.service.connections.remove(cid)
+            self.service.daemon.legacy_gone(cid)
+
+    def send_frame(self, frame: str) -> None:
+        self.send_text(frame)
+
+    def end(self, code: CloseCode, reason: str) -> None:
+        self.close_with(code, reason)
 
 
-class SenderProtocol(FreescoreServerProtocol):
-    service: EventsService
-    sender: LegacySender | None = None
-
-    def opened(self) -> None:
-        events = self.service
-        self.sender = LegacySender(
-            self, RateLimiter(events.settings.sender_rate_limit, events.reactor.seconds()),
-            authed=events.settings.sender_token is None,
-        )
-
-    def received(self, payload: bytes, is_binary: bool) -> None:
-        events = self.service
-        if self.sender is None:
-            return
-        reply, post, close, error = events.daemon.sender_command(
-            self.sender, payload.decode("utf-8", "replace"), events.reactor.seconds()
-        )
-        if error:
-            events.ctx.metrics.errors.inc()
-        if reply is not None:
-            self.send_text(reply)
-        if post is not None:
-            events.publish(post)
-        if close:
-            self.close_with(CloseCode.POLICY_VIOLATION, RATE_LIMITED)
-
-    def closed(self, was_clean: bool, code: int | None, reason: str | None) -> None:
-        self.sender = None
+class ReceiverProtocol(LegacyProtocol):
+    sender = False
 
 
-_TIMEOUT_ERROR = HttpError(504, "timeout")
-_TIMEOUT = (_TIMEOUT_ERROR.status, _TIMEOUT_ERROR.body())
+class SenderProtocol(LegacyProtocol):
+    sender = True
+
+
+TIMEOUT = HttpError(504, "timeout")
 """What a `/channels/` long-poll gets when nothing came: 504 `{"error": "timeout"}`."""
 
 
-class _Waiter:
-    __slots__ = ("request", "timer")
+class Waiter:
+    """One held `/channels/` request: a peer answered once, with a message (200) or the timeout (504)."""
 
-    def __init__(self, request: Request) -> None:
+    __slots__ = ("events", "request", "cid")
+
+    def __init__(self, events: EventsService, request: Request) -> None:
+        self.events = events
         self.request = request
-        self.timer: Any = None
+        self.cid = events.connections.add(self)
+
+    def send_frame(self, frame: str) -> None:
+        self.answer(200, frame.encode("utf-8"))
+
+    def end(self, code: CloseCode, reason: str) -> None:
+        self.answer(TIMEOUT.status, TIMEOUT.body())
+
+    def answer(self, code: int, body: bytes) -> None:
+        if not self.forget():
+            return
+        request = self.request
+        request.setResponseCode(code)
+        request.setHeader("content-type", "application/json")
+        request.setHeader("content-length", str(len(body)))
+        request.write(body)
+        request.finish()
+
+    def forget(self) -> bool:
+        """Leave the daemon, the ids and the timers (answered, or the client went away); False if done already."""
+        events = self.events
+        if events.connections.remove(self.cid) is None:
+            return False
+        events.daemon.unwait(self.cid)
+        events.timers.cancel(self.cid)
+        if events.legacy is not None:
+            events.legacy.waiters.discard(self)
+        return True
 
 
 class ChannelsResource(ServiceResource):
@@ -107,25 +120,19 @@ class ChannelsResource(ServiceResource):
         events = self.service
         legacy = events.legacy
         assert legacy is not None
-        err = events.daemon.check_channels(names)
-        if err is not None:
-            events.ctx.metrics.errors.inc()
-            return answer_error(request, DaemonError(400, err))
         last_values = request.args.get(b"last") or [b""]
         last = parse_int(last_values[0].decode("utf-8", "replace"))
-        waiter = _Waiter(request)
+        waiter = Waiter(events, request)
         try:
-            msg = events.daemon.wait(waiter, frozenset(names), last)
-        except WaitersFull:
+            effects = events.daemon.wait(waiter.cid, names, last)
+        except DaemonError as e:
+            waiter.forget()
             events.ctx.metrics.errors.inc()
-            return answer_error(request, DaemonError(503, ERR_CAPACITY))
-        if msg is not None:
-            request.setHeader("content-type", "application/json")
-            return encode_json(msg.as_dict())
+            return answer_error(request, e)
         legacy.waiters.add(waiter)
-        timeout = events.settings.channels_timeout / 1000.0
-        waiter.timer = events.reactor.callLater(timeout, legacy.timeout, waiter)
-        request.notifyFinish().addErrback(lambda _: legacy.forget(waiter))
+        events.apply(effects)
+        if waiter.cid in events.connections:  # held: the client may leave before an answer
+            request.notifyFinish().addErrback(lambda _: waiter.forget())
         return NOT_DONE_YET
 
 
@@ -145,7 +152,7 @@ class LegacyEndpoints:
         self.senders = events.websocket_factory(
             SenderProtocol, s.limits(max_connections=min(MAX_SENDERS, s.max_connections)),
         )
-        self.waiters: set[_Waiter] = set()
+        self.waiters: set[Waiter] = set()
 
     def resources(self) -> dict[str, Any]:
         s = self.events.settings
@@ -155,39 +162,7 @@ class LegacyEndpoints:
             s.channels_path: ChannelsResource(self.events),
         }
 
-    def posted(self, sender: LegacySender, reply: str) -> None:
-        sender.peer.send_text(reply)
-
-    def deliver(self, delivery: Delivery) -> None:
-        body = delivery.legacy_frame.encode("utf-8")
-        if delivery.legacy:
-            self.events.broadcaster.broadcast([r.peer for r in delivery.legacy], server_frame(body))
-        for waiter in delivery.waiters:
-            self._answer(waiter, 200, body)
-
-    def timeout(self, waiter: _Waiter) -> None:
-        waiter.timer = None
-        self.events.daemon.unwait(waiter)
-        self._answer(waiter, *_TIMEOUT)
-
-    def forget(self, waiter: _Waiter) -> None:
-        self.events.daemon.unwait(waiter)
-        self.waiters.discard(waiter)
-        if waiter.timer is not None and waiter.timer.active():
-            waiter.timer.cancel()
-        waiter.timer = None
-
-    def _answer(self, waiter: _Waiter, code: int, body: bytes) -> None:
-        if waiter not in self.waiters:
-            return
-        self.forget(waiter)
-        request = waiter.request
-        request.setResponseCode(code)
-        request.setHeader("content-type", "application/json")
-        request.setHeader("content-length", str(len(body)))
-        request.write(body)
-        request.finish()
-
     def stop(self) -> None:
+        """Every held long-poll ends as a timeout would end it."""
         for waiter in list(self.waiters):
-            self._answer(waiter, *_TIMEOUT)
+            waiter.end(CloseCode.GOING_AWAY, "server stopping")

@@ -1,19 +1,24 @@
 """The event daemon's rules: roles, channels, the catch-up queue, validation, limits.
 
-Plain Python with time passed in. The adapter feeds it decoded Socket.IO
-packets (and legacy JSON commands), publishes the posts it asks for through
-the hub, and hands every hub delivery back to `deliver`, which says what one
-prepared frame goes to which sockets.
+Plain Python with time passed in and opaque connection ids (`ConnId`) for
+every peer: Socket.IO sockets, legacy receivers and senders, `/channels/`
+long-polls. Each call answers in the kit's effect vocabulary
+(`freescore.effects`): `Send` a Socket.IO packet or a legacy JSON text to one
+id, `Broadcast` one message to a channel's subscribers of one kind (a `Group`:
+one effect per message and kind, never one per subscriber), `Publish` a post
+to the hub, `Close` a connection, `Arm` a long-poll's timeout. The adapter's
+one apply loop performs them.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
 from freescore.auth import token_matches
+from freescore.effects import Arm, Broadcast, Close, ConnId, Effects, Publish, Send
 from freescore.events import socketio as sio
 from freescore.events.wire import (
     AUTH_FAILED,
@@ -25,6 +30,7 @@ from freescore.events.wire import (
     ERR_UNAUTHORIZED,
     INVALID_NAMESPACE,
     OK,
+    DaemonError,
     bad_command,
     coerce_start,
     legacy_parse,
@@ -34,25 +40,32 @@ from freescore.events.wire import (
     valid_channel,
 )
 from freescore.ratelimit import TokenBucket
+from freescore.wireformat import CloseCode
 
 SENDER, CLIENT = "sender", "client"
+HUB_CHANNEL = "events:posts"
+"""The hub channel every post goes through, whatever its source (Socket.IO, legacy, AMQP)."""
+
+SOCKETIO, LEGACY, WAITERS = "socket.io", "legacy", "waiters"
+"""The kinds of a channel's subscribers; a `Group` names one kind of one channel."""
+
+RATE_LIMITED = "rate limit exceeded"
+WAIT_TIMEOUT = "timeout"
+"""The payload of a long-poll's `Arm`: when it fires, the long-poll ends without a message (504)."""
+
+UNAVAILABLE = {"status": "error", "code": "unavailable", "message": "Event hub unavailable"}
 
 
-class LegacyReply(NamedTuple):
-    """What a legacy receiver's frame brings: frames to send, whether to close, whether it was an error."""
+class Answer(Effects):
+    """The effects of one input, and whether that input was a protocol error (the adapter counts those)."""
 
-    frames: list[str]
-    close: bool = False
-    error: bool = False
+    error = False
 
 
-class SenderReply(NamedTuple):
-    """What a legacy sender's frame brings: a reply, a post to publish, close?, error?"""
-
-    reply: str | None
-    post: Post | None = None
-    close: bool = False
-    error: bool = False
+def _error(to: ConnId, frame: str) -> Answer:
+    answer = Answer([Send(to, frame)])
+    answer.error = True
+    return answer
 
 
 @dataclass(frozen=True)
@@ -64,10 +77,21 @@ class Limits:
     max_channel: int = 100
     rate_limit: float = 20.0
     sender_rate_limit: float = 1000.0
+    channels_timeout: float = 29.0
+    """Seconds a `/channels/` long-poll is held before it ends without a message."""
 
 
-class WaitersFull(Exception):
-    """`max_clients` `/channels/` long-polls are already held; the next gets 503."""
+@dataclass(frozen=True, slots=True)
+class Group:
+    """A `Broadcast` target: one channel's subscribers of one kind, as they were when the message came.
+
+    The members are a snapshot because a long-poll leaves every channel as it
+    is answered; the tuple is taken from the channel's index in one step.
+    """
+
+    kind: str
+    channel: str
+    members: tuple[ConnId, ...] = field(compare=False)
 
 
 class RateLimiter(TokenBucket):
@@ -114,176 +138,213 @@ class Message:
 
 @dataclass
 class Post:
-    """A post the adapter publishes through the hub, then answers with `posted`."""
+    """A post to publish through the hub (a `Publish` effect's message); `posted` answers its origin.
 
-    origin: Any
+    `origin` is the id of the Socket.IO sender or legacy sender that posted it,
+    None for AMQP; `id` is an id the source fixed (AMQP keeps Django's ids).
+    """
+
+    origin: ConnId | None
     channel: str
     message: Any
     ack_id: int | None = None
+    id: int | None = None
+
+    def payload(self) -> dict[str, Any]:
+        """What goes on the hub channel."""
+        out: dict[str, Any] = {"channel": self.channel, "message": self.message}
+        if self.id is not None:
+            out["id"] = self.id
+        return out
 
 
 class Socket:
     """One connected Socket.IO socket on namespace `/`."""
 
-    __slots__ = ("sid", "role", "last_msg", "channels", "peer", "limiter")
+    __slots__ = ("sid", "role", "last_msg", "channels", "limiter")
 
-    def __init__(self, sid: str, role: str, peer: Any, limiter: RateLimiter) -> None:
+    def __init__(self, sid: str, role: str, limiter: RateLimiter) -> None:
         self.sid = sid
         self.role = role
         self.last_msg = 0
         self.channels: frozenset[str] = frozenset()
-        self.peer = peer
         self.limiter = limiter
-
-
-@dataclass
-class Reply:
-    """What to do after one packet: Socket.IO packets to send this socket, a post, a close."""
-
-    packets: list[str] = field(default_factory=list)
-    post: Post | None = None
-    close: bool = False
 
 
 class LegacyReceiver:
     """A raw-WebSocket receiver of the old DMOJ protocol."""
 
-    __slots__ = ("last_msg", "channels", "following", "peer", "limiter")
+    __slots__ = ("last_msg", "channels", "following", "limiter")
 
-    def __init__(self, peer: Any, limiter: RateLimiter) -> None:
+    def __init__(self, limiter: RateLimiter) -> None:
         self.last_msg = 0
         self.channels: frozenset[str] = frozenset()
         self.following = False
-        self.peer = peer
         self.limiter = limiter
 
 
 class LegacySender:
-    __slots__ = ("authed", "peer", "limiter")
+    __slots__ = ("authed", "limiter")
 
-    def __init__(self, peer: Any, limiter: RateLimiter, authed: bool) -> None:
+    def __init__(self, limiter: RateLimiter, authed: bool) -> None:
         self.authed = authed
-        self.peer = peer
         self.limiter = limiter
 
 
-@dataclass
-class Delivery:
-    """One hub message: the frames to write once and who gets them."""
-
-    message: Message
-    sio_packet: str
-    sockets: list[Socket]
-    legacy_frame: str
-    legacy: list[LegacyReceiver]
-    waiters: list[Any]
-
-
 class Daemon:
-    """Channels, the catch-up queue and the id counter of one node."""
+    """Channels, the catch-up queue and the id counter of one node, over connection ids."""
 
     def __init__(self, limits: Limits, last_id: int) -> None:
         self.limits = limits
         self.last_id = last_id
         self.queue: deque[Message] = deque(maxlen=limits.max_queue)
-        self.index: dict[str, set[Socket]] = {}
-        self.legacy_index: dict[str, set[LegacyReceiver]] = {}
-        self.waiting: dict[str, dict[Any, frozenset[str]]] = {}
-        self.waiter_channels: dict[Any, frozenset[str]] = {}
-        self.sockets: dict[str, Socket] = {}
+        self.index: dict[str, dict[ConnId, Socket]] = {}
+        self.legacy_index: dict[str, dict[ConnId, LegacyReceiver]] = {}
+        self.waiting: dict[str, dict[ConnId, frozenset[str]]] = {}
+        self.waiter_channels: dict[ConnId, frozenset[str]] = {}
+        self.sockets: dict[ConnId, Socket] = {}
+        self.receivers: dict[ConnId, LegacyReceiver] = {}
+        self.senders: dict[ConnId, LegacySender] = {}
         self.clients = 0
 
     # -- Socket.IO --------------------------------------------------------------
-    def connect(self, packet: sio.Packet, sid: str, peer: Any, now: float) -> tuple[Socket | None, Reply]:
+    def receive(self, cid: ConnId, packet: sio.Packet, now: float, new_sid: Callable[[], str]) -> Effects:
+        """Any packet on an Engine.IO session: CONNECT joins `/` once, DISCONNECT leaves, the rest `handle`."""
+        if cid not in self.sockets:
+            return self.connect(cid, packet, new_sid(), now) if packet.type == sio.CONNECT else Effects()
+        if packet.type == sio.CONNECT:
+            return Effects()
+        if packet.type == sio.DISCONNECT:
+            self.disconnect(cid)
+            return Effects()
+        return self.handle(cid, packet, now)
+
+    def connect(self, cid: ConnId, packet: sio.Packet, sid: str, now: float) -> Effects:
         """A CONNECT packet: join `/` as sender or client, or refuse."""
+        fx = Effects()
         if packet.namespace != "/":
-            return None, Reply([sio.encode(sio.CONNECT_ERROR, INVALID_NAMESPACE, namespace=packet.namespace)])
+            fx.send(cid, sio.encode(sio.CONNECT_ERROR, INVALID_NAMESPACE, namespace=packet.namespace))
+            return fx
         auth = packet.data if isinstance(packet.data, dict) else {}
         if auth.get("role") == SENDER:
             if not self._token_ok(auth.get("token")):
-                return None, Reply([sio.encode(sio.CONNECT_ERROR, AUTH_FAILED)])
-            sock = Socket(sid, SENDER, peer, RateLimiter(self.limits.sender_rate_limit, now))
-            self.sockets[sid] = sock
-            return sock, Reply([sio.encode(sio.CONNECT, {"sid": sid})])
-        accepted = sio.encode(sio.CONNECT, {"sid": sid})
+                fx.send(cid, sio.encode(sio.CONNECT_ERROR, AUTH_FAILED))
+                return fx
+            self.sockets[cid] = Socket(sid, SENDER, RateLimiter(self.limits.sender_rate_limit, now))
+            fx.send(cid, sio.encode(sio.CONNECT, {"sid": sid}))
+            return fx
+        fx.send(cid, sio.encode(sio.CONNECT, {"sid": sid}))
         if self.clients >= self.limits.max_clients:
-            return None, Reply([accepted, sio.event("error", ERR_CAPACITY), sio.encode(sio.DISCONNECT)], close=True)
-        sock = Socket(sid, CLIENT, peer, RateLimiter(self.limits.rate_limit, now))
-        self.sockets[sid] = sock
+            fx.send(cid, sio.event("error", ERR_CAPACITY))
+            fx.send(cid, sio.encode(sio.DISCONNECT))
+            fx.close(cid, CloseCode.NORMAL, "refused")
+            return fx
+        self.sockets[cid] = Socket(sid, CLIENT, RateLimiter(self.limits.rate_limit, now))
         self.clients += 1
-        return sock, Reply([accepted])
+        return fx
+
+    def role(self, cid: ConnId) -> str | None:
+        """SENDER or CLIENT once the connection joined `/`, else None."""
+        sock = self.sockets.get(cid)
+        return None if sock is None else sock.role
 
     def _token_ok(self, token: Any) -> bool:
         expected = self.limits.sender_token
         return expected is not None and isinstance(token, str) and token_matches(token, expected)
 
-    def disconnect(self, sock: Socket) -> None:
-        if self.sockets.pop(sock.sid, None) is None:
+    def disconnect(self, cid: ConnId) -> None:
+        sock = self.sockets.pop(cid, None)
+        if sock is None:
             return
         if sock.role == CLIENT:
             self.clients -= 1
-        self._unindex(self.index, sock, sock.channels)
+        self._unindex(self.index, cid, sock.channels)
         sock.channels = frozenset()
 
-    def handle(self, sock: Socket, packet: sio.Packet, now: float) -> Reply:
+    def handle(self, cid: ConnId, packet: sio.Packet, now: float) -> Effects:
         """A packet from a connected socket."""
+        sock = self.sockets[cid]
+        fx = Effects()
         verdict = sock.limiter.check(now)
         if verdict != "allow":
             if verdict == "close":
-                return Reply(close=True)
-            return Reply([sio.event("error", ERR_RATE_LIMITED)] if verdict == "limit" else [])
+                fx.close(cid, CloseCode.NORMAL, "rate limited")
+            elif verdict == "limit":
+                fx.send(cid, sio.event("error", ERR_RATE_LIMITED))
+            return fx
         if packet.namespace != "/" or packet.type != sio.EVENT:
-            return Reply()
+            return fx
         name, args = packet.data[0], packet.data[1:]
         data = args[0] if args else None
         if sock.role == SENDER:
-            return self._sender_event(sock, name, data, packet.ack_id)
-        return self._client_event(sock, name, data)
+            self._sender_event(fx, cid, name, data, packet.ack_id)
+        else:
+            self._client_event(fx, cid, sock, name, data)
+        return fx
 
-    def _sender_event(self, sock: Socket, name: str, data: Any, ack_id: int | None) -> Reply:
+    def _sender_event(self, fx: Effects, cid: ConnId, name: str, data: Any, ack_id: int | None) -> None:
         if name == "post":
             channel = data.get("channel") if isinstance(data, dict) else None
             if not valid_channel(channel, self.limits.max_channel):
-                return Reply([self._answer(ack_id, "error", ERR_INVALID_CHANNEL)])
-            return Reply(post=Post(sock, channel, data.get("message"), ack_id))
-        if name == "last-msg":
-            return Reply([self._answer(ack_id, "last-response", {"status": "success", "id": self.last_id})])
-        return Reply()
+                fx.send(cid, self._answer(ack_id, "error", ERR_INVALID_CHANNEL))
+            else:
+                fx.publish(HUB_CHANNEL, Post(cid, channel, data.get("message"), ack_id))
+        elif name == "last-msg":
+            fx.send(cid, self._answer(ack_id, "last-response", {"status": "success", "id": self.last_id}))
 
     @staticmethod
     def _answer(ack_id: int | None, event: str, body: Any) -> str:
         return sio.ack(ack_id, body) if ack_id is not None else sio.event(event, body)
 
-    def posted(self, post: Post, msg_id: int) -> str:
-        """The reply to a sender once the hub assigned the post its id."""
+    def posted(self, post: Post, msg_id: int) -> Effects:
+        """The hub gave the post its id: answer the sender that posted it, if it is still here."""
         self.last_id = max(self.last_id, msg_id)
-        return self._answer(post.ack_id, "post-response", {"status": "success", "id": msg_id})
+        fx = Effects()
+        origin = post.origin
+        if origin is None:
+            return fx
+        if origin in self.sockets:
+            fx.send(origin, self._answer(post.ack_id, "post-response", {"status": "success", "id": msg_id}))
+        elif origin in self.senders:
+            fx.send(origin, sio.dumps({"status": "success", "id": msg_id}))
+        return fx
 
-    def _client_event(self, sock: Socket, name: str, data: Any) -> Reply:
+    def unpublished(self, post: Post) -> Effects:
+        """The hub refused the post: tell the sender that posted it."""
+        fx = Effects()
+        origin = post.origin
+        if origin is None:
+            return fx
+        if origin in self.sockets:
+            fx.send(origin, self._answer(post.ack_id, "error", UNAVAILABLE))
+        elif origin in self.senders:
+            fx.send(origin, sio.dumps(UNAVAILABLE))
+        return fx
+
+    def _client_event(self, fx: Effects, cid: ConnId, sock: Socket, name: str, data: Any) -> None:
         if name == "start-msg":
             sock.last_msg = coerce_start(data.get("start") if isinstance(data, dict) else None)
-            return Reply([sio.event("status", OK)])
-        if name == "set-filter":
+            fx.send(cid, sio.event("status", OK))
+        elif name == "set-filter":
             wanted = data.get("filter") if isinstance(data, dict) else None
             error = self.check_filter(wanted)
             if error is not None:
-                return Reply([sio.event("error", error)])
+                fx.send(cid, sio.event("error", error))
+                return
             channels = frozenset(wanted)
-            self._unindex(self.index, sock, sock.channels - channels)
+            self._unindex(self.index, cid, sock.channels - channels)
             for ch in channels - sock.channels:
-                self.index.setdefault(ch, set()).add(sock)
+                self.index.setdefault(ch, {})[cid] = sock
             sock.channels = channels
-            out = [sio.event("status", OK)]
+            fx.send(cid, sio.event("status", OK))
             for msg in self.queue:
                 if msg.id > sock.last_msg and msg.channel in channels:
-                    out.append(sio.event("message", msg.as_dict()))
+                    fx.send(cid, sio.event("message", msg.as_dict()))
                     sock.last_msg = msg.id
-            return Reply(out)
-        if name == "last-msg":
-            return Reply([sio.event("last-response", {"status": "success", "id": self.last_id})])
-        if name == "post":
-            return Reply([sio.event("error", ERR_UNAUTHORIZED)])
-        return Reply()
+        elif name == "last-msg":
+            fx.send(cid, sio.event("last-response", {"status": "success", "id": self.last_id}))
+        elif name == "post":
+            fx.send(cid, sio.event("error", ERR_UNAUTHORIZED))
 
     def check_filter(self, wanted: Any) -> dict[str, str] | None:
         """The first failing `set-filter` check, in the spec's order, or None."""
@@ -296,33 +357,46 @@ class Daemon:
         return None
 
     @staticmethod
-    def _unindex(index: dict[str, set[Any]], member: Any, channels: Iterable[str]) -> None:
+    def _unindex(index: dict[str, dict[ConnId, Any]], cid: ConnId, channels: Iterable[str]) -> None:
         for ch in channels:
             members = index.get(ch)
             if members is not None:
-                members.discard(member)
+                members.pop(cid, None)
                 if not members:
                     del index[ch]
 
     # -- delivery -----------------------------------------------------------------
-    def deliver(self, msg_id: int, channel: str, message: Any) -> Delivery:
-        """A post reached this node: queue it, and say who gets it (once per socket)."""
+    def deliver(self, msg_id: int, channel: str, message: Any) -> Effects:
+        """A post reached this node: queue it, and broadcast it once to each kind of subscriber.
+
+        At most three effects, however many subscribers: the Socket.IO packet to
+        the channel's sockets, the JSON text to its legacy receivers and to its
+        long-polls (which it ends).
+        """
         msg = Message(msg_id, channel, message)
         self._enqueue(msg)
-        self.last_id = max(self.last_id, msg_id)
+        if msg_id > self.last_id:
+            self.last_id = msg_id
         body = msg.as_dict()
-        sockets = list(self.index.get(channel, ()))
-        for sock in sockets:
-            if msg_id > sock.last_msg:
-                sock.last_msg = msg_id
-        legacy = list(self.legacy_index.get(channel, ()))
-        waiters = list(self.waiting.get(channel, {}))
-        for token in waiters:
-            self.unwait(token)
-        return Delivery(
-            msg, sio.event("message", body), sockets,
-            sio.dumps(body) if (legacy or waiters) else "", legacy, waiters,
-        )
+        fx = Effects()
+        sockets = self.index.get(channel)
+        if sockets:
+            for sock in sockets.values():
+                if msg_id > sock.last_msg:
+                    sock.last_msg = msg_id
+            fx.append(Broadcast(Group(SOCKETIO, channel, tuple(sockets)), sio.event("message", body)))
+        receivers = self.legacy_index.get(channel)
+        waiters = self.waiting.get(channel)
+        if receivers or waiters:
+            text = sio.dumps(body)
+            if receivers:
+                fx.append(Broadcast(Group(LEGACY, channel, tuple(receivers)), text))
+            if waiters:
+                members = tuple(waiters)
+                for cid in members:
+                    self.unwait(cid)
+                fx.append(Broadcast(Group(WAITERS, channel, members), text))
+        return fx
 
     def _enqueue(self, msg: Message) -> None:
         """Keep the catch-up queue in id order, which catch-up relies on.
@@ -345,107 +419,131 @@ class Daemon:
             at -= 1
         queue.insert(at, msg)
 
-    # -- legacy receiver ------------------------------------------------------------
-    def legacy_command(self, rcv: LegacyReceiver, frame: str, now: float) -> LegacyReply:
-        """One JSON text frame from a legacy receiver."""
+    # -- the legacy WebSocket peers --------------------------------------------------
+    def legacy_open(self, cid: ConnId, now: float, sender: bool = False) -> None:
+        """A legacy receiver, or sender (one without a `sender_token` to check needs no `auth`)."""
+        if sender:
+            limiter = RateLimiter(self.limits.sender_rate_limit, now)
+            self.senders[cid] = LegacySender(limiter, authed=self.limits.sender_token is None)
+        else:
+            self.receivers[cid] = LegacyReceiver(RateLimiter(self.limits.rate_limit, now))
+
+    def legacy_command(self, cid: ConnId, frame: str, now: float) -> Answer:
+        """One JSON text frame from a legacy receiver or sender."""
+        if cid in self.senders:
+            return self._sender_command(cid, frame, now)
+        rcv = self.receivers[cid]
         verdict = rcv.limiter.check(now)
-        if verdict == "close":
-            return LegacyReply([], close=True)
         if verdict != "allow":
-            return LegacyReply([sio.dumps(ERR_RATE_LIMITED)], error=True) if verdict == "limit" else LegacyReply([])
+            return self._limited(cid, verdict)
         request, error = legacy_parse(frame)
         if error is not None:
-            return LegacyReply([sio.dumps(error)], error=True)
+            return _error(cid, sio.dumps(error))
         command = request["command"].replace("_", "-")
         if command == "start-msg":
             rcv.last_msg = parse_int(request.get("start"))
-            return LegacyReply([])
-        if command == "set-filter":
-            wanted = request.get("filter")
-            err = self.check_filter(wanted)
-            if err is not None:
-                if err is ERR_INVALID_FILTER:
-                    err = dict(err, message=f"invalid filter: {legacy_repr(wanted)}")
-                return LegacyReply([sio.dumps(err)], error=True)
-            if rcv.following:
-                rcv.last_msg = max(rcv.last_msg, self.last_id)
-            channels = frozenset(wanted)
-            self._unindex(self.legacy_index, rcv, rcv.channels - channels)
-            for ch in channels - rcv.channels:
-                self.legacy_index.setdefault(ch, set()).add(rcv)
-            rcv.channels = channels
-            rcv.following = True
-            out = []
-            for msg in self.queue:
-                if msg.id > rcv.last_msg:
-                    if msg.channel in channels:
-                        out.append(sio.dumps(msg.as_dict()))
-                    rcv.last_msg = msg.id
-            return LegacyReply(out)
-        return LegacyReply([sio.dumps(bad_command(request["command"]))], error=True)
+            return Answer()
+        if command != "set-filter":
+            return _error(cid, sio.dumps(bad_command(request["command"])))
+        wanted = request.get("filter")
+        err = self.check_filter(wanted)
+        if err is not None:
+            if err is ERR_INVALID_FILTER:
+                err = dict(err, message=f"invalid filter: {legacy_repr(wanted)}")
+            return _error(cid, sio.dumps(err))
+        if rcv.following:
+            rcv.last_msg = max(rcv.last_msg, self.last_id)
+        channels = frozenset(wanted)
+        self._unindex(self.legacy_index, cid, rcv.channels - channels)
+        for ch in channels - rcv.channels:
+            self.legacy_index.setdefault(ch, {})[cid] = rcv
+        rcv.channels = channels
+        rcv.following = True
+        out = Answer()
+        for msg in self.queue:
+            if msg.id > rcv.last_msg:
+                if msg.channel in channels:
+                    out.send(cid, sio.dumps(msg.as_dict()))
+                rcv.last_msg = msg.id
+        return out
 
-    def legacy_gone(self, rcv: LegacyReceiver) -> None:
-        self._unindex(self.legacy_index, rcv, rcv.channels)
-        rcv.channels = frozenset()
-
-    # -- legacy sender ----------------------------------------------------------------
-    def sender_command(self, snd: LegacySender, frame: str, now: float) -> SenderReply:
-        """One JSON frame from a legacy sender."""
-        verdict = snd.limiter.check(now)
+    @staticmethod
+    def _limited(cid: ConnId, verdict: str) -> Answer:
+        """A legacy peer over its rate: told once, then refused quietly, then closed 1008."""
         if verdict == "close":
-            return SenderReply(None, close=True)
+            return Answer([Close(cid, CloseCode.POLICY_VIOLATION, RATE_LIMITED)])
+        return _error(cid, sio.dumps(ERR_RATE_LIMITED)) if verdict == "limit" else Answer()
+
+    def legacy_gone(self, cid: ConnId) -> None:
+        self.senders.pop(cid, None)
+        rcv = self.receivers.pop(cid, None)
+        if rcv is not None:
+            self._unindex(self.legacy_index, cid, rcv.channels)
+            rcv.channels = frozenset()
+
+    def _sender_command(self, cid: ConnId, frame: str, now: float) -> Answer:
+        snd = self.senders[cid]
+        verdict = snd.limiter.check(now)
         if verdict != "allow":
-            return SenderReply(sio.dumps(ERR_RATE_LIMITED), error=True) if verdict == "limit" else SenderReply(None)
+            return self._limited(cid, verdict)
         request, error = legacy_parse(frame)
         if error is not None:
-            return SenderReply(sio.dumps(error), error=True)
+            return _error(cid, sio.dumps(error))
         command = request["command"].replace("_", "-")
         if command == "auth":
             if self.limits.sender_token is None or self._token_ok(request.get("key")):
                 snd.authed = True
-                return SenderReply(sio.dumps(OK))
-            return SenderReply(sio.dumps({"status": "error", "code": "auth-failed"}), error=True)
+                return Answer([Send(cid, sio.dumps(OK))])
+            return _error(cid, sio.dumps({"status": "error", "code": "auth-failed"}))
         if command in ("post", "last-msg") and not snd.authed:
-            return SenderReply(sio.dumps({"status": "error", "code": "unauthorized"}), error=True)
+            return _error(cid, sio.dumps({"status": "error", "code": "unauthorized"}))
         if command == "post":
             channel = request.get("channel")
             if not valid_channel(channel, self.limits.max_channel):
-                return SenderReply(sio.dumps({"status": "error", "code": "invalid-channel"}), error=True)
-            return SenderReply(None, post=Post(snd, channel, request.get("message")))
+                return _error(cid, sio.dumps({"status": "error", "code": "invalid-channel"}))
+            return Answer([Publish(HUB_CHANNEL, Post(cid, channel, request.get("message")))])
         if command == "last-msg":
-            return SenderReply(sio.dumps({"status": "success", "id": self.last_id}))
-        return SenderReply(sio.dumps(bad_command(request["command"])), error=True)
-
-    def sender_posted(self, msg_id: int) -> str:
-        self.last_id = max(self.last_id, msg_id)
-        return sio.dumps({"status": "success", "id": msg_id})
+            return Answer([Send(cid, sio.dumps({"status": "success", "id": self.last_id}))])
+        return _error(cid, sio.dumps(bad_command(request["command"])))
 
     # -- /channels/ long-poll -----------------------------------------------------------
-    def check_channels(self, channels: list[str]) -> dict[str, str] | None:
-        """A `/channels/` list is held to the `set-filter` rules (count, then names), or None."""
-        return self.check_filter(channels)
+    def wait(self, cid: ConnId, channels: list[str], last: int) -> Effects:
+        """`GET /channels/<a>|<b>?last=N`: the first queued match newer than `last` now, or hold `cid`.
 
-    def wait(self, token: Any, channels: frozenset[str], last: int) -> Message | None:
-        """The first queued match newer than `last`, or register `token` for the next post.
-
-        Raises WaitersFull rather than hold more than `max_clients` requests at once.
+        Raises DaemonError: 400 for a channel list `set-filter` would refuse,
+        503 rather than hold more than `max_clients` long-polls at once.
         """
+        err = self.check_filter(channels)
+        if err is not None:
+            raise DaemonError(400, err)
+        wanted = frozenset(channels)
+        fx = Effects()
         for msg in self.queue:
-            if msg.id > last and msg.channel in channels:
-                return msg
-        if token not in self.waiter_channels and len(self.waiter_channels) >= self.limits.max_clients:
-            raise WaitersFull()
-        self.unwait(token)
-        self.waiter_channels[token] = channels
-        for ch in channels:
-            self.waiting.setdefault(ch, {})[token] = channels
-        return None
+            if msg.id > last and msg.channel in wanted:
+                fx.send(cid, sio.dumps(msg.as_dict()))
+                return fx
+        if cid not in self.waiter_channels and len(self.waiter_channels) >= self.limits.max_clients:
+            raise DaemonError(503, ERR_CAPACITY)
+        self.unwait(cid)
+        self.waiter_channels[cid] = wanted
+        for ch in wanted:
+            self.waiting.setdefault(ch, {})[cid] = wanted
+        fx.append(Arm(cid, self.limits.channels_timeout, WAIT_TIMEOUT))
+        return fx
 
-    def unwait(self, token: Any) -> None:
+    def fired(self, key: Any, payload: Any) -> Effects:
+        """A timer this logic armed went off: a long-poll that got nothing ends (the adapter answers 504)."""
+        fx = Effects()
+        if payload == WAIT_TIMEOUT and key in self.waiter_channels:
+            self.unwait(key)
+            fx.close(key, CloseCode.GOING_AWAY, WAIT_TIMEOUT)
+        return fx
+
+    def unwait(self, cid: ConnId) -> None:
         """Drop a waiter from only the channels it waits on (not a scan of every channel)."""
-        for ch in self.waiter_channels.pop(token, ()):
+        for ch in self.waiter_channels.pop(cid, ()):
             waiters = self.waiting.get(ch)
-            if waiters is not None and waiters.pop(token, None) is not None and not waiters:
+            if waiters is not None and waiters.pop(cid, None) is not None and not waiters:
                 del self.waiting[ch]
 
     @property

@@ -1,18 +1,25 @@
-"""The event daemon's Twisted service: sessions, the hub channel, fan-out, the legacy and AMQP parts."""
+"""The event daemon's Twisted service: sessions, the hub channel, the apply loop, the legacy and AMQP parts.
+
+The daemon (`logic`) sees connection ids and answers in effects; `apply` is
+the one loop that performs them: a `Send` goes to the id's peer, a
+`Broadcast` to a channel's subscribers of one kind with the message framed
+once, a `Publish` to the hub, a `Close` to the peer, an `Arm` to a keyed timer.
+"""
 
 from __future__ import annotations
 
 import resource as rlimit
+from collections.abc import Iterable
 from typing import Any
 
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from freescore.broadcast import SharedText
+from freescore.broadcast import SharedText, server_frame
+from freescore.effects import Broadcast, Connections, ConnId, Effect, Peer, PeerEffects, Publish, Timers, apply_effects
 from freescore.events import engineio as eio
-from freescore.events import socketio as sio
 from freescore.events.adapter import Conn, EngineIOProtocol, PollingResource
-from freescore.events.logic import Daemon, Limits, Post, Socket
+from freescore.events.logic import HUB_CHANNEL, LEGACY, SOCKETIO, WAITERS, Daemon, Group, Limits, Message, Post
 from freescore.events.settings import Settings
 from freescore.hub import HubMessage
 from freescore.protocolservice import ProtocolService, ServiceContext
@@ -21,10 +28,8 @@ from freescore.websocket import WebSocketEndpoint
 log = Logger(namespace="freescore.events")
 
 
-class EventsService(ProtocolService[Settings]):
+class EventsService(PeerEffects, ProtocolService[Settings]):
     """The Socket.IO event daemon (plus the legacy protocol and AMQP when configured)."""
-
-    HUB_CHANNEL = "events:posts"
 
     def __init__(self, ctx: ServiceContext) -> None:
         super().__init__(ctx)
@@ -35,11 +40,17 @@ class EventsService(ProtocolService[Settings]):
         limits = Limits(
             sender_token=settings.sender_token, max_queue=settings.max_queue, max_clients=settings.max_clients,
             max_subscriptions=settings.max_subscriptions, rate_limit=settings.rate_limit,
-            sender_rate_limit=settings.sender_rate_limit,
+            sender_rate_limit=settings.sender_rate_limit, channels_timeout=settings.channels_timeout / 1000.0,
         )
         # A second below the hub's first id, so a page's start never hides the first post.
         self.daemon = Daemon(limits, int(self.reactor.seconds() * 1000) - 1000)
         self.conns: dict[str, Conn] = {}
+        """Engine.IO sessions by their sid."""
+        self.connections: Connections[Peer] = Connections("e")
+        """Every peer the daemon knows by id: sessions, legacy receivers and senders, long-polls."""
+        self.timers = Timers(self.reactor)
+        self.unflushed: list[Conn] = []
+        self._fanout = {SOCKETIO: self._to_sockets, LEGACY: self._to_receivers, WAITERS: self._to_waiters}
         self.sessions_view = _SessionsView(self.conns)
         self.max_sessions = settings.max_connections
         self.broadcaster = self.make_broadcaster()
@@ -70,8 +81,8 @@ class EventsService(ProtocolService[Settings]):
         super().startService()
         if self.settings.sender_token is None:
             log.warn("events: no sender_token set, so no Socket.IO sender can post (legacy sender stays open)")
-        self._subscription = self.hub.subscribe(self.HUB_CHANNEL, self._on_hub)
-        d = self.hub.history(self.HUB_CHANNEL, limit=self.settings.max_queue)
+        self._subscription = self.hub.subscribe(HUB_CHANNEL, self._on_hub)
+        d = self.hub.history(HUB_CHANNEL, limit=self.settings.max_queue)
         d.addCallback(self._seed_queue)
         d.addErrback(lambda f: log.failure("events: reading the hub history failed", f))
         if self.settings.stats_interval > 0:
@@ -90,6 +101,7 @@ class EventsService(ProtocolService[Settings]):
             conn.finish_now()
         if self.legacy is not None:
             self.legacy.stop()
+        self.timers.cancel_all()
         return super().stopService()
 
     def _seed_queue(self, kept: list[HubMessage]) -> None:
@@ -125,33 +137,63 @@ class EventsService(ProtocolService[Settings]):
         s = self.settings
         return eio.handshake_packet(conn.session.sid, upgrades, s.ping_interval, s.ping_timeout, s.max_packet)
 
-    # -- posts and fan-out -----------------------------------------------------------------
-    def publish(self, post: Post, payload_id: int | None = None) -> Any:
-        """Publish a post through the hub; answer its sender when the id is known."""
-        payload: dict[str, Any] = {"channel": post.channel, "message": post.message}
-        if payload_id is not None:
-            payload["id"] = payload_id
-        d = self.hub.publish(self.HUB_CHANNEL, payload, keep=self.settings.max_queue)
+    # -- the apply loop -------------------------------------------------------------------
+    def apply(self, effects: Iterable[Effect]) -> None:
+        """Perform what the daemon decided, in order; then write each session's new packets at once."""
+        apply_effects(self, effects)
+        if self.unflushed:
+            unflushed, self.unflushed = self.unflushed, []
+            for conn in unflushed:
+                conn.flush()
+
+    def peer(self, cid: ConnId) -> Peer | None:
+        return self.connections.get(cid)
+
+    def do_broadcast(self, effect: Broadcast) -> None:
+        group: Group = effect.group
+        self._fanout[group.kind](group.members, effect.frame)
+
+    def do_publish(self, effect: Publish) -> None:
+        self.publish(effect.message, effect.channel)
+
+    def fired(self, key: Any, payload: Any) -> None:
+        self.apply(self.daemon.fired(key, payload))
+
+    # -- fan-out: one frame per message, the same bytes to every subscriber ------------------
+    def _to_sockets(self, members: tuple[Any, ...], packet: str) -> None:
+        """Engine.IO frames the packet once (`SharedText`): written now to every open WebSocket with
+        nothing queued, or queued in the outboxes of the others (polling, upgrading, behind)."""
+        frame = SharedText(eio.MESSAGE + packet)
+        direct = []
+        for conn in self.connections.resolve(members):
+            session = conn.session
+            if conn.ws is not None and session.writable() and not session.outbox:
+                direct.append(conn.ws)
+            else:
+                session.send(frame)
+                conn.flush()
+        if direct:
+            self.broadcaster.broadcast(direct, frame.frame())
+
+    def _to_receivers(self, members: tuple[Any, ...], text: str) -> None:
+        self.broadcaster.broadcast(self.connections.resolve(members), server_frame(text.encode("utf-8")))
+
+    def _to_waiters(self, members: tuple[Any, ...], text: str) -> None:
+        body = text.encode("utf-8")
+        for waiter in self.connections.resolve(members):
+            waiter.answer(200, body)
+
+    # -- posts ---------------------------------------------------------------------------
+    def publish(self, post: Post, channel: str = HUB_CHANNEL) -> Any:
+        """Publish a post through the hub; the daemon answers its sender once the id is known."""
+        d = self.hub.publish(channel, post.payload(), keep=self.settings.max_queue)
 
         def done(msg: HubMessage) -> None:
-            origin = post.origin
-            msg_id = payload_id if payload_id is not None else msg.id
-            if isinstance(origin, Socket):
-                conn = origin.peer
-                if not conn.done:
-                    conn.send_sio([self.daemon.posted(post, msg_id)])
-            elif origin is not None and self.legacy is not None:
-                self.legacy.posted(origin, self.daemon.sender_posted(msg_id))
+            self.apply(self.daemon.posted(post, post.id if post.id is not None else msg.id))
 
         def failed(f: Any) -> None:
             log.failure("events: publishing to the hub failed", f)
-            origin = post.origin
-            error = {"status": "error", "code": "unavailable", "message": "Event hub unavailable"}
-            if isinstance(origin, Socket) and not origin.peer.done:
-                answer = sio.ack(post.ack_id, error) if post.ack_id is not None else sio.event("error", error)
-                origin.peer.send_sio([answer])
-            elif origin is not None and self.legacy is not None:
-                self.legacy.posted(origin, sio.dumps(error))
+            self.apply(self.daemon.unpublished(post))
 
         d.addCallbacks(done, failed)
         return d
@@ -162,26 +204,10 @@ class EventsService(ProtocolService[Settings]):
             log.warn("events: dropping a malformed hub message {id}", id=hub_msg.id)
             return
         msg = _as_message(hub_msg)
-        delivery = self.daemon.deliver(msg.id, msg.channel, msg.message)
-        if delivery.sockets:
-            frame = SharedText(eio.MESSAGE + delivery.sio_packet)
-            direct = []
-            for sock in delivery.sockets:
-                conn = sock.peer
-                if conn.ws is not None and conn.session.writable() and not conn.session.outbox:
-                    direct.append(conn.ws)
-                else:
-                    conn.session.send(frame)
-                    conn.flush()
-            if direct:
-                self.broadcaster.broadcast(direct, frame.frame())
-        if self.legacy is not None and (delivery.legacy or delivery.waiters):
-            self.legacy.deliver(delivery)
+        self.apply(self.daemon.deliver(msg.id, msg.channel, msg.message))
 
 
-def _as_message(hub_msg: HubMessage) -> Any:
-    from freescore.events.logic import Message
-
+def _as_message(hub_msg: HubMessage) -> Message:
     payload = hub_msg.payload
     given = payload.get("id")
     msg_id = given if isinstance(given, int) and not isinstance(given, bool) else hub_msg.id

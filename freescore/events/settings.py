@@ -9,11 +9,6 @@ from typing import Any
 from freescore.settings import Config, SettingError, WebSocketSettings
 
 
-def _path_setting(key: str, value: str) -> None:
-    if not value.startswith("/"):
-        raise SettingError(key, f"must start with '/', not {value!r}")
-
-
 @dataclass(frozen=True)
 class Settings(WebSocketSettings):
     """Upstream's keys keep their names and units (ms); the WebSocket limits follow from them.
@@ -50,29 +45,16 @@ class Settings(WebSocketSettings):
     stats_interval: float = 300.0
 
     def validate(self, base: Path) -> Settings:
-        for key in ("path", "legacy_path", "legacy_sender_path", "channels_path"):
-            _path_setting(key, getattr(self, key))
-        for key in ("ping_interval", "ping_timeout", "connect_timeout", "max_queue", "max_clients",
-                    "max_subscriptions", "max_packet", "max_sender_packet", "channels_timeout"):
-            if getattr(self, key) < 1:
-                raise SettingError(key, "must be at least 1")
+        self.check_paths("path", *(("legacy_path", "legacy_sender_path", "channels_path") if self.legacy else ()))
+        self.check_at_least(1, "ping_interval", "ping_timeout", "connect_timeout", "max_queue", "max_clients",
+                            "max_subscriptions", "max_packet", "max_sender_packet", "channels_timeout")
         if self.max_sender_packet < self.max_packet:
             raise SettingError("max_sender_packet", "must be at least max_packet")
-        for key in ("rate_limit", "sender_rate_limit", "stats_interval"):
-            if getattr(self, key) < 0:
-                raise SettingError(key, "must not be negative (0 turns it off)")
-        if self.sender_token == "":
-            raise SettingError("sender_token", "must not be empty (leave it out to refuse all senders)")
-        mounts = [self.path]
-        if self.legacy:
-            mounts += [self.legacy_path, self.legacy_sender_path, self.channels_path]
-        stripped = [m.strip("/") for m in mounts]
-        if len(set(stripped)) != len(stripped):
-            raise SettingError("path", "path, legacy_path, legacy_sender_path and channels_path must differ")
+        self.check_not_negative("rate_limit", "sender_rate_limit", "stats_interval", zero="off")
+        self.check_secrets("sender_token", absent="to refuse all senders")
         if self.amqp_url is not None and not self.amqp_url.startswith(("amqp://", "amqps://")):
             raise SettingError("amqp_url", "must be an amqp:// or amqps:// URL")
         return self
-
 
     def implied_limits(self) -> dict[str, Any]:
         return {

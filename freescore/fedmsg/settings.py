@@ -73,15 +73,10 @@ class Settings(WebSocketSettings):
     """Deprecated and ignored: the process raises the open-files limit once (`[runtime] nofile`)."""
 
     def validate(self, base: object) -> "Settings":
-        for key in ("path", "publish_path"):
-            if not getattr(self, key).startswith("/"):
-                raise SettingError(key, "must start with /")
-        if self.path.rstrip("/") == self.publish_path.rstrip("/"):
-            raise SettingError("publish_path", "must differ from path")
+        self.check_paths("path", "publish_path")
         if self.subscribe_method not in ("connect", "bind"):
             raise SettingError("subscribe_method", f"must be 'connect' or 'bind', not {self.subscribe_method!r}")
-        if self.publish_token is not None and not self.publish_token.strip():
-            raise SettingError("publish_token", "must not be empty (leave it out to turn HTTP publish off)")
+        self.check_secrets("publish_token", absent="to turn HTTP publish off")
         endpoints = tuple(
             check_endpoint(e, self.subscribe_method, f"endpoints[{i}]") for i, e in enumerate(self.endpoints)
         )
@@ -90,14 +85,10 @@ class Settings(WebSocketSettings):
         overlap = set(endpoints) & set(self.publish_endpoints)
         if overlap:
             raise SettingError("publish_endpoints", f"{sorted(overlap)[0]!r} is also in endpoints (double delivery)")
-        for key in ("max_patterns", "max_pattern_length", "max_inbound_message", "max_outbound_buffer",
-                    "max_publish_body"):
-            if getattr(self, key) < 1:
-                raise SettingError(key, "must be at least 1")
-        for key in ("high_water_mark", "tcp_keepalive_cnt", "tcp_keepalive_idle", "tcp_keepalive_intvl",
-                    "reconnect_ivl", "reconnect_ivl_max"):
-            if getattr(self, key) < 0:
-                raise SettingError(key, "must not be negative")
+        self.check_at_least(1, "max_patterns", "max_pattern_length", "max_inbound_message", "max_outbound_buffer",
+                            "max_publish_body")
+        self.check_not_negative("high_water_mark", "tcp_keepalive_cnt", "tcp_keepalive_idle", "tcp_keepalive_intvl",
+                                "reconnect_ivl", "reconnect_ivl_max")
         if self.tcp_keepalive not in (-1, 0, 1):
             raise SettingError("tcp_keepalive", "must be -1 (OS default), 0 or 1")
         return dataclasses.replace(self, endpoints=endpoints)

@@ -1,6 +1,7 @@
 """Autobahn protocol for gateway clients and the Twisted resource of the push API.
 
-Thin: rules live in `wire` and `logic`; this module moves bytes and schedules.
+Thin: rules live in `wire` and `logic`; this module moves bytes, and hands the
+effects `logic` returns to the service's apply loop (`GatewayService.apply`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 from twisted.web.server import NOT_DONE_YET, Request
 
+from freescore.effects import Close
 from freescore.gateway import logic, wire
 from freescore.web import ServiceResource, TooLarge, answer_error, error_head, json_error
 from freescore.websocket import FreescoreServerProtocol
@@ -34,8 +36,6 @@ class GatewayProtocol(FreescoreServerProtocol):
     _lost: bool = False
     _ended: bool = False
     _close_hook_sent: bool = False
-    _backlog_full: bool = False
-    _timer: Any = None
 
     # -- handshake: the connect hook decides ------------------------------------------
     def handshake(self, request: ConnectionRequest) -> Deferred[str | None]:
@@ -86,41 +86,52 @@ class GatewayProtocol(FreescoreServerProtocol):
         now = g.reactor.seconds()
         self.record = logic.ConnectionRecord(self.conn_id, self._source_ip, self._user_agent, connected_at=now)
         g.register(self)
-        self._schedule_timer(now)
+        g.apply(g.lifetime.check(self.record, now))
 
     def received(self, payload: bytes, is_binary: bool) -> None:
-        """A message, also one that crossed a close freescore started (push DELETE, timers, shutdown):
-        the client sent it before it knew. After a 1013 nothing more goes to the backend."""
-        if self.record is None or self._backlog_full:
+        if self.record is None:
             return
-        self.record.touch(self.service.reactor.seconds())
-        if not self.backlog.add(logic.Hook(payload, is_binary)):
-            self._backlog_full = True
-            self.service.log.warn("gateway: {id}: backend too slow, {n} PUTs ({size} bytes) queued; closing 1013",
-                                  id=self.conn_id, n=len(self.backlog.queue), size=self.backlog.queued_bytes)
+        g = self.service
+        effects = logic.message_in(self.record, self.backlog, logic.Hook(payload, is_binary), g.reactor.seconds())
+        if effects:
+            g.log.warn("gateway: {id}: backend too slow, {n} PUTs ({size} bytes) queued; closing 1013",
+                       id=self.conn_id, n=len(self.backlog.queue), size=self.backlog.queued_bytes)
             self.factory.metrics.errors.inc()
-            self.close_with(CloseCode.TRY_AGAIN_LATER, logic.BACKLOG_REASON)
+            g.apply(effects)
             return
         self._pump()
 
-    def push(self, payload: bytes, binary: bool) -> None:
-        if self.record is not None:
-            self.record.touch(self.service.reactor.seconds())
-        self.sendMessage(payload, binary)
+    def execute(self, command: wire.PushCommand) -> tuple[int, bytes]:
+        """A push API command for this connection (routing's `Held`): 410 once it is no longer open."""
+        if self.record is None or self.state != self.STATE_OPEN:
+            raise wire.gone()
+        g = self.service
+        status, body, effects = logic.push(self.record, command, g.reactor.seconds(), self.unsent_bytes,
+                                           g.settings.max_outbound_buffer)
+        g.apply(effects)
+        return status, body
 
-    def live(self) -> bool:
-        """Open for data. (Autobahn's `is_open` attribute is a Future, which shadows the base's method.)"""
-        return self.state == self.STATE_OPEN
+    def send_frame(self, frame: wire.PushSend) -> None:
+        """A push `logic` decided on (a `Send` effect)."""
+        self.sendMessage(frame.payload, frame.binary)
 
-    def info(self) -> bytes:
-        r = self.record
-        assert r is not None
-        return wire.info_body(r.connected_at, r.last_active_at, r.source_ip, r.user_agent)
+    def end(self, code: CloseCode, reason: str) -> None:
+        self.close_with(code, reason)
+
+    def expire(self) -> None:
+        """The armed timer check fired: close if a timer is due, else arm the next check."""
+        if self.record is None or self.state != self.STATE_OPEN:
+            return
+        g = self.service
+        effects = g.lifetime.check(self.record, g.reactor.seconds())
+        for close in effects:
+            if isinstance(close, Close):
+                g.log.info("gateway: {id}: {reason}, closing {code}", id=self.conn_id, reason=close.reason,
+                           code=int(close.code))
+        g.apply(effects)
 
     def closed(self, was_clean: bool, code: int | None, reason: str | None) -> None:
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
+        self.service.timers.cancel(self.conn_id)
         self.service.unregister(self)
         self._ended = True
         self._pump()
@@ -154,26 +165,6 @@ class GatewayProtocol(FreescoreServerProtocol):
         self._close_hook_sent = True
         assert self.credential is not None
         self.service.close_hook(self.conn_id, self.credential.value, self.ws_uri)
-
-    # -- idle and max-duration timers --------------------------------------------------
-    def _schedule_timer(self, now: float) -> None:
-        assert self.record is not None
-        due = self.service.timers.next_check(self.record)
-        if due is not None:
-            self._timer = self.service.reactor.callLater(max(0.0, due - now), self._check_timers)
-
-    def _check_timers(self) -> None:
-        self._timer = None
-        if self.record is None or not self.live():
-            return
-        now = self.service.reactor.seconds()
-        expiry = self.service.timers.expiry(self.record, now)
-        if expiry is not None:
-            self.service.log.info("gateway: {id}: {reason}, closing {code}", id=self.conn_id,
-                                  reason=expiry.reason, code=expiry.code)
-            self.close_with(expiry.code, expiry.reason)
-            return
-        self._schedule_timer(now)
 
 
 class PushAPI(ServiceResource):
@@ -213,39 +204,34 @@ class PushAPI(ServiceResource):
         return error_head(wire.too_long(min(limit, self.service.settings.max_message)))
 
     def _reply(self, reply: tuple[int, bytes], request: Request) -> None:
+        status, body = reply
+        request.setResponseCode(status)
+        if body:
+            request.setHeader("content-type", "application/json")
+        self._finish(request, body)
+
+    def _failed(self, failure: Failure, request: Request) -> None:
+        error = failure.value
+        if not isinstance(error, wire.PushError):
+            self.service.log.error("gateway: push failed: {why}", why=failure.getErrorMessage())
+            error = wire.PushError(500, "INTERNAL_ERROR", "push failed")
+        elif error.status >= 500:
+            self.service.log.warn("gateway: push answered {status}: {why}", status=error.status, why=error.message)
+        self._finish(request, answer_error(request, error))
+
+    @staticmethod
+    def _finish(request: Request, body: bytes) -> None:
+        """One write with a length: a chunked end marker as a second small write
+        would wait for the client's delayed ACK (Nagle)."""
         if request._disconnected:
             return
-        status, body = reply
-        if status == 410:
-            body = answer_error(request, wire.gone())
-        elif status == 429:
-            body = answer_error(request, wire.buffer_full())
-        elif status == 204:
-            request.setResponseCode(204)
-            body = b""
-        else:
-            body = _json(request, status, body)
-        # One write with a length: a chunked end marker as a second small write
-        # would wait for the client's delayed ACK (Nagle).
         request.setHeader("content-length", str(len(body)))
         if body:
             request.write(body)
         request.finish()
 
-    def _failed(self, failure: Failure, request: Request) -> None:
-        self.service.log.error("gateway: push failed: {why}", why=failure.getErrorMessage())
-        if not request._disconnected:
-            request.write(answer_error(request, wire.PushError(500, "INTERNAL_ERROR", "push failed")))
-            request.finish()
-
 
 def _header(request: Request, name: str) -> str | None:
     value = request.getHeader(name)
     return value.decode("latin-1") if isinstance(value, bytes) else value
-
-
-def _json(request: Request, status: int, body: bytes) -> bytes:
-    request.setResponseCode(status)
-    request.setHeader("content-type", "application/json")
-    return body
 

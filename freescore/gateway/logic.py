@@ -1,15 +1,21 @@
-"""The gateway's state and rules: connection records, timers, the PUT backlog.
+"""The gateway's state and rules: connection records, timers, the PUT backlog, push commands.
 
 Plain Python with time passed in, so each rule can be tested without a
-network or a reactor. The adapter asks; this module decides.
+network or a reactor. The adapter asks; this module decides, in the kit's
+effects where a decision reaches a connection (a connection's id is its
+`ConnId`): `Send` a push, `Close` on a push DELETE, an expired timer or a
+backend too slow, `Arm` the next timer check.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from freescore.effects import Close, ConnId, Effects
+from freescore.gateway import wire
 from freescore.wireformat import CloseCode
 
 IDLE_REASON = "Idle timeout"
@@ -23,12 +29,6 @@ BACKLOG_BYTES = 8 * 1024 * 1024
 def new_connection_id() -> str:
     """Lowercase hyphenated UUID4: random, so ids are never reused."""
     return str(uuid.uuid4())
-
-
-@dataclass(frozen=True)
-class Expiry:
-    code: CloseCode
-    reason: str
 
 
 @dataclass
@@ -57,12 +57,25 @@ class Timers:
     idle: float
     max_duration: float
 
-    def expiry(self, record: ConnectionRecord, now: float) -> Expiry | None:
+    def expiry(self, record: ConnectionRecord, now: float) -> Close | None:
+        """The close a due timer asks for (1001), or None."""
         if self.max_duration > 0 and now >= record.connected_at + self.max_duration:
-            return Expiry(CloseCode.GOING_AWAY, DURATION_REASON)
+            return Close(ConnId(record.id), CloseCode.GOING_AWAY, DURATION_REASON)
         if self.idle > 0 and now >= record.last_active_at + self.idle:
-            return Expiry(CloseCode.GOING_AWAY, IDLE_REASON)
+            return Close(ConnId(record.id), CloseCode.GOING_AWAY, IDLE_REASON)
         return None
+
+    def check(self, record: ConnectionRecord, now: float) -> Effects:
+        """On opening and whenever the armed check fires: close if a timer is due, else arm the next check."""
+        fx = Effects()
+        expired = self.expiry(record, now)
+        if expired is not None:
+            fx.append(expired)
+            return fx
+        due = self.next_check(record)
+        if due is not None:
+            fx.arm(record.id, max(0.0, due - now))
+        return fx
 
     def next_check(self, record: ConnectionRecord) -> float | None:
         """The earliest time an expiry could be due; None when both timers are off."""
@@ -95,6 +108,8 @@ class Backlog:
     queue: deque[Hook] = field(default_factory=deque)
     queued_bytes: int = 0
     in_flight: bool = False
+    refused: bool = False
+    """It was full once: the connection is closing 1013 and nothing more goes to the backend."""
 
     @classmethod
     def holding(cls, max_message: int) -> Backlog:
@@ -123,6 +138,40 @@ class Backlog:
 
     def drained(self) -> bool:
         return not self.in_flight and not self.queue
+
+
+def message_in(record: ConnectionRecord, backlog: Backlog, hook: Hook, now: float) -> Effects:
+    """A client's message (also one that crossed a close freescore started: the client sent it before it
+    knew): queued for its PUT; with the backlog full, the connection closes 1013 and takes no more."""
+    fx = Effects()
+    if backlog.refused:
+        return fx
+    record.touch(now)
+    if not backlog.add(hook):
+        backlog.refused = True
+        fx.close(ConnId(record.id), CloseCode.TRY_AGAIN_LATER, BACKLOG_REASON)
+    return fx
+
+
+def push(record: ConnectionRecord, command: wire.PushCommand, now: float, unsent: Callable[[], int],
+         max_unsent: int) -> tuple[int, bytes, Effects]:
+    """A push API command for an open connection: the status and body to answer, and what the connection gets.
+
+    A send to a client with more than `max_unsent` bytes unsent raises the 429 `PushError`.
+    """
+    fx = Effects()
+    cid = ConnId(record.id)
+    if isinstance(command, wire.PushSend):
+        if unsent() > max_unsent:
+            raise wire.buffer_full()
+        record.touch(now)
+        fx.send(cid, command)
+        return 200, wire.OK_BODY, fx
+    if isinstance(command, wire.PushInfo):
+        return 200, wire.info_body(record.connected_at, record.last_active_at, record.source_ip,
+                                   record.user_agent), fx
+    fx.close(cid, CloseCode.NORMAL)
+    return 204, b"", fx
 
 
 def close_retry_delay(attempt: int, status: int | None, delays: tuple[float, ...]) -> float | None:

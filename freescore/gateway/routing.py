@@ -8,6 +8,11 @@ an answer keeps its timeout timer, cancelled when the answer arrives: at
 thousands of pushes a second, timers left to run out would pile up for the
 whole timeout.
 
+A call's Deferred fires with the `(status, body)` to answer, or fails with
+the `wire.PushError` to answer (410 gone, 429, 503 hub down or node stopping,
+504 node timeout); an error crosses the hub as its status, code, message and
+AWS error type.
+
 Kept apart from the Twisted service so it runs under a `task.Clock` in tests.
 """
 
@@ -15,22 +20,26 @@ from __future__ import annotations
 
 import base64
 import itertools
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IDelayedCall
 
 from freescore.gateway import wire
 from freescore.hub import Hub, HubMessage
-from freescore.wireformat import CloseCode
-
-if TYPE_CHECKING:
-    from freescore.gateway.adapter import GatewayProtocol
 
 SPACE = "gateway"
 NODE_CALL_TIMEOUT = 5.0
 Reply = tuple[int, bytes]
+
+
+class Held(Protocol):
+    """A connection held by this node, as routing sees it (the adapter's `GatewayProtocol`)."""
+
+    def execute(self, command: wire.PushCommand) -> Reply:
+        """Carry out the command; raise `wire.PushError` (410 once it closed, 429)."""
 
 
 @dataclass
@@ -44,7 +53,7 @@ class _Call:
 class Router:
     """Routes push commands; answers other nodes' commands for connections in `local`."""
 
-    def __init__(self, hub: Hub, clock: Any, local: dict[str, GatewayProtocol], *, node: str | None = None,
+    def __init__(self, hub: Hub, clock: Any, local: Mapping[str, Held], *, node: str | None = None,
                  timeout: float = NODE_CALL_TIMEOUT) -> None:
         self.hub = hub
         self.clock = clock
@@ -74,12 +83,15 @@ class Router:
         calls, self._calls = self._calls, {}
         for call in calls.values():
             call.timer.cancel()
-            call.answer.callback((503, wire.encode({"code": "SHUTTING_DOWN", "message": "the node is stopping"})))
+            call.answer.errback(wire.shutting_down())
 
     def route(self, conn_id: str, command: wire.PushCommand) -> Deferred[Reply]:
         proto = self.local.get(conn_id)
         if proto is not None:
-            return succeed(execute(proto, command))
+            try:
+                return succeed(proto.execute(command))
+            except wire.PushError as e:
+                return fail(e)
         d = self.hub.member(SPACE, conn_id)  # one presence entry, not the whole space per push
         d.addCallback(self._route_remote, conn_id, command)
         return d
@@ -87,13 +99,12 @@ class Router:
     def _route_remote(self, info: Any, conn_id: str, command: wire.PushCommand) -> Reply | Deferred[Reply]:
         proto = self.local.get(conn_id)  # it may have connected here meanwhile
         if proto is not None:
-            return execute(proto, command)
+            return proto.execute(command)
         node = info.get("node") if isinstance(info, dict) else None
         if not node or node == self.node:
             if not self.hub.is_up():  # only this node's view: another node may hold it
-                return (503, wire.encode({"code": "HUB_DOWN",
-                                          "message": "the hub is unreachable, so the node holding it is unknown"}))
-            return (410, b"")
+                raise wire.hub_down()
+            raise wire.gone()
         rid = next(self._rids)
         answer: Deferred[Reply] = Deferred()
         # Registered before publishing: the memory hub answers inside publish().
@@ -105,7 +116,7 @@ class Router:
     def _expire(self, rid: int, node: str) -> None:
         call = self._calls.pop(rid, None)
         if call is not None:
-            call.answer.callback((504, wire.encode({"code": "NODE_TIMEOUT", "message": f"node {node} did not answer"})))
+            call.answer.errback(wire.node_timeout(node))
 
     def _unsent(self, failure: Any, rid: int) -> None:
         call = self._calls.pop(rid, None)
@@ -116,30 +127,28 @@ class Router:
     def _on_command(self, message: HubMessage) -> None:
         p = message.payload
         proto = self.local.get(p.get("id", ""))
-        status, body = execute(proto, decode_command(p)) if proto is not None else (410, b"")
-        self.hub.publish(p["reply"], {"rid": p["rid"], "status": status, "body": body.decode("utf-8")})
+        answer: dict[str, Any] = {"rid": p["rid"]}
+        try:
+            if proto is None:
+                raise wire.gone()
+            status, body = proto.execute(decode_command(p))
+            answer.update(status=status, body=body.decode("utf-8"))
+        except wire.PushError as e:
+            answer["error"] = {"status": e.status, "code": e.code, "message": e.message, "type": e.error_type}
+        self.hub.publish(p["reply"], answer)
 
     def _on_reply(self, message: HubMessage) -> None:
         p = message.payload
         call = self._calls.pop(p.get("rid"), None)
-        if call is not None:
-            call.timer.cancel()
+        if call is None:
+            return
+        call.timer.cancel()
+        error = p.get("error")
+        if isinstance(error, dict):
+            call.answer.errback(wire.PushError(int(error["status"]), str(error["code"]), str(error["message"]),
+                                               error.get("type")))
+        else:
             call.answer.callback((int(p["status"]), str(p.get("body", "")).encode("utf-8")))
-
-
-def execute(proto: GatewayProtocol, command: wire.PushCommand) -> Reply:
-    """Carry out a push command on a connection held by this node."""
-    if not proto.live():
-        return (410, b"")
-    if isinstance(command, wire.PushSend):
-        if proto.unsent_bytes() > proto.service.settings.max_outbound_buffer:
-            return (429, b"")
-        proto.push(command.payload, command.binary)
-        return (200, wire.OK_BODY)
-    if isinstance(command, wire.PushInfo):
-        return (200, proto.info())
-    proto.close_with(CloseCode.NORMAL)
-    return (204, b"")
 
 
 def encode_command(command: wire.PushCommand) -> dict[str, Any]:

@@ -10,12 +10,14 @@ no node holds the id.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable
 from typing import Any
 
 from prometheus_client import Counter
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
+from freescore.effects import ConnId, Effect, PeerEffects, Timers, apply_effects
 from freescore.gateway import logic, wire
 from freescore.gateway.adapter import GatewayProtocol, PushAPI
 from freescore.gateway.hooks import Backend, HookResult
@@ -52,7 +54,7 @@ class LevelLog:
         self._log.error(fmt, **kw)
 
 
-class GatewayService(ProtocolService[Settings]):
+class GatewayService(PeerEffects, ProtocolService[Settings]):
     """The client endpoint, the push API, the hooks to the backend and push routing between nodes."""
 
     def __init__(self, ctx: ServiceContext) -> None:
@@ -61,7 +63,10 @@ class GatewayService(ProtocolService[Settings]):
         self.log = LevelLog(s.log_level)
         self.trusted_proxies = s.networks("trusted_proxies")
         self.push_networks = s.networks("push_allow")
-        self.timers = logic.Timers(s.idle_timeout, s.max_duration)
+        self.lifetime = logic.Timers(s.idle_timeout, s.max_duration)
+        """The idle and maximum-duration rules."""
+        self.timers = Timers(ctx.reactor)
+        """Each connection's next idle/max-duration check, keyed by its id (`Arm` effects)."""
         registry = ctx.metrics.registry
         self.backend = Backend(ctx.reactor, s.api_uri, s.hook_timeout / 1000.0, s.hook_pool_size, registry,
                                log=self.log)
@@ -93,6 +98,7 @@ class GatewayService(ProtocolService[Settings]):
     def stopService(self) -> Deferred[Any]:
         super().stopService()
         self.router.stop()
+        self.timers.cancel_all()
         done: Deferred[Any] = Deferred()
         deadline = self.reactor.seconds() + SHUTDOWN_WAIT
 
@@ -179,6 +185,19 @@ class GatewayService(ProtocolService[Settings]):
                 self.factory.metrics.errors.inc()
 
         self.backend.close(conn_id, credential, ws, self.settings.close_retry_delays).addCallback(done)
+
+    # -- the apply loop ----------------------------------------------------------------
+    def apply(self, effects: Iterable[Effect]) -> None:
+        """Perform what `logic` decided for connections held here, in order."""
+        apply_effects(self, effects)
+
+    def peer(self, cid: ConnId) -> GatewayProtocol | None:
+        return self.local.get(cid)
+
+    def fired(self, key: Any, payload: Any) -> None:
+        proto = self.local.get(key)
+        if proto is not None:
+            proto.expire()
 
     # -- push routing ------------------------------------------------------------------
     def route(self, conn_id: str, command: wire.PushCommand) -> Deferred[Reply]:

@@ -23,38 +23,48 @@ class Settings(WebSocketSettings):
     """Upstream's keys keep their names and units: `timeout` (ms, WS_TIMEOUT) sets the keepalive
     (a ping every timeout/2, at least 1 s), `hook_timeout` the opening handshake's (plus 5 s)."""
 
+    # -- the backend and its hooks (the seed's environment overrides these four) ----------
     api_uri: str = ""
     """Backend base URL; required (here or in API_URI / TARGET_ADDRESS)."""
     ws_hostname: str = ""
     """Base of each `ws_uri`; empty: the first push listener's address + push_path."""
-    path: str = "/gateway"
+    timeout: int = 30000
+    """ms (WS_TIMEOUT): the connect hook's `timeout` and, halved, the keepalive."""
+    log_level: str = "info"
+    close_retry_delays: tuple[float, ...] = (1.0, 2.0)
+    """Pauses between DELETE hook attempts (3 attempts in all by default)."""
+    hook_timeout: int = 10000
+    """ms each hook may take (clamped to 50..29000); a slower connect hook refuses the client 504."""
+    hook_pool_size: int = 128
+    """Persistent connections kept to the backend."""
+
+    # -- the push API ------------------------------------------------------------------
     push_path: str = "/@connections"
     push_token: str | None = None
     push_hmac_secret: str | None = None
     push_listen: tuple[int | str, ...] = ()
     """Listeners (index or name) that serve the push API; empty: all of the gateway's."""
-    push_allow: tuple[str, ...] = ()
-    """Client networks (CIDR) allowed to call the push API; empty: any."""
-    trusted_proxies: tuple[str, ...] = ()
-    """Networks whose X-Forwarded-For is believed for GET's sourceIp."""
     push_access_log: bool = False
     """Write an HTTP access log line per push API request (a third of a push's CPU)."""
-    timeout: int = 30000
-    hook_timeout: int = 10000
+    max_outbound_buffer: int = 1048576
+    """Bytes waiting to be written to one client beyond which a push gets 429."""
+    push_allow: tuple[str, ...] = ()
+    """Client networks (CIDR) allowed to call the push API; empty: any."""
+
+    # -- the clients' endpoint: the kit's limits with the gateway's defaults, and its timers ----
+    path: str = "/gateway"
+    auth_query_param: str = "token"
+    """The query parameter a browser's credential may come in when it can set no header."""
+    trusted_proxies: tuple[str, ...] = ()
+    """Networks whose X-Forwarded-For is believed for GET's sourceIp."""
     max_frame: int = 32768
     """Largest inbound frame payload; pushes go out in frames of at most this size."""
     max_message: int = 131072
     close_timeout: float = 5.0
     idle_timeout: float = 600.0
+    """Seconds without a data message either way before a 1001 close; 0: off."""
     max_duration: float = 7200.0
-    auth_query_param: str = "token"
-    log_level: str = "info"
-    hook_pool_size: int = 128
-    """Persistent connections kept to the backend."""
-    max_outbound_buffer: int = 1048576
-    """Bytes waiting to be written to one client beyond which a push gets 429."""
-    close_retry_delays: tuple[float, ...] = (1.0, 2.0)
-    """Pauses between DELETE hook attempts (3 attempts in all by default)."""
+    """Seconds a connection may last before a 1001 close, however busy; 0: off."""
 
     def validate(self, base: Path) -> Settings:
         s = apply_environment(self, os.environ)
@@ -66,28 +76,17 @@ class Settings(WebSocketSettings):
         ws_host = wire.with_scheme(s.ws_hostname) if s.ws_hostname else ""
         if ws_host and not wire.valid_http_url(ws_host):
             raise SettingError("ws_hostname", f"must be an http(s) URL, not {s.ws_hostname!r}")
-        for key in ("path", "push_path"):
-            value = getattr(s, key)
-            if not value.startswith("/"):
-                raise SettingError(key, f"must start with '/', not {value!r}")
-        if s.path.strip("/") == s.push_path.strip("/"):
-            raise SettingError("push_path", "must differ from path")
+        s.check_paths("path", "push_path")
         if not 1 <= s.timeout <= MAX_TIMEOUT_MS:
             raise SettingError("timeout", f"must be 1..{MAX_TIMEOUT_MS} ms")
         hook_timeout = min(max(s.hook_timeout, HOOK_TIMEOUT_RANGE[0]), HOOK_TIMEOUT_RANGE[1])
-        for key in ("max_frame", "max_message", "max_connections", "hook_pool_size", "max_outbound_buffer"):
-            if getattr(s, key) < 1:
-                raise SettingError(key, "must be positive")
-        for key in ("idle_timeout", "max_duration"):
-            if getattr(s, key) < 0:
-                raise SettingError(key, "must be 0 (off) or positive")
+        s.check_at_least(1, "max_frame", "max_message", "max_connections", "hook_pool_size", "max_outbound_buffer")
+        s.check_not_negative("idle_timeout", "max_duration", zero="off")
         if any(d < 0 for d in s.close_retry_delays):
             raise SettingError("close_retry_delays", "must not be negative")
         if s.log_level not in LOG_LEVELS:
             raise SettingError("log_level", f"must be one of {', '.join(LOG_LEVELS)}")
-        for key in ("push_token", "push_hmac_secret"):
-            if getattr(s, key) == "":
-                raise SettingError(key, "must not be empty (leave it out instead)")
+        s.check_secrets("push_token", "push_hmac_secret", absent="instead")
         for key in ("push_allow", "trusted_proxies"):
             for i, net in enumerate(getattr(s, key)):
                 try:

@@ -58,6 +58,19 @@ def unauthorized(message: str) -> PushError:
     return PushError(401, "UNAUTHORIZED", message, "UnauthorizedException")
 
 
+def hub_down() -> PushError:
+    """A push for an id this node lacks while the hub is unreachable: another node may hold it."""
+    return PushError(503, "HUB_DOWN", "the hub is unreachable, so the node holding it is unknown")
+
+
+def shutting_down() -> PushError:
+    return PushError(503, "SHUTTING_DOWN", "the node is stopping")
+
+
+def node_timeout(node: str) -> PushError:
+    return PushError(504, "NODE_TIMEOUT", f"node {node} did not answer")
+
+
 encode = encode_json
 
 

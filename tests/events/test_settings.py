@@ -24,7 +24,7 @@ def test_defaults():
         ("max_sender_packet = 100", "events.max_sender_packet"),
         ("rate_limit = -1", "events.rate_limit"),
         ('sender_token = ""', "events.sender_token"),
-        ('legacy_path = "/socket.io/"', "events.path"),
+        ('legacy_path = "/socket.io/"', "events.legacy_path"),
         ('amqp_url = "http://x"', "events.amqp_url"),
         ("max_queue = 1.5", "events.max_queue"),
         ("nope = 1", "events.nope"),

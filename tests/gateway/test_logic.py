@@ -2,7 +2,11 @@
 
 import re
 
-from freescore.gateway import logic
+import pytest
+
+from freescore.effects import Arm, Close, Send
+from freescore.gateway import logic, wire
+from freescore.wireformat import CloseCode
 
 
 def test_ids_are_uuid4_and_unique():
@@ -26,7 +30,7 @@ def test_idle_timer():
     r.touch(105)
     assert t.expiry(r, 110) is None
     assert t.next_check(r) == 115.0
-    assert t.expiry(r, 115) == logic.Expiry(1001, "Idle timeout")
+    assert t.expiry(r, 115) == Close("id", CloseCode.GOING_AWAY, "Idle timeout")
 
 
 def test_max_duration_wins_over_activity():
@@ -35,7 +39,7 @@ def test_max_duration_wins_over_activity():
     for now in range(0, 30, 5):
         r.touch(now)
         assert t.expiry(r, now) is None
-    assert t.expiry(r, 30) == logic.Expiry(1001, "Max connection duration")
+    assert t.expiry(r, 30) == Close("id", CloseCode.GOING_AWAY, "Max connection duration")
 
 
 def test_timers_off():
@@ -85,3 +89,35 @@ def test_close_retry_schedule():
     assert logic.close_retry_delay(3, 503, delays) is None
     assert logic.close_retry_delay(1, 404, delays) is None
     assert logic.close_retry_delay(1, 200, delays) is None
+
+
+def test_timer_check_arms_the_next_check_until_one_is_due():
+    t = logic.Timers(idle=10, max_duration=30)
+    r = logic.ConnectionRecord("id", "", "", connected_at=0.0)
+    assert t.check(r, 0) == [Arm("id", 10.0)]
+    r.touch(8)
+    assert t.check(r, 10) == [Arm("id", 8.0)]
+    assert t.check(r, 18) == [Close("id", CloseCode.GOING_AWAY, "Idle timeout")]
+    assert logic.Timers(idle=0, max_duration=0).check(r, 1e9) == []
+
+
+def test_a_full_backlog_closes_1013_once_and_takes_nothing_more():
+    r = logic.ConnectionRecord("id", "", "", connected_at=0.0)
+    b = logic.Backlog(max_messages=1)
+    assert logic.message_in(r, b, logic.Hook(b"a", False), 1.0) == [] and r.last_active_at == 1.0
+    assert logic.message_in(r, b, logic.Hook(b"b", False), 2.0) == [
+        Close("id", CloseCode.TRY_AGAIN_LATER, "Backend too slow")]
+    assert logic.message_in(r, b, logic.Hook(b"c", False), 3.0) == [] and len(b.queue) == 1
+
+
+def test_push_commands_answer_and_reach_the_connection_as_effects():
+    r = logic.ConnectionRecord("id", "192.0.2.1", "ua", connected_at=0.0)
+    send = wire.PushSend(b"hi", False)
+    assert logic.push(r, send, 5.0, lambda: 0, 10) == (200, wire.OK_BODY, [Send("id", send)])
+    assert r.last_active_at == 5.0
+    status, body, fx = logic.push(r, wire.PushInfo(), 6.0, lambda: 0, 10)
+    assert status == 200 and fx == [] and b'"sourceIp":"192.0.2.1"' in body
+    assert logic.push(r, wire.PushClose(), 7.0, lambda: 0, 10) == (204, b"", [Close("id", CloseCode.NORMAL)])
+    with pytest.raises(wire.PushError) as e:
+        logic.push(r, send, 8.0, lambda: 11, 10)
+    assert e.value.status == 429 and r.last_active_at == 5.0

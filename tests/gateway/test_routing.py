@@ -1,5 +1,6 @@
 """Push routing between nodes: commands survive the hub's JSON round trip; every call
-sent to another node ends exactly once (answer, timeout or stop) and leaves no timer behind."""
+sent to another node ends exactly once (answer, timeout or stop) and leaves no timer behind;
+errors are `PushError`s, also across the hub."""
 
 import json
 
@@ -26,16 +27,15 @@ def test_commands_round_trip_through_json(command):
 # -- the Router under a task.Clock: two "nodes" sharing one MemoryHub ------------------
 
 class HeldConnection:
-    """Stands in for a live WebSocket connection on the other node (only what a GET uses)."""
+    """Stands in for a connection held by the other node: a GET describes it, a send finds its buffer full."""
 
     def __init__(self, conn_id: str) -> None:
         self.conn_id = conn_id
 
-    def live(self) -> bool:
-        return True
-
-    def info(self) -> bytes:
-        return wire.encode({"connectionId": self.conn_id})
+    def execute(self, command: wire.PushCommand) -> tuple[int, bytes]:
+        if isinstance(command, wire.PushSend):
+            raise wire.buffer_full()
+        return 200, wire.encode({"connectionId": self.conn_id})
 
 
 def two_nodes(clock: task.Clock):
@@ -54,9 +54,14 @@ def hold_on_b(hub, b_local, conn_id):
 
 
 def results(d):
+    """What the call fired with: the reply, or the PushError's (status, code, message, AWS type)."""
     got = []
-    d.addBoth(got.append)
+    d.addCallbacks(got.append, lambda f: got.append(pushed(f.trap(wire.PushError) and f.value)))
     return got
+
+
+def pushed(e: wire.PushError) -> tuple[int, str, str, str | None]:
+    return e.status, e.code, e.message, e.error_type
 
 
 def test_answered_calls_cancel_their_timers():
@@ -80,7 +85,7 @@ def test_a_node_that_does_not_answer_times_out_once():
     clock.advance(NODE_CALL_TIMEOUT - 0.001)
     assert got == []
     clock.advance(0.001)
-    assert got == [(504, wire.encode({"code": "NODE_TIMEOUT", "message": "node gone did not answer"}))]
+    assert got == [(504, "NODE_TIMEOUT", "node gone did not answer", None)]
     assert a.pending == 0 and clock.getDelayedCalls() == []
     # a late answer (same request id) is ignored
     hub.publish("gateway.reply.a", {"rid": 1, "status": 200, "body": "{}"})
@@ -110,11 +115,29 @@ def test_unknown_and_own_ids_answer_410_without_a_call():
     clock = task.Clock()
     hub, a, b, b_local = two_nodes(clock)
     hub.join(SPACE, "stale", {"node": "a"})  # says it is here, but it is not in a's connections
-    assert results(a.route("nobody", wire.PushInfo())) == [(410, b"")]
-    assert results(a.route("stale", wire.PushInfo())) == [(410, b"")]
+    gone = pushed(wire.gone())
+    assert gone[:3] == (410, "NOT_FOUND", wire.GONE_MESSAGE) and gone[3] == "GoneException"
+    assert results(a.route("nobody", wire.PushInfo())) == [gone]
+    assert results(a.route("stale", wire.PushInfo())) == [gone]
     hub.join(SPACE, "left-b", {"node": "b"})  # b no longer holds it: b answers 410
-    assert results(a.route("left-b", wire.PushClose())) == [(410, b"")]
+    assert results(a.route("left-b", wire.PushClose())) == [gone]
     assert a.pending == 0 and clock.getDelayedCalls() == []
+
+
+def test_an_error_on_the_other_node_crosses_the_hub_whole():
+    clock = task.Clock()
+    hub, a, b, b_local = two_nodes(clock)
+    hold_on_b(hub, b_local, "full")
+    assert results(a.route("full", wire.PushSend(b"x", False))) == [pushed(wire.buffer_full())]
+    assert a.pending == 0 and clock.getDelayedCalls() == []
+
+
+def test_an_id_this_node_lacks_is_503_while_the_hub_is_down():
+    clock = task.Clock()
+    hub, a, b, b_local = two_nodes(clock)
+    hub.is_up = lambda: False  # only this node's view: another node may hold it
+    assert results(a.route("nobody", wire.PushInfo())) == [
+        (503, "HUB_DOWN", "the hub is unreachable, so the node holding it is unknown", None)]
 
 
 def test_stop_answers_waiting_calls_and_cancels_their_timers():
@@ -123,5 +146,5 @@ def test_stop_answers_waiting_calls_and_cancels_their_timers():
     hub.join(SPACE, "lost", {"node": "gone"})
     got = results(a.route("lost", wire.PushInfo()))
     a.stop()
-    assert got == [(503, wire.encode({"code": "SHUTTING_DOWN", "message": "the node is stopping"}))]
+    assert got == [(503, "SHUTTING_DOWN", "the node is stopping", None)]
     assert a.pending == 0 and clock.getDelayedCalls() == []
