@@ -75,6 +75,14 @@ def test_invalid_utf8_closes_1007(node_of, name):
     assert only_close(peer) == close_frame(1007, BAD_UTF8)
 
 
+@pytest.mark.parametrize("name", SERVICES)
+def test_a_protocol_violation_closes_1002(node_of, name):
+    peer = started(node_of, name).websocket(SERVICES[name][1])
+    peer.written()
+    peer.send_raw(bytes((0x81, 2)) + b"hi")  # a client frame must be masked
+    assert only_close(peer) == close_frame(1002, "unmasked client-to-server frame")
+
+
 def test_a_peer_silent_after_a_ping_is_dropped_without_a_close_frame(node_of):
     node = node_of('[clicker]\nstate = "c"\nping_interval = 5\n', "clicker")
     peer = node.websocket("/ws")
@@ -126,6 +134,37 @@ def test_engineio_missed_pong_closes_1000_after_the_close_packet(node_of):
     assert peer.texts() == ["2"]
     node.clock.advance(1)
     assert peer.written() == b"\x81\x011" + close_frame(1000)
+
+
+def test_engineio_bad_packet_ends_the_session_then_closes_1000(node_of):
+    peer = engineio(node_of(EVENTS, "events"))
+    peer.send("9")  # no such Engine.IO packet type
+    assert peer.written() == text_frame("1") + close_frame(1000)
+
+
+def test_socketio_flood_is_told_once_then_the_session_ends_1000(node_of):
+    peer = engineio(node_of(EVENTS, "events"))
+    peer.send("40")
+    peer.written()
+    for _ in range(12):  # burst 5, then strikes beyond the burst
+        peer.send('42["last-msg"]')
+    data = peer.written()
+    assert data.count(b'"code":"rate-limited"') == 1
+    assert data.endswith(text_frame("1") + close_frame(1000))
+
+
+def test_socketio_client_over_max_clients_is_told_then_closed_1000(node_of):
+    node = node_of(EVENTS + "max_clients = 1\n", "events")
+    first = engineio(node)
+    first.send("40")
+    assert first.texts()[0].startswith('40{"sid":')
+    second = engineio(node)
+    second.send("40")
+    frames = second.frames()
+    texts = [p.decode() for op, p in frames if op == 1]
+    assert texts[0].startswith('40{"sid":') and texts[1:] == [
+        '42["error",{"status":"error","code":"server-capacity","message":"Server at capacity"}]', "41", "1"]
+    assert frames[-1] == (8, close_frame(1000)[2:]) and first.frames() == []  # the first client stays
 
 
 @pytest.mark.parametrize("path", ["/event/", "/event-sender/"])

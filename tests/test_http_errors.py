@@ -135,6 +135,15 @@ def test_engineio_post_over_max_packet_is_413_in_plain_text(node_of):
     assert (a.status, a.headers["content-type"], a.body) == (413, "text/plain; charset=UTF-8", b"payload too large")
 
 
+def test_engineio_post_with_a_bad_packet_is_400_and_ends_the_session(node_of):
+    node = node_of(EVENTS, "events")
+    sid = json.loads(eio(node).body[1:])["sid"]
+    a = eio(node, "POST", b"9", sid=sid)
+    assert (a.status, a.json()) == (400, {"code": 3, "message": "Bad request"})
+    assert eio(node, sid=sid).body == b"1"  # the close packet, then the session is gone
+    assert eio(node, sid=sid).json() == {"code": 1, "message": "Session ID unknown"}
+
+
 def test_engineio_websocket_handshake_refused_with_400(node_of):
     node = node_of(EVENTS, "events")
     assert node.websocket("/socket.io/?EIO=4&transport=polling").head.startswith(b"HTTP/1.1 400 ")
@@ -222,6 +231,40 @@ def test_gateway_push_api_errors(node_of):
     assert aws(full) == (
         429, "LimitExceededException", {"code": "LIMIT_EXCEEDED", "message": "The client's outbound buffer is full"})
     assert full.reason == "Too Many Requests"  # Twisted knows no phrase for 429
+
+
+def test_gateway_push_over_max_body_is_413_in_the_push_apis_shape(node_of):
+    node = node_of(GATEWAY + "[http]\nmax_body = 1024\n", "gateway")
+    assert aws(push(node, "POST", "x", b"y" * 2000)) == (
+        413, "PayloadTooLargeException", {"code": "MESSAGE_TOO_LONG", "message": "Message is over 8 bytes"})
+
+
+def test_gateway_push_routing_errors(node_of):
+    """503 while the hub is down, 504 when the node holding the id does not answer, 503 when this one stops."""
+    from freescore.gateway.routing import NODE_CALL_TIMEOUT, SPACE
+
+    node = node_of(GATEWAY, "gateway")
+    hub = node.service("gateway").hub
+    hub.is_up = lambda: False
+    assert aws(push(node, "GET", "nobody")) == (
+        503, "", {"code": "HUB_DOWN", "message": "the hub is unreachable, so the node holding it is unknown"})
+    hub.is_up = lambda: True
+    hub.join(SPACE, "elsewhere", {"node": "other"})  # that node crashed; its presence has not expired
+    held = node.connect(1)
+    held.protocol.dataReceived(request("GET", "/@connections/elsewhere", Authorization="Bearer s"))
+    node.clock.advance(NODE_CALL_TIMEOUT)
+    timed_out = Answer(bytes(held.value()))
+    assert aws(timed_out) == (504, "", {"code": "NODE_TIMEOUT", "message": "node other did not answer"})
+    held = node.connect(1)
+    held.protocol.dataReceived(request("GET", "/@connections/elsewhere", Authorization="Bearer s"))
+    node.service("gateway").router.stop()
+    assert aws(Answer(bytes(held.value()))) == (503, "", {"code": "SHUTTING_DOWN", "message": "the node is stopping"})
+
+
+def test_gateway_push_that_fails_inside_is_500(node_of):
+    node = node_of(GATEWAY, "gateway")
+    node.service("gateway").hub.member = lambda *a: fail(RuntimeError("presence unreadable"))
+    assert aws(push(node, "GET", "x")) == (500, "", {"code": "INTERNAL_ERROR", "message": "push failed"})
 
 
 def test_gateway_push_from_a_network_not_allowed_is_403(node_of):

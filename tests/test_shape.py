@@ -128,3 +128,50 @@ def test_the_io_check_sees_what_it_looks_for():
     assert any("imports twisted" in h for h in io_in("freescore.poomsae.service"))
     assert "freescore.poomsae.ids" in rules_modules("worldclass")
     assert any("imports twisted" in h for h in io_in("freescore.clicker.store"))
+
+
+def import_time_imports(name: str) -> set[str]:
+    """The freescore modules `name` imports when it is imported: not under `if TYPE_CHECKING:`, not in a function."""
+    found: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+                for other in child.orelse:
+                    visit(other)
+            elif isinstance(child, ast.ImportFrom) and child.module and child.module.startswith("freescore"):
+                for alias in child.names:
+                    sub = f"{child.module}.{alias.name}"
+                    found.add(sub if module_path(sub).exists() else child.module)
+            elif isinstance(child, ast.Import):
+                found.update(a.name for a in child.names if a.name.startswith("freescore"))
+            elif not isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+                visit(child)
+
+    visit(ast.parse(module_path(name).read_text()))
+    return {m for m in found if module_path(m).exists() and m != name}
+
+
+def test_no_import_cycles_at_run_time():
+    """An adapter may name its service's class for type checking only (docs/architecture.md), never import it."""
+    modules = sorted(
+        ".".join(p.relative_to(ROOT).with_suffix("").parts)
+        for p in (ROOT / "freescore").rglob("*.py") if p.name != "__init__.py"
+    )
+    graph = {m: import_time_imports(m) for m in modules}
+    cycles = []
+    done: set[str] = set()
+
+    def walk(module: str, path: list[str]) -> None:
+        for nxt in sorted(graph.get(module, ())):
+            if nxt in path:
+                cycles.append(" -> ".join([*path[path.index(nxt):], nxt]))
+            elif nxt not in done:
+                walk(nxt, [*path, nxt])
+        done.add(module)
+
+    for module in modules:
+        if module not in done:
+            walk(module, [module])
+    assert cycles == []
+    assert "freescore.events.adapter" in graph["freescore.events.service"]  # the check sees imports
