@@ -1,36 +1,19 @@
 """Load generator for worldclass: 4 rings x (7 judges + 20 displays) against a real `twistd freescore`.
 
-Two phases, each bounded in time, on loopback only:
-  max    every judge sends its next score as soon as its own broadcast comes back;
-  paced  every judge sends one score per second.
-It measures score -> the LAST display of the ring receiving that update (p50/p99/max) and
-acknowledged scores per second, then writes bench/reports/worldclass.md.
-
-Judge 6 always sends an incomplete score (rhythm 0), so a form never completes and the autopilot
-never moves the division: every request measures the same score -> write -> broadcast path.
+The shared load and report are bench/poomsae_load.py's. Judge 6 always sends an incomplete
+score (rhythm 0), so a form never completes and the autopilot never moves the division.
 
 Run: python3 bench/worldclass_load.py [--rings 4 --judges 7 --displays 20 --max-seconds 10 --paced-seconds 15]
 """
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import json
-import multiprocessing
-import os
-import platform
 import sys
-import tempfile
-import time
 from pathlib import Path
+from typing import Any
 
-import websockets
-
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
-sys.path.insert(0, str(REPO))
-from harness import FreescoreProcess  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from poomsae_load import Scenario, run  # noqa: E402
 
 ATHLETES = 10
 
@@ -52,217 +35,18 @@ def make_data(root: Path, rings: int, judges: int) -> None:
         (ring / "progress.txt").write_text("# current=b01\n")
 
 
-def marker(text: str) -> str | None:
-    i = text.find('"bench":"')
-    if i < 0:
-        return None
-    j = text.find('"', i + 9)
-    return text[i + 9:j]
+def score(key: str, j: int, judges: int, n: int) -> dict[str, Any]:
+    v = f"{1.0 + (n % 10) / 10:.1f}"
+    return {"type": "division", "action": "score", "bench": key,
+            "score": {"judge": j, "major": "0.3", "minor": f"{(n % 7) / 10:.1f}",
+                      "rhythm": "0.0" if j == judges - 1 else v, "power": v, "ki": "1.2"}}
 
 
-async def display(url: str, arrivals: dict[str, float], deadline: float) -> None:
-    """Keep the latest arrival time (CLOCK_MONOTONIC, comparable across processes) per score."""
-    async with websockets.connect(url, max_size=None) as ws:
-        while time.monotonic() < deadline:
-            try:
-                text = await asyncio.wait_for(ws.recv(), 0.5)
-            except TimeoutError:
-                continue
-            key = marker(text)
-            if key is not None:
-                now = time.monotonic()
-                if now > arrivals.get(key, 0.0):
-                    arrivals[key] = now
-
-
-def display_worker(base: str, rings: list[int], displays: int, seconds: float, conn) -> None:  # type: ignore[no-untyped-def]
-    """A process of its own for the displays, so receiving does not delay the judges' clock."""
-    async def run() -> dict[str, float]:
-        arrivals: dict[str, float] = {}
-        deadline = time.monotonic() + seconds
-        tasks = [asyncio.create_task(display(f"{base}/worldclass/bench/{r}/observer", arrivals, deadline))
-                 for r in rings for _ in range(displays)]
-        await asyncio.sleep(1.0)
-        conn.send("ready")
-        await asyncio.gather(*tasks, return_exceptions=True)
-        return arrivals
-
-    conn.send(asyncio.run(run()))
-
-
-async def judge(url: str, ring: int, j: int, judges: int, stop: asyncio.Event, pace: float | None,
-                sent: dict[str, float], acked: list[int]) -> None:
-    async with websockets.connect(url, max_size=None) as ws:
-        if pace is not None:  # judges do not all press "send" in the same millisecond
-            await asyncio.sleep(pace * ((ring * 7 + j) % 29) / 29)
-        n = 0
-        while not stop.is_set():
-            n += 1
-            key = f"r{ring}j{j}n{n}"
-            v = f"{1.0 + (n % 10) / 10:.1f}"
-            request = {"type": "division", "action": "score", "bench": key,
-                       "score": {"judge": j, "major": "0.3", "minor": f"{(n % 7) / 10:.1f}",
-                                 "rhythm": "0.0" if j == judges - 1 else v, "power": v, "ki": "1.2"}}
-            started = time.monotonic()
-            sent[key] = started
-            await ws.send(json.dumps(request))
-            while True:  # wait for our own broadcast: the acknowledgement
-                text = await asyncio.wait_for(ws.recv(), 30)
-                if marker(text) == key:
-                    break
-            acked[0] += 1
-            if pace is not None:
-                await asyncio.sleep(max(0.0, pace - (time.monotonic() - started)))
-
-
-def pct(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))] * 1000
-
-
-async def judges_phase(base: str, args: argparse.Namespace, pace: float | None, seconds: float,
-                       sent: dict[str, float]) -> tuple[int, float]:
-    stop = asyncio.Event()
-    acked = [0]
-    start = time.monotonic()
-    tasks = [asyncio.create_task(judge(f"{base}/worldclass/bench/{r}/judge{j}", r, j, args.judges, stop, pace,
-                                       sent, acked))
-             for r in range(1, args.rings + 1) for j in range(args.judges)]
-    await asyncio.sleep(seconds)
-    stop.set()
-    elapsed = time.monotonic() - start
-    await asyncio.gather(*tasks, return_exceptions=True)
-    return acked[0], elapsed
-
-
-def server_histogram(http: str) -> dict[float, float]:
-    """Cumulative bucket counts of freescore_worldclass_request_seconds from /metrics."""
-    import urllib.request
-
-    text = urllib.request.urlopen(http + "/metrics", timeout=10).read().decode()
-    out: dict[float, float] = {}
-    for line in text.splitlines():
-        if line.startswith("freescore_worldclass_request_seconds_bucket"):
-            le = line.split('le="', 1)[1].split('"', 1)[0]
-            out[float("inf") if le == "+Inf" else float(le)] = float(line.rsplit(" ", 1)[1])
-    return out
-
-
-def bucket_pct(before: dict[float, float], after: dict[float, float], p: float) -> float:
-    """Upper bound (ms) of the bucket holding the p-th percentile of what happened between two scrapes."""
-    bounds = sorted(after)
-    counts = [after[b] - before.get(b, 0.0) for b in bounds]
-    if not counts or counts[-1] <= 0:
-        return float("nan")
-    for b, c in zip(bounds, counts, strict=True):
-        if c >= p / 100 * counts[-1]:
-            return b * 1000
-    return float("inf")
-
-
-def phase(base: str, args: argparse.Namespace, pace: float | None, seconds: float) -> dict[str, float]:
-    http = base.replace("ws://", "http://")
-    before = server_histogram(http)
-    ctx = multiprocessing.get_context("fork")
-    workers = []
-    rings = list(range(1, args.rings + 1))
-    groups = [rings[i::args.display_procs] for i in range(args.display_procs)]
-    for group in groups:
-        parent, child = ctx.Pipe()
-        proc = ctx.Process(target=display_worker, args=(base, group, args.displays, seconds + 4.0, child))
-        proc.start()
-        workers.append((proc, parent))
-    for _, parent in workers:
-        assert parent.recv() == "ready"
-    sent: dict[str, float] = {}
-    acked, elapsed = asyncio.run(judges_phase(base, args, pace, seconds, sent))
-    arrivals: dict[str, float] = {}
-    for proc, parent in workers:
-        for key, t in parent.recv().items():
-            arrivals[key] = max(t, arrivals.get(key, 0.0))
-        proc.join()
-    # a score counts once every display of its ring has it: the latest arrival over all of them
-    lat = [arrivals[k] - t for k, t in sent.items() if k in arrivals]
-    after = server_histogram(http)
-    return {"requests": acked, "rps": acked / elapsed, "samples": len(lat), "p50": pct(lat, 50),
-            "p99": pct(lat, 99), "max": max(lat) * 1000 if lat else float("nan"),
-            "server_p50": bucket_pct(before, after, 50), "server_p99": bucket_pct(before, after, 99)}
-
-
-def write_probe(folder: Path, count: int = 40) -> tuple[float, float]:
-    """p50/p99 (ms) of freescore.persist.write_atomic on this disk right now: the floor of every score."""
-    from freescore.persist import write_atomic
-
-    times = []
-    for i in range(count):
-        started = time.monotonic()
-        write_atomic(folder / "probe.txt", "x" * 4000 + str(i))
-        times.append(time.monotonic() - started)
-    return pct(times, 50), pct(times, 99)
-
-
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--rings", type=int, default=4)
-    ap.add_argument("--judges", type=int, default=7)
-    ap.add_argument("--displays", type=int, default=20)
-    ap.add_argument("--max-seconds", type=float, default=10.0)
-    ap.add_argument("--paced-seconds", type=float, default=15.0)
-    ap.add_argument("--display-procs", type=int, default=2, help="processes receiving for the displays")
-    ap.add_argument("--report", default=str(REPO / "bench" / "reports" / "worldclass.md"))
-    args = ap.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        make_data(work / "data", args.rings, args.judges)
-        config = ('[[listen]]\nendpoint = "tcp:0:interface=127.0.0.1"\n\n[worldclass]\ndata = "data"\n'
-                  "scoreboard_delay = 3600.0\nleaderboard_delay = 3600.0\n")
-        probe_before = write_probe(work)
-        fs = FreescoreProcess(config, work).start()
-        try:
-            base = fs.url(0, "ws")
-            fast = phase(base, args, None, args.max_seconds)
-            paced = phase(base, args, 1.0, args.paced_seconds)
-        finally:
-            fs.stop()
-        probe_after = write_probe(work)
-    command = "python3 bench/worldclass_load.py " + " ".join(sys.argv[1:])
-    lines = [
-        "# worldclass load benchmark",
-        "",
-        f"Command: `{command.strip()}`",
-        "",
-        f"Setup: {args.rings} rings x ({args.judges} judges + {args.displays} displays), one real "
-        "`twistd -n freescore` on 127.0.0.1, division of 10 athletes / 2 forms; load generator (websockets: "
-        f"judges in one asyncio process, displays in {args.display_procs} more) on the same machine. "
-        "Every score is written atomically (fsync) before its "
-        "broadcast. Latency = judge sends score -> the last of the ring's displays has the update.",
-        "",
-        f"Machine: {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}. The load "
-        f"generator shares the cores with the server (1-minute load average at the end {os.getloadavg()[0]:.1f}).",
-        "",
-        "Columns p50/p99/max: end to end, score sent -> last display has it. Server p50/p99: the server's "
-        "own share (frame received -> broadcast written to every socket, including the fsync'd file "
-        "write), read from the `freescore_worldclass_request_seconds` histogram on /metrics; shown as "
-        "the upper bound of the histogram bucket (ms).",
-        "",
-        "Disk: `write_atomic` (temp file, fsync, rename, fsync folder) of a 4 KB file took "
-        f"p50 {probe_before[0]:.1f} ms "
-        f"/ p99 {probe_before[1]:.1f} ms before the run and p50 {probe_after[0]:.1f} / p99 {probe_after[1]:.1f} ms "
-        "after it. Every score waits for one such write (shared by the scores of the same reactor turn), so "
-        "this is the floor of the latency.",
-        "",
-        "| phase | scores acked | scores/s | samples | p50 ms | p99 ms | max ms | server p50 <= | server p99 <= |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for name, r in (("as fast as acknowledged", fast), ("1 score/judge/s", paced)):
-        lines.append(f"| {name} | {r['requests']} | {r['rps']:.0f} | {r['samples']} | {r['p50']:.2f} | "
-                     f"{r['p99']:.2f} | {r['max']:.2f} | {r['server_p50']:g} | {r['server_p99']:g} |")
-    target_met = paced["p99"] < 5.0
-    lines += [
-        "",
-        f"Target (p99 < 5 ms at 1 score/judge/s): {'met' if target_met else 'not met on this run'}. "
+WORLDCLASS = Scenario(
+    service="worldclass", make_data=make_data, score=score, judge_role=lambda j: f"judge{j}",
+    config="scoreboard_delay = 3600.0\nleaderboard_delay = 3600.0\n",
+    division="division of 10 athletes / 2 forms",
+    notes=(
         "A cProfile of the server during the paced phase (taken earlier, with other jobs on the machine) showed where "
         "the time goes: fsync 5.1 ms per call on average (two per division write: file and folder), "
         "socket writes 0.18 ms per recipient, scoring + JSON about 1 ms per score. Measured in-process "
@@ -270,13 +54,8 @@ def main() -> None:
         "latency is waiting for the shared disk and for CPU time on the shared cores. Scores "
         "that arrive in the same reactor turn share one write (group commit), which is why the "
         "as-fast-as-acknowledged phase reaches several times the paced throughput.",
-        "",
-    ]
-    text = "\n".join(lines)
-    Path(args.report).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.report).write_text(text)
-    print(text)
-
+    ),
+)
 
 if __name__ == "__main__":
-    main()
+    run(WORLDCLASS, __doc__.split("\n")[0])
