@@ -15,9 +15,11 @@ mode 0666 as upstream does, so the PHP side can write them too.
     ring_numbers(folder)             the ring folders of a tournament, as numbers
 
 `DataStore(layout)` puts them behind one object that a service's logic is
-handed (it never imports this module): `sync(ring, parse)` brings a
-`RingFolder` up to date with the disk, re-reading only files whose stamp
-changed; the other methods write, move and delete on the logic's behalf.
+handed (it never imports this module): `load(ring)` brings a `RingFolder` up
+to date with the disk, re-reading only files whose stamp changed;
+`commit(ring, entry, ...)` writes a changed division; the other methods write,
+move and delete on the logic's behalf. A service subclasses it with its file
+format: `parse(text, divid, path, stamp)` and `format(entry)`.
 """
 
 from __future__ import annotations
@@ -141,6 +143,23 @@ class DataStore:
         if st != ring.progress_stamp:
             ring.progress = parse_progress(read_text(ring.progress_path)) if st else {}
             ring.progress_stamp = st
+
+    # -- a service's division files: its `parse` and `format` -------------------------
+    def parse(self, text: str, divid: str, path: Path, stamp: Stamp) -> Any:
+        """A division file's text -> the ring's entry for it (with `path` and `stamp`); ValueError if unreadable."""
+        raise NotImplementedError
+
+    def format(self, entry: Any) -> str:
+        """A ring entry -> its division file's text."""
+        raise NotImplementedError
+
+    def load(self, ring: RingFolder) -> None:
+        """Bring a ring up to date with its folder (only changed files are parsed)."""
+        self.sync(ring, self.parse)
+
+    def commit(self, ring: RingFolder, entry: Any, descriptions: list[str], now: float) -> None:
+        """Write one changed division (atomically; a service keeping history extends this)."""
+        entry.stamp = self.write(entry.path, self.format(entry))
 
     def write(self, path: Path, text: str) -> Stamp | None:
         """Write atomically, making the folder if needed; returns the new stamp."""

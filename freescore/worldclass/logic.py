@@ -17,6 +17,7 @@ import random
 from typing import TYPE_CHECKING, Any
 
 from freescore.effects import ConnId, Effects
+from freescore.poomsae import rings
 from freescore.worldclass import scoring, wire
 from freescore.worldclass.divfile import Division
 from freescore.worldclass.handlers import BATCHABLE, HANDLERS, Context
@@ -27,44 +28,20 @@ if TYPE_CHECKING:
     from freescore.worldclass.store import WorldclassStore
 
 
-class Worldclass:
+class Worldclass(rings.Tournaments):
     """Every tournament under the data root; `handle` is the one entry for requests."""
+
+    tournament_class = Tournament
+    tournaments: dict[str, Tournament]
 
     def __init__(self, store: WorldclassStore, rng: random.Random | None = None,
                  scoreboard_delay: float = 9.0, leaderboard_delay: float = 12.0) -> None:
-        self.store = store
-        self.rng = rng or random.Random()
+        super().__init__(store, rng)
         self.delays = {"scoreboard": scoreboard_delay, "leaderboard": leaderboard_delay}
-        self.tournaments: dict[str, Tournament] = {}
 
     def tournament(self, db: str) -> Tournament:
-        """The tournament's model, its rings to be re-read (changed files only) on first use by this call."""
-        t = self.tournaments.get(db)
-        if t is None:
-            t = self.tournaments[db] = Tournament(self.store, db, self.rng)
-        t.begin()
+        t: Tournament = super().tournament(db)
         return t
-
-    def exists(self, db: str) -> bool:
-        """Whether `<root>/<db>` is a folder (a tournament someone set up, not just a name in a URL)."""
-        return self.store.tournament_exists(db)
-
-    def drop(self, db: str) -> None:
-        """Forget a tournament's in-memory model (its files stay); pending changes are written first.
-
-        A SaveError still drops it: the next use re-reads the disk.
-        """
-        t = self.tournaments.get(db)
-        if t is None:
-            return
-        try:
-            t.flush()
-        finally:
-            self.tournaments.pop(db, None)
-
-    def forget(self, db: str) -> None:
-        """Drop a tournament's model without writing (after a failed request: re-read the files)."""
-        self.tournaments.pop(db, None)
 
     def handle(self, conn: ConnId, client: Client, request: dict[str, Any], clients: list[Client], now: float,
                autoflush: bool = True) -> Effects:
@@ -91,17 +68,6 @@ class Worldclass:
         except SaveError:
             self.forget(t.db)  # memory never drifts from the files: re-read them
             raise
-
-    def flush(self) -> dict[str, SaveError]:
-        """Write every tournament's pending changes; returns the ones that failed (already dropped)."""
-        failed: dict[str, SaveError] = {}
-        for db, t in list(self.tournaments.items()):
-            try:
-                t.flush()
-            except SaveError as e:
-                failed[db] = e
-                self.forget(db)
-        return failed
 
     # -- autopilot ----------------------------------------------------------------
     def autopilot(self, group: tuple[str, Ring], step: AutopilotStep, now: float) -> Effects:

@@ -8,11 +8,10 @@ No reactor, no Autobahn and no file access here: a `Tournament` is handed a
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from freescore.poomsae import rings
 from freescore.poomsae.ids import SaveError as SaveError
 from freescore.poomsae.ids import UnknownRequest as UnknownRequest
 from freescore.poomsae.rings import RingFolder
@@ -54,35 +53,19 @@ class AutopilotStep:
 
 # -- rings and tournaments -----------------------------------------------------------
 
-@dataclass
-class Loaded:
-    div: Division
-    path: Path
-    stamp: tuple[int, int] | None
-    results: scoring.Results
+Loaded = rings.Loaded[Division, scoring.Results]
+"""A division of a ring: the parsed file, its path and stamp, its scoring results."""
 
 
 class RingState(RingFolder):
     """The divisions of one ring folder (or staging) and its progress.txt, as the store last read them."""
 
-    def __init__(self, tournament: Tournament, ring: Ring) -> None:
-        super().__init__(tournament.store.layout, tournament.base, ring)
-        self.t = tournament
-
-    def keep_unsaved(self, entry: Any) -> bool:
-        return id(entry) in self.t.dirty
+    t: Tournament
 
     def save(self, loaded: Loaded, description: str, now: float) -> None:
         """Recompute and advance now; the write happens at the next `flush` (before any broadcast)."""
         loaded.results = scoring.refresh(loaded.div, self.t.rng)
-        pending = self.t.dirty.get(id(loaded))
-        if pending is None:
-            self.t.dirty[id(loaded)] = (self, loaded, [description], now)
-        else:
-            pending[2].append(description)
-
-    def save_progress(self) -> None:
-        self.t.store.save_progress(self)
+        self.mark(loaded.div.name, loaded, description, now)
 
     # -- state --------------------------------------------------------------
     def division_json(self, loaded: Loaded) -> dict[str, Any]:
@@ -105,47 +88,13 @@ class RingState(RingFolder):
         return out
 
 
-class Tournament:
-    """One `<db>`: its rings, staging and draws, with mutations serialised by the caller's reactor.
+class Tournament(rings.Tournament):
+    """One `<db>`: its rings, staging and draws (`draws.json`, through the store)."""
 
-    A ring is read from its folder once per request (`begin()` starts one), not on every access.
-    """
-
-    def __init__(self, store: WorldclassStore, db: str, rng: random.Random | None = None) -> None:
-        self.store = store
-        self.db = db
-        self.base = store.tournament_folder(db)
-        self.rng = rng or random.Random()
-        self.rings: dict[Ring, RingState] = {}
-        self.synced: set[Ring] = set()
-        self.dirty: dict[int, tuple[RingState, Loaded, list[str], float]] = {}
-
-    def begin(self) -> None:
-        """A new request or autopilot step: each ring it touches is re-read (changed files only) once."""
-        self.synced.clear()
-
-    def flush(self) -> None:
-        """Write every division changed since the last flush (one atomic write each).
-
-        Raises SaveError when a write fails; the caller must then drop this tournament
-        (its memory holds changes the disk does not) and answer the requesters with an error.
-        """
-        while self.dirty:
-            _, (state, loaded, descriptions, now) = self.dirty.popitem()
-            if state.divisions.get(loaded.div.name) is loaded:
-                try:
-                    self.store.commit(state, loaded, descriptions, now)
-                except Exception as e:  # disk full, folder gone, ...: nothing of it may be broadcast
-                    raise SaveError(self.db, e) from e
+    ring_class = RingState
+    store: WorldclassStore
+    rings: dict[Ring, RingState]
 
     def ring(self, ring: Ring) -> RingState:
-        state = self.rings.get(ring)
-        if state is None:
-            state = self.rings[ring] = RingState(self, ring)
-        if ring not in self.synced:
-            self.store.load(state)
-            self.synced.add(ring)
+        state: RingState = super().ring(ring)
         return state
-
-    def all_rings(self) -> list[Ring]:
-        return list(self.store.rings(self.base))

@@ -93,9 +93,12 @@ class WorldclassStore(DataStore):
 
         self.sync(state, parse)
 
+    def format(self, loaded: Loaded) -> str:
+        return format_division(loaded.div)
+
     def commit(self, state: RingState, loaded: Loaded, descriptions: list[str], now: float) -> None:
         """Write the division atomically and keep the version (the file as it was, first, if unversioned)."""
-        text = format_division(loaded.div)
+        text = self.format(loaded)
         history = self.history(state.dir, loaded.div.name)
         if not history.count():
             before = self.read(loaded.path)
