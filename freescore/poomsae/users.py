@@ -19,7 +19,8 @@ from freescore.poomsae.routes import Route
 
 HEALTH_INTERVAL = {"strong": 30.0, "good": 15.0, "weak": 5.0, "bad": 1.0}
 """Seconds to the next ping by health, for a 30 s base interval."""
-JUDGE_RE = re.compile(r"^judge(\d+)$", re.IGNORECASE)
+JUDGE_RE = re.compile(r"^(?:judge)?(\d+)$", re.IGNORECASE)
+"""`judge3`, or the bare number the SBS judge tablet connects with (`/worldclass/<db>/<ring>/3`)."""
 
 
 def health_for(outstanding: int) -> str:
@@ -35,7 +36,7 @@ def health_for(outstanding: int) -> str:
 
 
 def judge_number(role: str) -> int | None:
-    """`judge3` -> 3 (the URL role names the seat); None for any other role."""
+    """`judge3` or `3` -> 3 (the URL role names the seat); None for any other role."""
     m = JUDGE_RE.match(role)
     return int(m.group(1)) if m else None
 

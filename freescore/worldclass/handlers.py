@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from freescore.effects import Broadcast, Cancel, ConnId, Effect, Effects, Send
-from freescore.worldclass import scoring, wire
+from freescore.worldclass import bracket, scoring, wire
 from freescore.worldclass.divfile import (
     PENALTY_KEYS,
     Athlete,
@@ -105,10 +105,13 @@ def handler(name: str):  # type: ignore[no-untyped-def]
 
 
 def _cancelled(ctx: Context, state: RingState, loaded: Loaded) -> None:
-    """Manual changes cancel the ring's autopilot; the change itself switches it off."""
+    """Manual changes cancel the ring's autopilot; the change itself switches it off.
+
+    A bracket (se/sbs) round drops the key instead, as upstream writes it there.
+    """
     state.autopilot_gen += 1
     if loaded.div.autopilot == "on":
-        loaded.div.autopilot = "off"
+        loaded.div.autopilot = None if bracket.is_bracket_round(loaded.div.method, loaded.div.round) else "off"
 
 
 def _current_form(loaded: Loaded) -> Any:

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from freescore.effects import ConnId, Effects
 from freescore.poomsae import rings
-from freescore.worldclass import scoring, wire
+from freescore.worldclass import bracket_handlers, scoring, wire
+from freescore.worldclass.bracket_handlers import BracketStep
 from freescore.worldclass.divfile import Division
 from freescore.worldclass.handlers import BATCHABLE, HANDLERS, Context
 from freescore.worldclass.model import AutopilotStep, Client, SaveError, Tournament, UnknownRequest
@@ -35,9 +36,10 @@ class Worldclass(rings.Tournaments):
     tournaments: dict[str, Tournament]
 
     def __init__(self, store: WorldclassStore, rng: random.Random | None = None,
-                 scoreboard_delay: float = 9.0, leaderboard_delay: float = 12.0) -> None:
+                 scoreboard_delay: float = 9.0, leaderboard_delay: float = 12.0, bracket_pace: float = 1.0) -> None:
         super().__init__(store, rng)
         self.delays = {"scoreboard": scoreboard_delay, "leaderboard": leaderboard_delay}
+        self.bracket_pace = bracket_pace
 
     def tournament(self, db: str) -> Tournament:
         t: Tournament = super().tournament(db)
@@ -70,8 +72,10 @@ class Worldclass(rings.Tournaments):
             raise
 
     # -- autopilot ----------------------------------------------------------------
-    def autopilot(self, group: tuple[str, Ring], step: AutopilotStep, now: float) -> Effects:
+    def autopilot(self, group: tuple[str, Ring], step: AutopilotStep | BracketStep, now: float) -> Effects:
         """Run one autopilot step of ring `group`; its update and the next step's `Arm` (none: done or stale)."""
+        if isinstance(step, BracketStep):
+            return self._bracket_autopilot(group, step, now)
         db, ring = group
         token = step.token
         t = self.tournament(db)
@@ -107,6 +111,25 @@ class Worldclass(rings.Tournaments):
         effects.broadcast(group, Update("division", "division", state.division_json(loaded), request))
         if nxt is not None:
             effects.arm(group, self.delays[step.step], AutopilotStep(token, nxt))
+        return effects
+
+
+    def _bracket_autopilot(self, group: tuple[str, Ring], step: BracketStep, now: float) -> Effects:
+        """One se/sbs step (bracket_handlers); the next one `bracket_pace` x its delay later."""
+        db, ring = group
+        t = self.tournament(db)
+        update, nxt = bracket_handlers.autopilot_step(t.ring(ring), step, now)
+        effects = Effects()
+        if update is None:
+            return effects
+        try:
+            t.flush()
+        except SaveError:
+            self.forget(db)
+            raise
+        effects.broadcast(group, update)
+        if nxt is not None:
+            effects.arm(group, bracket_handlers.pause_after(step) * self.bracket_pace, nxt)
         return effects
 
 

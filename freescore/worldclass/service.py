@@ -34,7 +34,8 @@ class WorldclassService(FreeScoreService):
         assert isinstance(settings, Settings)
         self.store = WorldclassStore(settings.data)
         super().__init__(ctx, logic.Worldclass(self.store, scoreboard_delay=settings.scoreboard_delay,
-                                               leaderboard_delay=settings.leaderboard_delay))
+                                               leaderboard_delay=settings.leaderboard_delay,
+                                               bracket_pace=settings.bracket_pace))
 
     def startService(self) -> None:
         super().startService()
