@@ -15,12 +15,14 @@ from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
 from twisted.web.server import Request
 
 from freescore.effects import ConnId
+from freescore.poomsae.frames import frame as canonical_frame
 from freescore.poomsae.frames import unknown_command
 from freescore.poomsae.routes import parse_route
 from freescore.poomsae.session import session_from_cookie
 from freescore.poomsae.users import Client
 from freescore.web import ServiceResource, json_error
 from freescore.websocket import FreescoreServerProtocol
+from freescore.wireformat import CloseCode
 
 if TYPE_CHECKING:
     from freescore.poomsae.service import FreeScoreService
@@ -56,6 +58,13 @@ class FreeScoreProtocol(FreescoreServerProtocol):
         self.client = Client(id=secrets.token_hex(20), route=route, pinging=self.service.pings,
                              sessid=session_from_cookie(request.headers.get("cookie")))
         return None
+
+    def send_frame(self, frame: Any) -> None:
+        """A `Send` effect's frame: bytes as they are, a JSON value encoded canonically."""
+        self.sendMessage(frame if isinstance(frame, bytes) else canonical_frame(frame))
+
+    def end(self, code: CloseCode, reason: str) -> None:
+        self.close_with(code, reason)
 
     def opened(self) -> None:
         self.service.join(self)

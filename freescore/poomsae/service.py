@@ -36,7 +36,7 @@ from twisted.logger import Logger
 
 from freescore import effects as fx
 from freescore.broadcast import server_frame
-from freescore.effects import Connections, ConnId, Effects, Timers, apply_effects
+from freescore.effects import Connections, ConnId, Effects, PeerEffects, Timers, apply_effects
 from freescore.poomsae import frames, users
 from freescore.poomsae.adapter import FreeScoreHttp, FreeScoreProtocol
 from freescore.poomsae.frames import Update, error_frame, processing_error
@@ -81,7 +81,7 @@ class Pending:
     received: float | None = None
 
 
-class FreeScoreService(ProtocolService[FreeScoreSettings]):
+class FreeScoreService(ProtocolService[FreeScoreSettings], PeerEffects):
     """Ring groups, the batch of writes then sends, the autopilot timers and (optionally) pings."""
 
     route_name: ClassVar[str]
@@ -98,7 +98,7 @@ class FreeScoreService(ProtocolService[FreeScoreSettings]):
         self.model = model
         self.connections: Connections[FreeScoreProtocol] = Connections()
         self.groups: dict[Group, list[FreeScoreProtocol]] = {}
-        self.autopilot = Timers(self.reactor)
+        self.autopilot = self.timers = Timers(self.reactor)
         self.idle = Timers(self.reactor)
         self.ping_calls = Timers(self.reactor)
         self.ping_intervals: dict[ConnId, float] = {}
@@ -402,13 +402,7 @@ class FreeScoreService(ProtocolService[FreeScoreSettings]):
             except SaveError as e:
                 self._save_failed(e)
 
-    # -- effects ------------------------------------------------------------------------
-    def do_send(self, effect: fx.Send) -> None:
-        proto = self.connections.get(effect.to)
-        if proto is not None:
-            data = effect.frame if isinstance(effect.frame, bytes) else frames.frame(effect.frame)
-            proto.sendMessage(data)
-
+    # -- effects (Send, Close, Arm and Cancel are the kit's PeerEffects) ------------------
     def do_broadcast(self, effect: fx.Broadcast) -> None:
         members = [p for p in self.groups.get(effect.group, []) if p.conn != effect.exclude]
         if not members:
@@ -416,20 +410,14 @@ class FreeScoreService(ProtocolService[FreeScoreSettings]):
         data = self.frame_update(effect.frame, members) if isinstance(effect.frame, Update) else effect.frame
         self.broadcaster.broadcast(members, server_frame(data))
 
-    def do_arm(self, effect: fx.Arm) -> None:
-        key, payload = effect.key, effect.payload
-        self.autopilot.arm(key, effect.delay, lambda: self._autopilot_step(key, payload))
-
-    def do_cancel(self, effect: fx.Cancel) -> None:
-        self.autopilot.cancel(effect.key)
-
-    def do_close(self, effect: fx.Close) -> None:
-        proto = self.connections.get(effect.to)
-        if proto is not None:
-            proto.close_with(effect.code, effect.reason)
-
     def do_publish(self, effect: fx.Publish) -> None:
         self.hub.publish(effect.channel, effect.message)
+
+    def peer(self, cid: ConnId) -> FreeScoreProtocol | None:
+        return self.connections.get(cid)
+
+    def fired(self, key: Hashable, payload: Any) -> None:
+        self._autopilot_step(key, payload)
 
     def _autopilot_step(self, key: Hashable, payload: Any) -> None:
         """A ring's autopilot timer fired: run the step now (it writes before its update goes out)."""
