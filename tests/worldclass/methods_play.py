@@ -140,6 +140,21 @@ def sbs_request(div: Division, form: int, chung: tuple[float, ...] | None, hong:
     return score
 
 
+def se_score(judge: int, marks: tuple[float, ...]) -> dict[str, Any]:
+    return {"type": "division", "action": "score",
+            "score": {"judge": judge, **{k: f"{v:.1f}" for k, v in zip(("major", "minor", "rhythm", "power", "ki"),
+                                                                          marks, strict=True)}}}
+
+
+def sbs_score(judge: int, match: int, form: int, chung: tuple[float, ...], hong: tuple[float, ...],
+              indices: tuple[int, int]) -> dict[str, Any]:
+    keys = ("major", "minor", "rhythm", "power", "ki")
+    return {"type": "division", "action": "score", "judge": judge,
+            "score": {"divid": "x", "match": match, "form": form,
+                      "chung": {"index": indices[0], **dict(zip(keys, chung, strict=True))},
+                      "hong": {"index": indices[1], **dict(zip(keys, hong, strict=True))}}}
+
+
 def without_deviations(ours: str, upstream: str, autopilot_off_at_end: bool = False) -> tuple[str, str]:
     """Both texts with the documented differences taken out.
 

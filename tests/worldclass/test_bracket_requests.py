@@ -17,7 +17,7 @@ from freescore.worldclass.bracket_handlers import BracketStep
 from freescore.worldclass.store import WorldclassStore
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from methods_play import METHODS_FIXTURES, step_text, without_deviations  # noqa: E402
+from methods_play import METHODS_FIXTURES, sbs_score, se_score, step_text, without_deviations  # noqa: E402
 
 CONN = ConnId("c1")
 
@@ -81,26 +81,11 @@ def steps(frames: list[dict[str, Any]]) -> list[str]:
     return [f["request"]["action"] for f in frames if f.get("type") == "autopilot"]
 
 
-def se_score(judge: int, marks: tuple[float, ...]) -> dict[str, Any]:
-    return {"type": "division", "action": "score",
-            "score": {"judge": judge, **{k: f"{v:.1f}" for k, v in zip(("major", "minor", "rhythm", "power", "ki"),
-                                                                          marks, strict=True)}}}
-
-
 def se_all(ring: Ring, marks: list[tuple[float, ...]] | tuple[float, ...]) -> list[dict[str, Any]]:
     frames: list[dict[str, Any]] = []
     for j in range(3):
         frames += ring.send(se_score(j, marks[j] if isinstance(marks, list) else marks))
     return frames
-
-
-def sbs_score(judge: int, match: int, form: int, chung: tuple[float, ...], hong: tuple[float, ...],
-              indices: tuple[int, int]) -> dict[str, Any]:
-    keys = ("major", "minor", "rhythm", "power", "ki")
-    return {"type": "division", "action": "score", "judge": judge,
-            "score": {"divid": "x", "match": match, "form": form,
-                      "chung": {"index": indices[0], **dict(zip(keys, chung, strict=True))},
-                      "hong": {"index": indices[1], **dict(zip(keys, hong, strict=True))}}}
 
 
 def test_se5_through_the_handlers(root):
