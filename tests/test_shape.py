@@ -34,18 +34,21 @@ def module_path(name: str) -> Path:
     return ROOT / (name.replace(".", "/") + ".py")
 
 
+def imported(node: ast.AST) -> set[str]:
+    """The freescore modules one import statement names (none for any other node)."""
+    if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("freescore"):
+        subs = (f"{node.module}.{alias.name}" for alias in node.names)
+        found = {sub if module_path(sub).exists() else node.module for sub in subs}
+    elif isinstance(node, ast.Import):
+        found = {a.name for a in node.names if a.name.startswith("freescore")}
+    else:
+        return set()
+    return {m for m in found if module_path(m).exists()}
+
+
 def freescore_imports(name: str) -> set[str]:
     """The freescore modules `name` imports (its own package's, and the kit's)."""
-    tree = ast.parse(module_path(name).read_text())
-    found = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("freescore"):
-            for alias in node.names:
-                sub = f"{node.module}.{alias.name}"
-                found.add(sub if module_path(sub).exists() else node.module)
-        elif isinstance(node, ast.Import):
-            found.update(a.name for a in node.names if a.name.startswith("freescore"))
-    return {m for m in found if module_path(m).exists()}
+    return {m for node in ast.walk(ast.parse(module_path(name).read_text())) for m in imported(node)}
 
 
 def rules_modules(package: str) -> set[str]:
@@ -139,17 +142,13 @@ def import_time_imports(name: str) -> set[str]:
             if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
                 for other in child.orelse:
                     visit(other)
-            elif isinstance(child, ast.ImportFrom) and child.module and child.module.startswith("freescore"):
-                for alias in child.names:
-                    sub = f"{child.module}.{alias.name}"
-                    found.add(sub if module_path(sub).exists() else child.module)
-            elif isinstance(child, ast.Import):
-                found.update(a.name for a in child.names if a.name.startswith("freescore"))
+            elif isinstance(child, ast.Import | ast.ImportFrom):
+                found.update(imported(child))
             elif not isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
                 visit(child)
 
     visit(ast.parse(module_path(name).read_text()))
-    return {m for m in found if module_path(m).exists() and m != name}
+    return found - {name}
 
 
 def test_no_import_cycles_at_run_time():
