@@ -1,7 +1,7 @@
 """fedmsg's adapters: the browser WebSocket and the HTTP publish resource.
 
-Thin: the frames are parsed in `wire`, subscriptions matched in `logic`,
-fan-out done by the service.
+Thin: the frames are parsed in `wire`, decided on in `logic` (`Bus`, over
+connection ids); the service applies the effects and does the fan-out.
 """
 
 from __future__ import annotations
@@ -12,10 +12,11 @@ from twisted.logger import Logger
 from twisted.web.server import NOT_DONE_YET, Request
 
 from freescore.auth import bearer_matches
+from freescore.effects import ConnId
 from freescore.fedmsg import wire
 from freescore.web import ServiceResource, answer_error, json_error
 from freescore.websocket import FreescoreServerProtocol
-from freescore.wireformat import HttpError, encode_json
+from freescore.wireformat import CloseCode, HttpError, encode_json
 
 if TYPE_CHECKING:
     from freescore.fedmsg.service import FedmsgService
@@ -24,18 +25,47 @@ log = Logger(namespace="freescore.fedmsg")
 
 
 class FedmsgProtocol(FreescoreServerProtocol):
-    """One browser: its frames go to the service; its subscriptions die with it."""
+    """One browser: a connection id to the bus; its subscriptions die with it."""
 
     service: FedmsgService
+    cid: ConnId | None = None
     limit_logged = False
-    too_slow = False
+
+    def opened(self) -> None:
+        self.cid = self.service.connections.add(self)
 
     def received(self, payload: bytes, is_binary: bool) -> None:
-        if not is_binary:
-            self.service.client_frame(self, payload)
+        if is_binary or self.cid is None:
+            return
+        service = self.service
+        try:
+            frame = wire.parse_client_frame(payload, service.settings.max_pattern_length)
+        except wire.BadMessage as e:
+            service.ctx.metrics.errors.inc()
+            log.debug("fedmsg: ignored a frame from {peer}: {why}", peer=self.peer, why=e)
+            return
+        answer = service.bus.frame(self.cid, frame)
+        if answer.limited:
+            service.ctx.metrics.errors.inc()
+            if not self.limit_logged:
+                self.limit_logged = True
+                log.info("fedmsg: {peer} reached {limit} patterns; further subscribes are ignored",
+                         peer=self.peer, limit=service.settings.max_patterns)
+        elif answer.dropped:
+            log.debug("fedmsg: dropped a publish from {peer} (client2server is off)", peer=self.peer)
+        service.apply(answer)
+
+    def send_frame(self, frame: bytes) -> None:
+        self.service.broadcaster.send(self, frame)
+
+    def end(self, code: CloseCode, reason: str) -> None:
+        self.close_with(code, reason)
 
     def closed(self, was_clean: bool, code: int | None, reason: str | None) -> None:
-        self.service.index.remove(self)
+        cid, self.cid = self.cid, None
+        if cid is not None:
+            self.service.connections.remove(cid)
+            self.service.bus.gone(cid)
 
 
 class PublishResource(ServiceResource):

@@ -1,9 +1,13 @@
-"""Topic subscriptions: which connections a message with topic `t` goes to.
+"""Topic subscriptions: which connections a message with topic `t` goes to, and what a browser's frame does.
 
 Patterns are indexed by their key (the pattern with every `*` removed), so a
 message costs one dict lookup per distinct key length (non-strict) or one
 lookup (strict), however many connections are subscribed. A connection gets
 a message at most once, however many of its patterns match.
+
+`Bus` holds the rules over connection ids and answers in the kit's effects:
+a message is one `Broadcast` of its envelope to the ids it matches, a
+browser's publish (with `client2server`) a `Publish`, a slow consumer a `Close`.
 """
 
 from __future__ import annotations
@@ -11,6 +15,14 @@ from __future__ import annotations
 import enum
 from collections.abc import Hashable
 from typing import Generic, TypeVar
+
+from freescore.effects import Broadcast, ConnId, Effects
+from freescore.fedmsg import wire
+from freescore.wireformat import CloseCode
+
+CHANNEL = "fedmsg:bus"
+"""The hub channel every message goes through once, whatever its source."""
+SLOW_CONSUMER = "slow consumer"
 
 Conn = TypeVar("Conn", bound=Hashable)
 
@@ -155,3 +167,53 @@ def _decrement(counts: dict, conn: Hashable) -> None:
         counts[conn] = left
     else:
         del counts[conn]
+
+
+class Answer(Effects):
+    """The effects of a browser's frame, and what the adapter logs: a pattern over the limit, a publish dropped."""
+
+    limited = False
+    dropped = False
+
+
+class Bus:
+    """fedmsg's rules over connection ids: subscriptions, browsers' frames, who gets each message."""
+
+    def __init__(self, strict: bool = False, max_patterns: int = 256, client2server: bool = False) -> None:
+        self.index: SubscriptionIndex[ConnId] = SubscriptionIndex(strict, max_patterns)
+        self.client2server = client2server
+        self.closing: set[ConnId] = set()
+        """Slow consumers being closed: their frames change nothing any more."""
+
+    def frame(self, cid: ConnId, frame: wire.ClientFrame) -> Answer:
+        answer = Answer()
+        if isinstance(frame, wire.Subscribe):
+            if cid not in self.closing and self.index.subscribe(cid, frame.pattern) is Subscribed.LIMIT:
+                answer.limited = True
+        elif isinstance(frame, wire.Unsubscribe):
+            self.index.unsubscribe(cid, frame.pattern)
+        elif self.client2server:
+            answer.publish(CHANNEL, {"topic": frame.topic, "body": frame.body_text})
+        else:
+            answer.dropped = True
+        return answer
+
+    def deliver(self, topic: str, body_text: str) -> Effects:
+        """A message on the hub channel: its envelope, built once, to every id it matches (one effect)."""
+        fx = Effects()
+        matched = self.index.match(topic)
+        if matched:
+            fx.append(Broadcast(tuple(matched), wire.format_envelope(topic, body_text)))
+        return fx
+
+    def too_slow(self, cid: ConnId) -> Effects:
+        """More unsent than `max_outbound_buffer` after a write: no more messages, close 1013."""
+        self.closing.add(cid)
+        self.index.remove(cid)
+        fx = Effects()
+        fx.close(cid, CloseCode.TRY_AGAIN_LATER, SLOW_CONSUMER)
+        return fx
+
+    def gone(self, cid: ConnId) -> None:
+        self.index.remove(cid)
+        self.closing.discard(cid)

@@ -1,12 +1,14 @@
-"""fedmsg's Twisted service: the hub channel, the ZeroMQ sources and the fan-out.
+"""fedmsg's Twisted service: the hub channel, the ZeroMQ sources, the apply loop and the fan-out.
 
 Every message, whatever its source, is published once on the hub channel
-`fedmsg:bus`; each node subscribes to that channel once and fans out to its
-own connections with one frame per message.
+`fedmsg:bus`; each node subscribes to that channel once, and the bus
+(`logic.Bus`) answers each message with one `Broadcast` of one frame to the
+ids it matches, which `apply` queues for their connections.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import zmq
@@ -15,29 +17,28 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from freescore.broadcast import server_frame
+from freescore.effects import Broadcast, Connections, ConnId, Effect, PeerEffects, Publish, apply_effects
 from freescore.fedmsg import wire
 from freescore.fedmsg.adapter import FedmsgProtocol, PublishResource
-from freescore.fedmsg.logic import Subscribed, SubscriptionIndex
+from freescore.fedmsg.logic import CHANNEL, Bus
 from freescore.fedmsg.settings import Settings
 from freescore.fedmsg.zmqsource import Publisher, Subscriber
 from freescore.hub import HubMessage
 from freescore.protocolservice import ProtocolService, ServiceContext
 from freescore.web import JsonError
 from freescore.websocket import WebSocketEndpoint
-from freescore.wireformat import CloseCode
 
 log = Logger(namespace="freescore.fedmsg")
 
-CHANNEL = "fedmsg:bus"
 
-
-class FedmsgService(ProtocolService[Settings]):
+class FedmsgService(PeerEffects, ProtocolService[Settings]):
     """The subscriptions, the hub channel and the ZeroMQ sources; fan-out with one frame per message."""
 
     def __init__(self, ctx: ServiceContext) -> None:
         super().__init__(ctx)
         s = self.settings
-        self.index: SubscriptionIndex[FedmsgProtocol] = SubscriptionIndex(s.strict, s.max_patterns)
+        self.bus = Bus(s.strict, s.max_patterns, s.client2server)
+        self.connections: Connections[FedmsgProtocol] = Connections("f")
         self.factory = self.websocket_factory(FedmsgProtocol)
         self.broadcaster = self.make_broadcaster(max_unsent=s.max_outbound_buffer, too_slow=self._too_slow)
         # At `/` (a listener of its own, as upstream) every path takes clients.
@@ -58,7 +59,7 @@ class FedmsgService(ProtocolService[Settings]):
             "freescore_fedmsg_connections_subscribed", "Connections with at least one pattern",
             registry=ctx.metrics.registry,
         )
-        patterns.set_function(self.index.connections)
+        patterns.set_function(self.bus.index.connections)
 
     # -- lifecycle -------------------------------------------------------------
     def startService(self) -> None:
@@ -143,35 +144,30 @@ class FedmsgService(ProtocolService[Settings]):
             self.publisher.send(topic, body_text)
         return self.ctx.hub.publish(CHANNEL, {"topic": topic, "body": body_text})
 
-    def client_frame(self, proto: FedmsgProtocol, payload: bytes) -> None:
-        try:
-            frame = wire.parse_client_frame(payload, self.settings.max_pattern_length)
-        except wire.BadMessage as e:
-            self.ctx.metrics.errors.inc()
-            log.debug("fedmsg: ignored a frame from {peer}: {why}", peer=proto.peer, why=e)
-            return
-        if isinstance(frame, wire.Subscribe):
-            if proto.too_slow:
-                return
-            if self.index.subscribe(proto, frame.pattern) is Subscribed.LIMIT:
-                self.ctx.metrics.errors.inc()
-                if not proto.limit_logged:
-                    proto.limit_logged = True
-                    log.info(
-                        "fedmsg: {peer} reached {limit} patterns; further subscribes are ignored",
-                        peer=proto.peer, limit=self.settings.max_patterns,
-                    )
-        elif isinstance(frame, wire.Unsubscribe):
-            self.index.unsubscribe(proto, frame.pattern)
-        elif self.settings.client2server:
-            self.publish(frame.topic, frame.body_text).addErrback(self._hub_failed)
-        else:
-            log.debug("fedmsg: dropped a publish from {peer} (client2server is off)", peer=proto.peer)
+    # -- the apply loop and the fan-out --------------------------------------------------
+    def apply(self, effects: Iterable[Effect]) -> None:
+        apply_effects(self, effects)
 
-    # -- fan-out -------------------------------------------------------------------
+    def peer(self, cid: ConnId) -> FedmsgProtocol | None:
+        return self.connections.get(cid)
+
+    def do_broadcast(self, effect: Broadcast) -> None:
+        """Queue the frame for each recipient; the broadcaster writes them at the end of the reactor turn.
+
+        Every message delivered in the same turn (a burst read from ZeroMQ)
+        goes to a connection in one write, in order, so a backlog is cleared
+        with one send per connection instead of one per message.
+        """
+        self.broadcaster.queue(self.connections.resolve(effect.group), server_frame(effect.frame))
+
+    def do_publish(self, effect: Publish) -> None:
+        message = effect.message
+        self.publish(message["topic"], message["body"]).addErrback(self._hub_failed)
+
     def count_matching(self, topic: str) -> int:
         # Not proto.is_open(): Autobahn shadows that method with a Deferred attribute.
-        return sum(1 for proto in self.index.match(topic) if proto.state == FedmsgProtocol.STATE_OPEN)
+        matched = self.connections.resolve(self.bus.index.match(topic))
+        return sum(1 for proto in matched if proto.state == FedmsgProtocol.STATE_OPEN)
 
     def _from_hub(self, message: HubMessage) -> None:
         payload = message.payload
@@ -182,28 +178,17 @@ class FedmsgService(ProtocolService[Settings]):
         except (TypeError, KeyError) as e:
             log.warn("fedmsg: ignored a malformed hub message: {why}", why=e)
             return
-        recipients = self.index.match(topic)
-        if recipients:
-            self.deliver(recipients, wire.format_envelope(topic, body_text))
-
-    def deliver(self, recipients: set[FedmsgProtocol], frame: bytes) -> int:
-        """Queue one frame for each recipient; the broadcaster writes them at the end of the reactor turn.
-
-        Every message delivered in the same turn (a burst read from ZeroMQ)
-        goes to a connection in one write, in order, so a backlog is cleared
-        with one send per connection instead of one per message.
-        """
-        return self.broadcaster.queue(recipients, server_frame(frame))
+        self.apply(self.bus.deliver(topic, body_text))
 
     def _too_slow(self, proto: FedmsgProtocol) -> None:
-        proto.too_slow = True
-        self.index.remove(proto)
+        if proto.cid is None:
+            return
         self.ctx.metrics.errors.inc()
         log.info(
             "fedmsg: {peer} has more than {limit} bytes unsent, closing (1013)",
             peer=proto.peer, limit=self.settings.max_outbound_buffer,
         )
-        proto.close_with(CloseCode.TRY_AGAIN_LATER, "slow consumer")
+        self.apply(self.bus.too_slow(proto.cid))
 
 
 def make_service(ctx: ServiceContext) -> FedmsgService:

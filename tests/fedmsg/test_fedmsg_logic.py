@@ -3,7 +3,10 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from freescore.fedmsg.logic import Subscribed, SubscriptionIndex, matches
+from freescore.effects import Broadcast, Close, Publish
+from freescore.fedmsg import wire
+from freescore.fedmsg.logic import CHANNEL, Bus, Subscribed, SubscriptionIndex, matches
+from freescore.wireformat import CloseCode
 
 BODHI = "org.fedoraproject.prod.bodhi.update.comment"
 KOJI = "org.fedoraproject.prod.koji.build.state.change"
@@ -121,3 +124,34 @@ def test_index_agrees_with_naive_matcher(operations, topics, strict):
         for topic in topics:
             expected = {c for c, pats in reference.items() if any(matches(p, topic, strict) for p in pats)}
             assert index.match(topic) == expected
+
+
+# -- the bus: frames and messages over connection ids, answered in effects ------------------
+def test_a_message_is_one_broadcast_of_one_envelope_to_every_matching_id():
+    bus = Bus()
+    for i in range(50):
+        bus.frame(f"c{i}", wire.Subscribe("org.fedoraproject" if i % 2 else "*"))
+    bus.frame("c0", wire.Subscribe("org"))  # two patterns match: still once
+    [effect] = bus.deliver("org.fedoraproject.prod.x", '{"a":1}')
+    assert isinstance(effect, Broadcast) and sorted(effect.group) == sorted(f"c{i}" for i in range(50))
+    assert effect.frame == b'{"topic":"org.fedoraproject.prod.x","body":{"a":1}}'
+    assert sorted(bus.deliver("com.example", "1")[0].group) == sorted(f"c{i}" for i in range(0, 50, 2))
+    bus.frame("c0", wire.Unsubscribe("*"))
+    bus.frame("c0", wire.Unsubscribe("org"))
+    bus.gone("c2")
+    assert "c0" not in bus.deliver("com.example", "1")[0].group and "c2" not in bus.deliver("x", "1")[0].group
+
+
+def test_a_browser_publishes_only_with_client2server():
+    frame = wire.Publish("org.x", '"hi"')
+    assert Bus().frame("c", frame).dropped and Bus().frame("c", frame) == []
+    assert Bus(client2server=True).frame("c", frame) == [Publish(CHANNEL, {"topic": "org.x", "body": '"hi"'})]
+
+
+def test_patterns_over_the_limit_are_refused_and_a_slow_consumer_closes_1013_for_good():
+    bus = Bus(max_patterns=1)
+    assert not bus.frame("c", wire.Subscribe("a")).limited
+    assert bus.frame("c", wire.Subscribe("b")).limited
+    assert bus.too_slow("c") == [Close("c", CloseCode.TRY_AGAIN_LATER, "slow consumer")]
+    bus.frame("c", wire.Subscribe("a"))  # a subscribe that crossed the close changes nothing
+    assert bus.deliver("a", "1") == [] and bus.index.connections() == 0
