@@ -58,6 +58,8 @@ class Scenario:
     notes: tuple[str, ...] = ()
     """Paragraphs the report adds."""
     default_judges: int = 7
+    report: str = ""
+    """The report's file name in bench/reports without `.md` (default: the service)."""
 
 
 def marker(text: str) -> str | None:
@@ -220,8 +222,8 @@ def run(scenario: Scenario, description: str) -> None:
     ap.add_argument("--max-seconds", type=float, default=10.0)
     ap.add_argument("--paced-seconds", type=float, default=15.0)
     ap.add_argument("--display-procs", type=int, default=2, help="processes receiving for the displays")
-    ap.add_argument("--report", default=str(REPO / "bench" / "reports" / f"{scenario.service}.md"))
-    args = ap.parse_args()
+    ap.add_argument("--report", default=str(REPO / "bench" / "reports" / f"{scenario.report or scenario.service}.md"))
+    args, _ = ap.parse_known_args()  # a runner may take options of its own (worldclass_load's --method)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         scenario.make_data(work / "data", args.rings, args.judges)

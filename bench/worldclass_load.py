@@ -1,14 +1,19 @@
 """Load generator for worldclass: 4 rings x (7 judges + 20 displays) against a real `twistd freescore`.
 
-The shared load and report are bench/poomsae_load.py's. Judge 6 always sends an incomplete
+The shared load and report are bench/poomsae_load.py's. The last judge always sends an incomplete
 score (rhythm 0), so a form never completes and the autopilot never moves the division.
+`--method se` runs a single-elimination quarterfinal (cutoff-shaped scores for the current athlete),
+`--method sbs` a side-by-side one (each judge's tablet scores both contestants in one request, with
+its bare judge number as the role); reports bench/reports/worldclass-se.md / -sbs.md.
 
-Run: python3 bench/worldclass_load.py [--rings 4 --judges 7 --displays 20 --max-seconds 10 --paced-seconds 15]
+Run: python3 bench/worldclass_load.py [--method cutoff|se|sbs] [--rings 4 --judges 7 --displays 20
+     --max-seconds 10 --paced-seconds 15]
 """
 
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +32,27 @@ def division_text(judges: int) -> str:
     return "\n".join(head + [f"Athlete {i}" for i in range(ATHLETES)]) + "\n"
 
 
-def make_data(root: Path, rings: int, judges: int) -> None:
-    for r in range(1, rings + 1):
-        ring = root / "bench" / "forms-worldclass" / f"ring{r:02d}"
-        ring.mkdir(parents=True)
-        (ring / "div.b01.txt").write_text(division_text(judges))
-        (ring / "progress.txt").write_text("# current=b01\n")
+def bracket_text(judges: int, method: str) -> str:
+    """A quarterfinal of 8 (ro8 -> ro2, one form each); match 1 is athlete 0 against athlete 7."""
+    head = [
+        "# state=score", "# current=0", "# form=0", "# round=ro8", f"# judges={judges}", f"# method={method}",
+        f"# description=Bench {method.upper()} Division", "# forms=ro8:Koryo;ro4:Keumgang;ro2:Taeback",
+        "# " + "-" * 60, "# ro8", "# " + "-" * 60,
+    ]
+    return "\n".join(head + [f"Athlete {i}" for i in range(8)]) + "\n"
+
+
+def data_maker(text: Any) -> Any:
+    def make_data(root: Path, rings: int, judges: int) -> None:
+        for r in range(1, rings + 1):
+            ring = root / "bench" / "forms-worldclass" / f"ring{r:02d}"
+            ring.mkdir(parents=True)
+            (ring / "div.b01.txt").write_text(text(judges))
+            (ring / "progress.txt").write_text("# current=b01\n")
+    return make_data
+
+
+make_data = data_maker(division_text)
 
 
 def score(key: str, j: int, judges: int, n: int) -> dict[str, Any]:
@@ -57,5 +77,26 @@ WORLDCLASS = Scenario(
     ),
 )
 
+def sbs_score(key: str, j: int, judges: int, n: int) -> dict[str, Any]:
+    """The SBS tablet's request: one judge, both contestants of match 1, the judge at the top level."""
+    v = f"{1.0 + (n % 10) / 10:.1f}"
+    rhythm = "0.0" if j == judges - 1 else v
+    side = {"major": 0.3, "minor": (n % 7) / 10, "rhythm": rhythm, "power": v, "ki": 1.2}
+    return {"type": "division", "action": "score", "judge": j, "bench": key,
+            "score": {"divid": "b01", "match": 1, "form": 0, "chung": {"index": 0, **side},
+                      "hong": {"index": 7, **side}}}
+
+
+BRACKET_NOTE = ("Same load as the cutoff report (bench/reports/worldclass.md), on a bracket division: every "
+                "score also decides the quarterfinal's matches and writes the `# matches=` line.")
+SE = replace(WORLDCLASS, make_data=data_maker(lambda judges: bracket_text(judges, "se")), report="worldclass-se",
+             division="single-elimination quarterfinal of 8 athletes / 1 form", notes=(BRACKET_NOTE,))
+SBS = replace(WORLDCLASS, make_data=data_maker(lambda judges: bracket_text(judges, "sbs")), score=sbs_score,
+              judge_role=str, report="worldclass-sbs",
+              division="side-by-side quarterfinal of 8 athletes / 1 form, both contestants per score",
+              notes=(BRACKET_NOTE,))
+SCENARIOS = {"cutoff": WORLDCLASS, "se": SE, "sbs": SBS}
+
 if __name__ == "__main__":
-    run(WORLDCLASS, __doc__.split("\n")[0])
+    method = sys.argv[sys.argv.index("--method") + 1] if "--method" in sys.argv else "cutoff"
+    run(SCENARIOS[method], __doc__.split("\n")[0])
