@@ -369,7 +369,7 @@ def division_edit_athletes(ctx: Context) -> Effects:
     _cancelled(ctx, state, loaded)
     if round_ is None or round_ == first or first is None:
         # The first round lists everyone: rebuild athletes[] in the new order, dropping the unlisted.
-        round_ = round_ or scoring.first_round(len(picked))
+        round_ = round_ or scoring.first_round_for(div.method, len(picked))
         keep = [div.athletes[i] for i in picked]
         remap = {old: new for new, old in enumerate(picked)}
         div.athletes = keep
@@ -421,10 +421,22 @@ def division_from_json(data: dict[str, Any]) -> Division:
                 raise RequestError("Invalid order")
             div.order[str(r)] = [wire.to_int(i, "order", 0, max(len(athletes) - 1, 0)) for i in idxs]
     elif athletes:
-        first = scoring.first_round(len(athletes))
+        try:
+            first = scoring.first_round_for(div.method, len(athletes))
+        except bracket.BracketError as e:
+            raise RequestError(str(e)) from None
+        if bracket.uses_brackets(div.method) and first not in div.forms:
+            raise RequestError(f"Division Configuration Error: no forms designated for round '{first}'")
         if first not in div.forms and div.forms:
             first = next(r for r in div.rounds() if r in div.forms)
         div.order[first] = list(range(len(athletes)))
+    for r, idxs in div.order.items():  # a bracket round must fit its table (its matches say who meets whom)
+        built = div.matches if isinstance(div.matches, dict) else {}
+        if idxs and bracket.is_bracket_round(div.method, r) and r not in built:
+            try:
+                bracket.check_size(div.name, r, len(idxs))
+            except bracket.BracketError as e:
+                raise RequestError(str(e)) from None
     round_ = data.get("round")
     div.round = round_ if isinstance(round_, str) and round_ in div.order else next(iter(div.order), "finals")
     div.current = div.order[div.round][0] if div.order.get(div.round) else 0

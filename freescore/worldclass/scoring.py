@@ -261,6 +261,23 @@ def first_round(athletes: int) -> str:
     return "finals"
 
 
+def first_round_for(method: Any, athletes: int) -> str:
+    """The round a new division starts in: by field size for cutoff, se and sbs; for a combination
+    that rule where the map has the round, else the map's first round."""
+    if isinstance(method, dict):
+        rounds = bracket.candidate_rounds(method)
+        if not rounds:
+            return first_round(athletes)
+        if bracket.is_bracket_round(method, rounds[0]):
+            by_size = bracket.first_round(athletes) if athletes <= 256 else rounds[0]
+        else:
+            by_size = first_round(athletes)
+        return by_size if by_size in rounds else rounds[0]
+    if bracket.uses_brackets(method):
+        return bracket.first_round(athletes)
+    return first_round(athletes)
+
+
 class Method(Protocol):
     name: str
 

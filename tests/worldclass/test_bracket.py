@@ -399,3 +399,14 @@ def test_a_whole_division_plays_to_one_champion(n, rnd):
     assert len(groups) <= bracket.BRACKET_ROUNDS[::-1].index(bracket.first_round(n)) + 2
     nobody_won = any(m["winner"] is None for ms in div.matches.values() for m in ms)
     assert len(groups[0]) == 1 or nobody_won  # one champion, unless a double withdrawal emptied a match
+
+
+def test_first_round_for_each_method():
+    assert scoring.first_round_for("cutoff", 12) == "semfin"
+    assert scoring.first_round_for("se", 12) == "ro16"
+    assert scoring.first_round_for({"ro32": "se", "ro16": "se", "ro8": "sbs", "ro4": "sbs", "ro2": "sbs"}, 12) == "ro16"
+    assert scoring.first_round_for({"ro8": "sbs", "ro4": "sbs", "ro2": "sbs"}, 12) == "ro8"
+    assert scoring.first_round_for({"prelim": "cutoff", "semfin": "cutoff", "ro8": "sbs"}, 12) == "semfin"
+    assert scoring.first_round_for({"semfin": "cutoff", "ro8": "sbs"}, 30) == "semfin"
+    with pytest.raises(BracketError):
+        scoring.first_round_for("se", 257)

@@ -251,3 +251,25 @@ def test_a_manual_action_cancels_the_rest_of_the_sequence(root):
     before = ring.file("se5")
     assert list(ring.wc.autopilot(ring.group, arm.payload, 1008.0)) == []  # the bracket step is stale
     assert ring.file("se5") == before and "# autopilot=" not in before
+
+
+def test_division_write_starts_a_bracket_by_field_size(root):
+    ring = Ring(root, 1)
+    forms = {"ro8": ["Koryo"], "ro4": ["Keumgang"], "ro2": ["Taeback"]}
+
+    def write(name, athletes, **extra):
+        division = {"name": name, "judges": 3, "method": "sbs", "forms": forms,
+                    "athletes": [{"name": f"A{i}"} for i in range(athletes)], **extra}
+        return ring.send({"type": "division", "action": "write", "division": division})
+
+    assert write("w5", 5)[0]["sent"]["action"] == "write ok"
+    div = next(d for d in ring.send({"type": "ring", "action": "read"})[0]["division"]["divisions"]
+               if d["name"] == "w5")
+    assert div["round"] == "ro8" and div["rounds"] == ["ro8", "ro4", "ro2"]
+    assert [m["order"] for m in div["matches"]["ro8"]] == [[0, None], [1, None], [2, None], [3, 4]]
+    assert "# matches=" in ring.file("w5") and "# method=sbs" in ring.file("w5")
+    with pytest.raises(wire.RequestError, match="no forms designated for round 'ro16'"):
+        write("w9", 9)
+    with pytest.raises(wire.RequestError, match=r"^Database error: w3 3 athletes unsuitable for round 'ro8' "
+                                                r"\(required range: 5 to 8 athletes\)$"):
+        write("w3", 3, order={"ro8": [0, 1, 2]})
