@@ -11,6 +11,7 @@ from freescore.clicker.settings import Settings as ClickerSettings
 from freescore.events.settings import Settings as EventsSettings
 from freescore.fedmsg.settings import Settings as FedmsgSettings
 from freescore.gateway.settings import Settings as GatewaySettings
+from freescore.grassroots.settings import Settings as GrassrootsSettings
 from freescore.settings import ServiceSettings
 from freescore.worldclass.settings import Settings as WorldclassSettings
 
@@ -20,4 +21,5 @@ SERVICES: dict[str, type[ServiceSettings]] = {
     "gateway": GatewaySettings,
     "events": EventsSettings,
     "worldclass": WorldclassSettings,
+    "grassroots": GrassrootsSettings,
 }

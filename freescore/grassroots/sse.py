@@ -1,0 +1,108 @@
+"""The display's live stream: one server-sent-events channel per ring, with ids and a replay buffer.
+
+Upstream's CGI re-sent the whole ring whenever a file of the tournament
+changed, with the second as the id. Here each distinct state of a ring is one
+event with an increasing id, sent once to every stream of that ring; a
+stream that reconnects with `Last-Event-ID` gets what it missed from a
+bounded buffer (or the current state, when its id has left the buffer).
+Comment lines keep idle streams open, and on each of those beats the ring
+is re-read, so a change another program wrote to the files is streamed too.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import time
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from typing import Any
+
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+from freescore.grassroots import wire
+
+log = Logger(namespace="freescore.grassroots")
+
+
+@dataclass
+class RingStream:
+    events: collections.deque[tuple[int, bytes]]
+    data: str | None = None
+    streams: list[Any] = field(default_factory=list)
+
+
+class RingEvents:
+    """SSE fan-out by ring. `snapshot(key)` gives the ring's event data now (JSON text)."""
+
+    def __init__(self, reactor: Any, snapshot: Callable[[Hashable], str], replay: int, heartbeat: float) -> None:
+        self.reactor = reactor
+        self.snapshot = snapshot
+        self.replay = replay
+        self.rings: dict[Hashable, RingStream] = {}
+        self._ids = itertools.count(int(time.time() * 1000))  # above any id a previous process handed out
+        self._beat = LoopingCall(self.beat)
+        self._beat.clock = reactor
+        self.heartbeat = heartbeat
+
+    def start(self) -> None:
+        if self.heartbeat > 0:
+            self._beat.start(self.heartbeat, now=False)
+
+    def stop(self) -> None:
+        if self._beat.running:
+            self._beat.stop()
+        for ring in self.rings.values():
+            for request in list(ring.streams):
+                request.finish()
+
+    def _ring(self, key: Hashable) -> RingStream:
+        ring = self.rings.get(key)
+        if ring is None:
+            ring = self.rings[key] = RingStream(collections.deque(maxlen=self.replay))
+        return ring
+
+    def changed(self, key: Hashable, data: str | None = None) -> None:
+        """The ring may have changed: a new event for its streams if its data differs from the last one."""
+        ring = self._ring(key)
+        if data is None:
+            data = self.snapshot(key)
+        if data == ring.data:
+            return
+        ring.data = data
+        event_id = next(self._ids)
+        event = wire.sse_event(event_id, data)
+        ring.events.append((event_id, event))
+        for request in list(ring.streams):
+            request.write(event)
+
+    def subscribe(self, key: Hashable, request: Any, last_id: int | None) -> None:
+        ring = self._ring(key)
+        self.changed(key)
+        ids = [i for i, _ in ring.events]
+        if last_id is not None and last_id in ids:
+            missed = [event for i, event in ring.events if i > last_id]
+        else:
+            missed = [ring.events[-1][1]]
+        request.write(b"".join(missed) if missed else wire.SSE_HEARTBEAT)
+        ring.streams.append(request)
+
+    def unsubscribe(self, key: Hashable, request: Any) -> None:
+        ring = self.rings.get(key)
+        if ring is not None and request in ring.streams:
+            ring.streams.remove(request)
+
+    def beat(self) -> None:
+        for key, ring in list(self.rings.items()):
+            if not ring.streams:
+                continue
+            try:
+                self.changed(key)
+            except Exception:
+                log.failure("grassroots: re-reading ring {key} for its streams failed", key=key)
+            for request in list(ring.streams):
+                request.write(wire.SSE_HEARTBEAT)
+
+    def count(self) -> int:
+        return sum(len(r.streams) for r in self.rings.values())
