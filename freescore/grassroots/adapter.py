@@ -1,22 +1,19 @@
-"""Grassroots adapters: the ring computer's WebSocket, the tablet's REST routes, the display's SSE stream.
+"""Grassroots's HTTP adapters: the tablet's REST routes and the display's SSE stream.
 
-Thin: each turns bytes into a wire value and hands it to the service, which
-runs the rules, writes the files and then sends.
+The ring computer's WebSocket is the FreeScore layer's protocol (`poomsae.adapter`).
+Thin: each turns a request into a wire value and hands it to the service, which
+runs the rules, writes the files and then answers.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
 from twisted.web.server import NOT_DONE_YET, Request
 
-from freescore.effects import ConnId
 from freescore.grassroots import wire
 from freescore.poomsae.ids import RequestError, check_db, parse_ring
-from freescore.poomsae.routes import Route
 from freescore.web import ServiceResource, json_error
-from freescore.websocket import FreescoreServerProtocol
 
 if TYPE_CHECKING:
     from freescore.grassroots.service import GrassrootsService
@@ -89,7 +86,7 @@ class GrassrootsEvents(ServiceResource):
             db, ring = check_db(db_arg), parse_ring(ring_text)
         except RequestError as e:
             return json_error(request, 400, e.message)
-        if not self.service.store.tournament_allowed(db):
+        if not self.service.tournament_allowed(db):
             return json_error(request, 404, f"No tournament '{db}'")
         request.setHeader("content-type", "text/event-stream")
         request.setHeader("cache-control", "no-cache")
@@ -98,29 +95,3 @@ class GrassrootsEvents(ServiceResource):
         self.service.events.subscribe((db, ring), request, last)
         request.notifyFinish().addBoth(lambda _: self.service.events.unsubscribe((db, ring), request))
         return NOT_DONE_YET
-
-
-class GrassrootsProtocol(FreescoreServerProtocol):
-    """The ring computer or a staging page: `/grassroots/<db>/<ring>`, no role, no identity but the connection."""
-
-    service: GrassrootsService
-    route: Route | None = None
-    cid: ConnId | None = None
-
-    def handshake(self, request: ConnectionRequest) -> Any:
-        route = wire.ws_route(request.path)
-        if route is None:
-            raise ConnectionDeny(404, "not found")
-        if not self.service.store.tournament_allowed(route.db):
-            raise ConnectionDeny(404, "no such tournament")
-        self.route = route
-        return None
-
-    def opened(self) -> None:
-        self.service.join(self)
-
-    def received(self, payload: bytes, is_binary: bool) -> None:
-        self.service.receive(self, payload, is_binary)
-
-    def closed(self, was_clean: bool, code: int | None, reason: str | None) -> None:
-        self.service.leave(self)

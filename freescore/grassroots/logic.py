@@ -1,9 +1,11 @@
 """Grassroots rules (pure): what each WebSocket request, REST call and autopilot step does to a ring.
 
-The store loads a ring into a `RingData` (parsed divisions and progress), a
-handler changes it and answers in effects (`freescore.effects`); the service
-writes every division the handler marked changed, atomically, and only then
-applies the effects, so no frame or answer ever gets ahead of the file.
+Tournaments and rings are the FreeScore layer's (`poomsae.rings`): a ring is
+re-read from its files (changed ones only) when a request first uses it, a
+handler changes it and answers in effects (`freescore.effects`), and every
+division it changed is written at `flush()` (atomically, by the store handed
+in), which the service runs before it applies any effect: no frame or REST
+answer ever gets ahead of the file.
 
 The autopilot is one cancellable timer per ring (`Arm`/`Cancel` on
 `autopilot_key`). Each step re-reads the ring and changes only `state` and
@@ -16,79 +18,87 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from freescore.effects import ConnId, Effects
 from freescore.grassroots import scoring, wire
 from freescore.grassroots.divfile import Athlete, Division, apply_header
+from freescore.poomsae import rings
 from freescore.poomsae.frames import canonical
-from freescore.poomsae.ids import RequestError, Ring, check_divid
-from freescore.poomsae.progress import current_divid
+from freescore.poomsae.ids import RequestError, Ring, SaveError, check_divid
 from freescore.poomsae.requests import request_kind, require, to_float, to_int
+
+if TYPE_CHECKING:
+    from freescore.poomsae.users import Client
 
 AUTOPILOT_TIMES = (0.0, 9.0, 14.0, 18.0)
 """Seconds from arming to each step, as observed upstream (§8): scoreboard, leaderboard, next, show next."""
 AUTOPILOT_ACTIONS = ("score-display", "leaderboard-display", "navigate", "navigate")
+Group = tuple[str, Ring]
+Loaded = rings.Loaded[Division, scoring.Results]
 
 
-@dataclass
-class RingData:
-    """One ring as the store loaded it; handlers change it and mark what must be written."""
+class GrassrootsRing(rings.RingFolder):
+    """One ring folder: its divisions (`Loaded`, with their scoring) and progress.txt."""
 
-    db: str
-    ring: Ring
-    path: str
-    """The ring folder as text (the JSON's `path`; `file` is derived from it)."""
-    divisions: dict[str, Division] = field(default_factory=dict)
-    progress: dict[str, str] = field(default_factory=dict)
-    changed: set[str] = field(default_factory=set)
-    progress_changed: bool = False
-    results: dict[str, scoring.Results] = field(default_factory=dict)
+    t: rings.Tournament
+    divisions: dict[str, Loaded]
 
     @property
-    def group(self) -> tuple[str, Ring]:
-        return (self.db, self.ring)
+    def group(self) -> Group:
+        return (self.t.db, self.ring)
 
-    @property
-    def current(self) -> str | None:
-        return current_divid(self.progress, self.divisions)
+    def loaded(self, divid: str | None = None) -> Loaded:
+        """A division of this ring (the current one by default); RequestError when there is none."""
+        divid = self.current_divid() if divid is None else divid
+        if divid is None or divid not in self.divisions:
+            raise RequestError(f"No division {divid or ''} in ring {self.ring}".replace("  ", " "))
+        self.results(divid)  # derived values (ties, placements) are what handlers decide on
+        return self.divisions[divid]
+
+    def division(self, divid: str | None = None) -> Division:
+        return self.loaded(divid).div
+
+    def touch(self, div: Division, description: str, now: float) -> scoring.Results:
+        """Recompute a changed division; it is written at the next flush, before anything is sent."""
+        loaded = self.divisions[div.name]
+        loaded.results = scoring.compute(div)
+        self.mark(div.name, loaded, description, now)
+        return loaded.results
+
+    def add(self, div: Division, now: float) -> None:
+        self.divisions[div.name] = rings.Loaded(div, self.new_path(div.name), None)
+        self.sort()
+        self.touch(div, "saved", now)
 
     def set_current(self, divid: str) -> None:
         if self.progress.get("current") != divid:
             self.progress["current"] = divid
-            self.progress_changed = True
+            self.save_progress()
 
-    def division(self, divid: str | None = None) -> Division:
-        divid = self.current if divid is None else divid
-        if divid is None or divid not in self.divisions:
-            raise RequestError(f"No division {divid or ''} in ring {self.ring}".replace("  ", " "))
-        self.computed(divid)  # derived values (ties, placements) are what handlers decide on
-        return self.divisions[divid]
-
-    def computed(self, divid: str) -> scoring.Results:
-        if divid not in self.results:
-            self.results[divid] = scoring.compute(self.divisions[divid])
-        return self.results[divid]
-
-    def touch(self, div: Division) -> scoring.Results:
-        """Recompute a changed division and mark it for writing."""
-        self.results[div.name] = scoring.compute(div)
-        self.changed.add(div.name)
-        return self.results[div.name]
+    def results(self, divid: str) -> scoring.Results:
+        loaded = self.divisions[divid]
+        if loaded.results is None:
+            loaded.results = scoring.compute(loaded.div)
+        return loaded.results
 
     def division_json(self, divid: str) -> dict[str, Any]:
-        return scoring.division_json(self.divisions[divid], self.computed(divid), self.ring,
-                                     f"{self.path}/div.{divid}.txt", self.path)
+        loaded = self.divisions[divid]
+        return scoring.division_json(loaded.div, self.results(divid), self.ring, str(loaded.path), str(self.dir))
 
     def ring_json(self) -> dict[str, Any]:
         """§4: current, divisions, file, path and every other progress.txt key."""
         out: dict[str, Any] = {k: v for k, v in self.progress.items() if k != "current"}
         out.update({
-            "current": self.current,
+            "current": self.current_divid(),
             "divisions": [self.division_json(d) for d in self.divisions],
-            "file": f"{self.path}/progress.txt", "path": self.path,
+            "file": str(self.progress_path), "path": str(self.dir),
         })
         return out
+
+
+class GrassrootsTournament(rings.Tournament):
+    ring_class = GrassrootsRing
 
 
 @dataclass(frozen=True)
@@ -99,10 +109,6 @@ class AutopilotStep:
     divid: str
     request: dict[str, Any] | None
     """The arming WebSocket request (its frames are broadcast); None when armed over REST (writes only)."""
-
-
-def autopilot_key(db: str, ring: Ring) -> tuple[str, str, Ring]:
-    return ("autopilot", db, ring)
 
 
 @dataclass
@@ -173,12 +179,19 @@ def _record_tiebreaker(div: Division, judge: int, value: str | float) -> bool:
     return all((t or 0) > 0 for t in athlete.tiebreakers)
 
 
-class Grassroots:
-    """The rules of one service instance; `times` are the autopilot's step times (§8)."""
+class Grassroots(rings.Tournaments):
+    """Every tournament under the data root; `handle`, `rest` and `autopilot` are the entries.
 
-    def __init__(self, times: tuple[float, ...] = AUTOPILOT_TIMES) -> None:
+    `times` are the autopilot's step times (§8). Changes are written at `flush()`,
+    which the service runs before it applies any effect.
+    """
+
+    tournament_class = GrassrootsTournament
+
+    def __init__(self, store: rings.TournamentStore, times: tuple[float, ...] = AUTOPILOT_TIMES) -> None:
+        super().__init__(store)
         self.times = times
-        self.ws_handlers: dict[str, Callable[[RingData, ConnId, dict[str, Any], Outcome], None]] = {
+        self.ws_handlers: dict[str, Callable[[GrassrootsRing, ConnId, dict[str, Any], Outcome, float], None]] = {
             "ring_read": self._ring_read,
             "division_read": self._division_read,
             "division_score": self._division_score,
@@ -189,64 +202,86 @@ class Grassroots:
             "division_withdraw": self._division_decision,
         }
 
+    def ring(self, db: str, ring: Ring) -> GrassrootsRing:
+        """The ring as its files say now (changed files re-read once per request)."""
+        state: GrassrootsRing = self.tournament(db).ring(ring)
+        return state
+
     # -- arming ------------------------------------------------------------------------
 
-    def _arm(self, ring: RingData, out: Outcome, div: Division, request: dict[str, Any] | None) -> None:
+    def _arm(self, ring: GrassrootsRing, out: Outcome, div: Division, request: dict[str, Any] | None) -> None:
         if request is not None:
             request = {k: v for k, v in request.items() if k not in ("judge", "score", "response", "vote")}
-        out.effects.arm(autopilot_key(ring.db, ring.ring), self.times[0], AutopilotStep(0, div.name, request))
+        out.effects.arm(ring.group, self.times[0], AutopilotStep(0, div.name, request))
 
     @staticmethod
-    def _cancel(ring: RingData, out: Outcome) -> None:
-        out.effects.cancel(autopilot_key(ring.db, ring.ring))
+    def _cancel(ring: GrassrootsRing, out: Outcome) -> None:
+        out.effects.cancel(ring.group)
 
     # -- WebSocket (§5) -------------------------------------------------------------------
 
-    def handle(self, ring: RingData, cid: ConnId, request: dict[str, Any]) -> Outcome:
-        """One decoded request from `cid`; unknown ones get no reply, refused ones an error to the sender."""
+    def handle(self, conn: ConnId, client: Client, request: dict[str, Any], clients: list[Client], now: float,
+               autoflush: bool = True) -> Effects:
+        """One annotated request from `conn`: unknown ones get no reply, refused ones an error to the sender.
+
+        Handlers check everything before they change anything, so a refusal leaves the ring as it was.
+        """
         out = Outcome()
-        request = wire.annotate(request, ring.db, ring.ring)
         handler = self.ws_handlers.get(request_kind(request))
         if handler is None:
-            return out
+            return out.effects
+        ring = self.ring(client.route.db, client.route.ring)
         try:
-            handler(ring, cid, request, out)
+            handler(ring, conn, request, out, now)
         except RequestError as e:
             out.effects = Effects()
-            out.effects.send(cid, wire.error(e.message))
-        return out
+            out.effects.send(conn, wire.error(e.message))
+        if autoflush:
+            self._flush(client.route.db)
+        return out.effects
 
-    def _update(self, ring: RingData, out: Outcome, divid: str, request: dict[str, Any]) -> None:
+    def _flush(self, db: str) -> None:
+        try:
+            self.tournaments[db].flush()
+        except SaveError:
+            self.forget(db)  # memory never drifts from the files: re-read them
+            raise
+
+    def _update(self, ring: GrassrootsRing, out: Outcome, divid: str, request: dict[str, Any]) -> None:
         out.effects.broadcast(ring.group, wire.division_update(ring.division_json(divid), request))
 
-    def _ring_read(self, ring: RingData, cid: ConnId, request: dict[str, Any], out: Outcome) -> None:
+    def _ring_read(self, ring: GrassrootsRing, cid: ConnId, request: dict[str, Any], out: Outcome, now: float) -> None:
         out.effects.send(cid, wire.ring_read(ring.ring_json()))
 
-    def _division_read(self, ring: RingData, cid: ConnId, request: dict[str, Any], out: Outcome) -> None:
+    def _division_read(self, ring: GrassrootsRing, cid: ConnId, request: dict[str, Any], out: Outcome,
+                       now: float) -> None:
         divid = request.get("divid")
         div = ring.division(None if divid in (None, "") else check_divid(divid))
         self._update(ring, out, div.name, request)
 
-    def _division_score(self, ring: RingData, cid: ConnId, request: dict[str, Any], out: Outcome) -> None:
+    def _division_score(self, ring: GrassrootsRing, cid: ConnId, request: dict[str, Any], out: Outcome,
+                        now: float) -> None:
         div = ring.division()
         judge = _judge(div, require(request, "judge"))
-        self._cancel(ring, out)
         if "vote" in request and "score" not in request:
             vote = require(request, "vote", str)
             if vote not in wire.VOTES:
                 raise RequestError(f"Invalid vote '{vote}'")
             _record_vote(div, judge, vote)
-            ring.touch(div)
+            ring.touch(div, f"judge {judge} votes {vote}", now)
+            self._cancel(ring, out)
             self._update(ring, out, div.name, {**request, "response": {"status": "ok"}})
             return
         _record_score(div, judge, to_float(require(request, "score"), "score", -10.0, 10.0))
-        results = ring.touch(div)
+        results = ring.touch(div, f"judge {judge} scores", now)
         request = {**request, "response": {"status": "ok"}}
+        self._cancel(ring, out)
         self._update(ring, out, div.name, request)
         if results.athletes[div.current].complete:
             self._arm(ring, out, div, request)
 
-    def _division_navigate(self, ring: RingData, cid: ConnId, request: dict[str, Any], out: Outcome) -> None:
+    def _division_navigate(self, ring: GrassrootsRing, cid: ConnId, request: dict[str, Any], out: Outcome,
+                           now: float) -> None:
         target = require(request, "target", dict)
         destination = target.get("destination")
         if destination == "division":
@@ -257,20 +292,22 @@ class Grassroots:
             div = ring.division()
             n = len(scoring.matches(div)) if div.single_elimination else len(div.athletes)
             div.current = to_int(target.get("id"), "athlete", 0, max(0, n - 1))
-            ring.touch(div)
+            ring.touch(div, "navigate", now)
         else:
             raise RequestError(f"Invalid destination '{destination}'")
         self._cancel(ring, out)
         self._update(ring, out, div.name, request)
 
-    def _division_display(self, ring: RingData, cid: ConnId, request: dict[str, Any], out: Outcome) -> None:
+    def _division_display(self, ring: GrassrootsRing, cid: ConnId, request: dict[str, Any], out: Outcome,
+                          now: float) -> None:
         div = ring.division()
         div.state = _flip(div.state, toggle=True)
-        ring.touch(div)
+        ring.touch(div, "display", now)
         self._cancel(ring, out)
         self._update(ring, out, div.name, request)
 
-    def _division_award_penalty(self, ring: RingData, cid: ConnId, request: dict[str, Any], out: Outcome) -> None:
+    def _division_award_penalty(self, ring: GrassrootsRing, cid: ConnId, request: dict[str, Any], out: Outcome,
+                                now: float) -> None:
         div = ring.division()
         penalty = require(request, "penalty", dict)
         for key, value in penalty.items():
@@ -280,35 +317,34 @@ class Grassroots:
             athlete.info["penalty"] = penalty
         else:
             athlete.info.pop("penalty", None)
-        ring.touch(div)
+        ring.touch(div, "award penalty", now)
         self._update(ring, out, div.name, {**request, "athletes": []})
 
-    def _division_decision(self, ring: RingData, cid: ConnId, request: dict[str, Any], out: Outcome) -> None:
+    def _division_decision(self, ring: GrassrootsRing, cid: ConnId, request: dict[str, Any], out: Outcome,
+                           now: float) -> None:
         div = ring.division()
         _current_athlete(div).info["decision"] = "DSQ" if request["action"] == "disqualify" else "WDR"
-        ring.touch(div)
+        ring.touch(div, request["action"], now)
         self._cancel(ring, out)
         self._update(ring, out, div.name, request)
         self._arm(ring, out, div, request)
 
     # -- REST (§7) ----------------------------------------------------------------------------
 
-    def rest(self, ring: RingData, command: wire.Rest) -> Outcome:
-        """One REST call; a refused one answers `{"error": ...}` (and changes nothing)."""
+    def rest(self, command: wire.Rest, now: float) -> Outcome:
+        """One REST call; a refused one answers `{"error": ...}` and changes nothing. The caller flushes."""
         out = Outcome()
         try:
-            out.answer = self._rest(ring, command, out)
+            out.answer = self._rest(self.ring(command.db, command.ring), command, out, now)
         except RequestError as e:
             out.effects = Effects()
             out.answer = {"error": e.message}
-            ring.changed.clear()
-            ring.progress_changed = False
         return out
 
-    def _rest(self, ring: RingData, c: wire.Rest, out: Outcome) -> Any:
+    def _rest(self, ring: GrassrootsRing, c: wire.Rest, out: Outcome, now: float) -> Any:
         if c.action == "judges":
-            current = ring.current
-            return {"division": current, "judges": None if current is None else ring.divisions[current].judges}
+            current = ring.current_divid()
+            return {"division": current, "judges": None if current is None else ring.division(current).judges}
         if c.action == "division list":
             return {"divisions": [ring.division_json(d) for d in ring.divisions]}
         if c.action in ("division next", "division previous"):
@@ -316,90 +352,95 @@ class Grassroots:
             if not names:
                 raise RequestError(f"No divisions in ring {ring.ring}")
             step = 1 if c.action == "division next" else -1
-            ring.set_current(names[(names.index(ring.current or names[0]) + step) % len(names)])
+            ring.set_current(names[(names.index(ring.current_divid() or names[0]) + step) % len(names)])
             self._cancel(ring, out)
-            return {"current": ring.current}
+            return {"current": ring.current_divid()}
         if c.action == "save":
-            return self._save(ring, c.value, c.body, out)
+            return self._save(ring, c.value, c.body, out, now)
         div = ring.division()
         if c.action == "display":
             div.state = _flip(div.state, toggle=False)
-            ring.touch(div)
+            ring.touch(div, "display", now)
             self._cancel(ring, out)
             return {"state": div.state}
         if c.action in ("athlete next", "athlete previous"):
             _next_athlete(div, 1 if c.action == "athlete next" else -1)
-            ring.touch(div)
+            ring.touch(div, c.action, now)
             self._cancel(ring, out)
             return {"current": div.current, "state": div.state}
         judge = _judge(div, c.judge)
-        self._cancel(ring, out)
         if c.action == "vote":
             _record_vote(div, judge, c.value)
-            ring.touch(div)
+            ring.touch(div, f"judge {judge} votes {c.value}", now)
+            self._cancel(ring, out)
             return wire.vote_answer(div.current, judge, c.value)
         if c.action == "tb":
             done = _record_tiebreaker(div, judge, c.value)
-            ring.touch(div)
+            ring.touch(div, f"judge {judge} tiebreaker", now)
+            self._cancel(ring, out)
             if done:
                 self._arm(ring, out, div, None)
             return wire.tiebreaker_answer(div.current, judge, c.value)
         _record_score(div, judge, c.value)
-        results = ring.touch(div)
+        results = ring.touch(div, f"judge {judge} scores", now)
+        self._cancel(ring, out)
         if results.athletes[div.current].complete:
             self._arm(ring, out, div, None)
         return wire.score_answer(div.current, judge, c.value)
 
-    def _save(self, ring: RingData, divid: str, body: dict[str, Any], out: Outcome) -> dict[str, Any]:
+    def _save(self, ring: GrassrootsRing, divid: str, body: dict[str, Any], out: Outcome,
+              now: float) -> dict[str, Any]:
         """§7.2: the division editor's POST; without `overwrite` an existing division is left alone."""
         old = ring.divisions.get(divid)
         if old is not None and "overwrite" not in body:
             return {"division": divid, "status": "exists"}
         header = body.get("header", {})
-        div = Division(name=divid, state="display") if old is None else old
+        div = Division(name=divid, state="display") if old is None else old.div
         if "mode" not in header:
             div.mode = ""
         apply_header(div, {k: v if isinstance(v, str) else canonical(v) if isinstance(v, (dict, list))
                            else str(v) for k, v in header.items()})
-        before = {a.name: a for a in (old.athletes if old else [])}
+        before = {a.name: a for a in (old.div.athletes if old else [])}
         div.athletes = [
             Athlete(name=name, rank=before[name].rank, scores=before[name].scores,
                     tiebreakers=before[name].tiebreakers) if name in before else Athlete(name=name)
             for name in body.get("athletes", [])
         ]
-        ring.divisions[divid] = div
-        ring.divisions = dict(sorted(ring.divisions.items()))
-        ring.touch(div)
+        if old is None:
+            ring.add(div, now)
+        else:
+            ring.touch(div, "saved", now)
         self._cancel(ring, out)
         return {"division": divid, "status": "saved"}
 
     # -- autopilot (§8) -------------------------------------------------------------------------
 
-    def autopilot(self, ring: RingData, step: AutopilotStep) -> Outcome:
+    def autopilot(self, group: Group, step: AutopilotStep, now: float) -> Effects:
         """One step on the ring as it is now: only `state` and `current` change, then the next is armed."""
         out = Outcome()
-        div = ring.divisions.get(step.divid)
-        if div is None:
-            return out
-        results = ring.computed(div.name)
+        ring = self.ring(*group)
+        loaded = ring.divisions.get(step.divid)
+        if loaded is None:
+            return out.effects
+        div = loaded.div
         n = step.step
-        if n == 2 and results.complete:
-            return out
+        if n == 2 and ring.results(step.divid).complete:
+            return out.effects
         if n + 1 < len(self.times):
-            out.effects.arm(autopilot_key(ring.db, ring.ring), self.times[n + 1] - self.times[n],
-                            AutopilotStep(n + 1, step.divid, step.request))
+            out.effects.arm(group, self.times[n + 1] - self.times[n], AutopilotStep(n + 1, step.divid, step.request))
         if n in (0, 3) and div.state == "display":
             div.state = "score"
-            ring.touch(div)
+            ring.touch(div, "autopilot", now)
         elif n == 1 and div.state == "score":
             div.state = "display"
-            ring.touch(div)
+            ring.touch(div, "autopilot", now)
         elif n == 2 and div.athletes:
             _next_athlete(div, 1)
-            ring.touch(div)
+            ring.touch(div, "autopilot", now)
+        self._flush(group[0])
         if step.request is not None:
             request = {**step.request, "action": AUTOPILOT_ACTIONS[n]}
             if n >= 2:
                 request["athlete"] = div.current
             self._update(ring, out, div.name, request)
-        return out
+        return out.effects

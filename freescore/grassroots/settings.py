@@ -11,8 +11,6 @@ from freescore.settings import SettingError
 
 @dataclass(frozen=True)
 class Settings(FreeScoreSettings):
-    path: str = "/grassroots"
-    """The WebSocket's mount on a shared listener (`/grassroots/<db>/<ring>`)."""
     rest_path: str = "/grassroots/webservice"
     """The REST routes' mount on a shared listener; on a listener of its own (upstream's 3080) they
     answer at the root of the port, as the tablet expects."""
@@ -26,7 +24,7 @@ class Settings(FreeScoreSettings):
     """Seconds from a completed athlete to the scoreboard, leaderboard, next athlete and its scoreboard."""
 
     def validate(self, base: Path) -> Settings:
-        for key in ("path", "rest_path", "sse_path"):
+        for key in ("rest_path", "sse_path"):
             value = getattr(self, key)
             if not value.startswith("/") or value.endswith("/") or "//" in value:
                 raise SettingError(key, "must start with / and not end with / (e.g. \"/grassroots\")")

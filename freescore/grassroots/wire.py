@@ -17,7 +17,6 @@ from typing import Any
 
 from freescore.poomsae.frames import canonical, error_frame, frame, update_frame
 from freescore.poomsae.ids import RequestError, Ring, check_db, check_divid, parse_ring
-from freescore.poomsae.routes import Route, parse_route
 
 SERVICE = "grassroots"
 UNKNOWN_COMMAND = "FreeScore Grassroots: Unknown command"
@@ -26,7 +25,7 @@ _PLACEHOLDER = re.compile(r"^[^/.]+$")
 _SCORE10 = re.compile(r"^-?\d{1,4}$")
 _NUMERIC = re.compile(r"^\d+(\.\d+)?$")
 
-__all__ = ["RequestError", "Route", "Rest", "UnknownCommand", "parse_rest", "ws_route"]
+__all__ = ["RequestError", "Rest", "UnknownCommand", "parse_rest"]
 
 
 class UnknownCommand(Exception):
@@ -45,11 +44,6 @@ class Rest:
     value: Any = None
     """score: the score (score10 / 10); vote: blue|red|clear; tb: blue|red or a number; save: the divid"""
     body: dict[str, Any] = field(default_factory=dict)
-
-
-def ws_route(path: str) -> Route | None:
-    """`/grassroots[/request]/<db>/<ring>`, no role segment; None refuses the upgrade."""
-    return parse_route(path, SERVICE, with_role=False)
 
 
 def _judge(text: str) -> int:
@@ -142,11 +136,6 @@ def unknown_body() -> bytes:
 
 
 # -- WebSocket frames (§6) ----------------------------------------------------------------
-
-
-def annotate(request: dict[str, Any], db: str, ring: Ring) -> dict[str, Any]:
-    """Upstream adds `tournament` and the ring (an integer for a numbered ring); no `from`."""
-    return {**request, "tournament": db, "ring": ring}
 
 
 def division_update(division: dict[str, Any], request: dict[str, Any]) -> bytes:

@@ -1,4 +1,4 @@
-"""Grassroots rules on an in-memory ring: the worked examples of §20 and the upstream bugs not copied."""
+"""Grassroots rules over a real store in a temporary folder: the worked examples of §20 and the upstream bugs not copied."""
 
 from __future__ import annotations
 
@@ -8,64 +8,81 @@ import pytest
 
 from freescore.effects import Arm, Broadcast, Cancel, ConnId, Send
 from freescore.grassroots import logic, scoring, wire
-from freescore.grassroots.divfile import format_division, parse_division
+from freescore.grassroots.divfile import parse_division
+from freescore.grassroots.store import GrassrootsStore
+from freescore.poomsae.progress import parse_progress
+from freescore.poomsae.routes import Route
+from freescore.poomsae.users import Client
 
 from .gr_client import upstream
 
-KEY = logic.autopilot_key("test", 1)
-
 
 class MemoryRing:
-    """The store's part, in memory: texts in, texts out, as the real store writes them."""
+    """The service's part, without a reactor: the rules over a real store in a temporary data root.
 
-    def __init__(self, ring=1):
+    Effects are collected; the armed autopilot step is kept so a test fires it when it likes.
+    """
+
+    def __init__(self, ring=1, root=None):
         self.ring = ring
-        self.files: dict[str, str] = {}
-        self.progress: dict[str, str] = {}
+        self.root = root
+        self.forms = root / "test" / "forms-grassroots"
+        (self.forms / f"ring{ring:02d}").mkdir(parents=True, exist_ok=True)
+        self.model = logic.Grassroots(GrassrootsStore(root))
         self.armed: logic.AutopilotStep | None = None
         self.frames: list = []
-        self.grassroots = logic.Grassroots()
+        self.client = Client(id="0" * 40, route=Route("test", ring, str(ring), ""), pinging=False)
 
-    def load(self) -> logic.RingData:
-        return logic.RingData("test", self.ring, f"/data/test/forms-grassroots/ring{self.ring:02d}",
-                              {d: parse_division(t, d) for d, t in sorted(self.files.items())}, dict(self.progress))
-
-    def commit(self, ring: logic.RingData, out: logic.Outcome):
-        for divid in ring.changed:
-            self.files[divid] = format_division(ring.divisions[divid])
-        self.progress = dict(ring.progress)
-        for e in out.effects:
+    def collect(self, effects):
+        for e in effects:
             if isinstance(e, Arm):
                 self.armed = e.payload
             elif isinstance(e, Cancel):
                 self.armed = None
             else:
                 self.frames.append(e)
-        return out
+        return effects
 
     def rest(self, method, path, body=None):
         c = wire.parse_rest(method, path.strip("/").split("/"), json.dumps(body).encode() if body else b"")
-        ring = self.load()
-        return self.commit(ring, self.grassroots.rest(ring, c)).answer
+        out = self.model.rest(c, 0.0)
+        assert self.model.flush() == {}
+        self.collect(out.effects)
+        return out.answer
 
     def ws(self, request, cid="c1"):
-        ring = self.load()
-        return self.commit(ring, self.grassroots.handle(ring, ConnId(cid), request))
+        request = {**request, "tournament": "test", "ring": self.ring}
+        return self.collect(self.model.handle(ConnId(cid), self.client, request, [], 0.0))
 
     def fire(self):
         step, self.armed = self.armed, None
-        ring = self.load()
-        return self.commit(ring, self.grassroots.autopilot(ring, step))
+        return self.collect(self.model.autopilot(("test", self.ring), step, 0.0))
 
     def run_autopilot(self):
         while self.armed is not None:
             self.fire()
 
     def text(self, divid):
-        return self.files[divid]
+        return (self.forms / f"ring{self.ring:02d}" / f"div.{divid}.txt").read_text()
+
+    def write(self, divid, text):
+        (self.forms / f"ring{self.ring:02d}" / f"div.{divid}.txt").write_text(text)
+
+    @property
+    def progress(self):
+        path = self.forms / f"ring{self.ring:02d}" / "progress.txt"
+        return parse_progress(path.read_text()) if path.exists() else {}
+
+    def division_json(self, divid):
+        return self.model.ring("test", self.ring).division_json(divid)
 
     def frame_dicts(self):
         return [json.loads(e.frame) for e in self.frames if isinstance(e, (Send, Broadcast))]
+
+
+@pytest.fixture
+def ring_of(tmp_path):
+    return lambda ring: MemoryRing(ring, tmp_path)
 
 
 def post(ring, divid, description, names, judges=3):
@@ -82,8 +99,8 @@ def score_all(ring, rows):
     return answers
 
 
-def test_example_20_1_three_judges_no_tie():
-    r = MemoryRing(1)
+def test_example_20_1_three_judges_no_tie(ring_of):
+    r = ring_of(1)
     assert post(r, "p01", "8-9yo Beginner", ["Ana LIME", "Ben COVE", "Cal DUNE", "Dee FROST"]) == {
         "division": "p01", "status": "saved"}
     assert r.text("p01") == (
@@ -105,26 +122,26 @@ def test_example_20_1_three_judges_no_tie():
     assert r.text("p01") == upstream("ring01/div.p01.9-final.txt", drop=("# pending=3",))
 
 
-def test_example_20_2_five_judges_trimmed():
-    r = MemoryRing(2)
+def test_example_20_2_five_judges_trimmed(ring_of):
+    r = ring_of(2)
     post(r, "p02", "10-11yo Intermediate", ["Eli MOSS", "Fay REED", "Gus TERN"], judges=5)
     score_all(r, [[8.1, 8.4, 8.0, 8.6, 8.2]])
     assert r.text("p02") == upstream("ring02/div.p02.1-athlete0-after-autopilot.txt")
     score_all(r, [[8.2] * 5, [8.0, 8.2, 8.2, 8.2, 8.4]])
     assert r.text("p02") == upstream("ring02/div.p02.9-final.txt", drop=("# pending=2",))
-    div = r.load().division_json("p02")
+    div = r.division_json("p02")
     assert [a.get("notes") for a in div["athletes"]] == [None, "L", "H"]
 
 
-def test_example_20_3_tie_for_first_resolved_by_three_votes():
-    r = MemoryRing(3)
+def test_example_20_3_tie_for_first_resolved_by_three_votes(ring_of):
+    r = ring_of(3)
     post(r, "p03", "12-14yo Advanced", ["Hal BRIM", "Ivy COLT", "Jon DALE"])
     answers = score_all(r, [[8.5] * 3, [8.4, 8.6, 8.5], [8.0] * 3])
     assert answers[-1] == {"athlete": 0, "judge": 3, "score": 8.0}
     tied = upstream("ring03/div.p03.9-final.txt", drop=("# pending=2", "# placements=0,1"),
                     add=(("# tied=1:0,1", "# placements=0,1,2"),))
     assert r.text("p03") == tied
-    assert r.load().division_json("p03")["tied"] == [{"place": 1, "tied": [0, 1]}]
+    assert r.division_json("p03")["tied"] == [{"place": 1, "tied": [0, 1]}]
     assert r.rest("GET", "/test/3/0/tb/blue") == {"athlete": 0, "judge": 1, "tiebraker": "blue"}
     assert "Hal BRIM\t\t8.5\t8.5\t8.5\t1\t-\t-\n" in r.text("p03")
     assert "Ivy COLT\t\t8.4\t8.6\t8.5\t0\t-\t-\n" in r.text("p03")
@@ -135,14 +152,14 @@ def test_example_20_3_tie_for_first_resolved_by_three_votes():
     assert "Hal BRIM\t\t8.5\t8.5\t8.5\t1\t0\t1\n" in text and "Ivy COLT\t\t8.4\t8.6\t8.5\t0\t1\t0\n" in text
     assert "# tied" not in text and "# placements=0,1,2\n" in text
     assert "# state=tiebreaker\n" in text and "# round=tb\n" in text
-    assert r.load().division_json("p03")["athletes"][0]["notes"] == "TB"
+    assert r.division_json("p03")["athletes"][0]["notes"] == "TB"
     r.run_autopilot()  # armed by the last vote: never leaves the tiebreaker view by itself
     assert "# state=tiebreaker\n" in r.text("p03")
     assert r.rest("GET", "/test/3/display") == {"state": "display"}
 
 
-def test_example_20_4_penalty_ws_scores_autopilot_and_disqualify():
-    r = MemoryRing(5)
+def test_example_20_4_penalty_ws_scores_autopilot_and_disqualify(ring_of):
+    r = ring_of(5)
     post(r, "p05", "WebSocket flow", ["Oli GUM", "Pat HAZ", "Quin IVY"])
     r.ws({"type": "division", "action": "award penalty", "penalty": {"bounds": 0.3, "restart": 0.6}})
     assert 'Oli GUM\t\t-\t-\t-\t-\t-\t-\tpenalty={"bounds":0.3,"restart":0.6}\n' in r.text("p05")
@@ -174,8 +191,8 @@ def test_example_20_4_penalty_ws_scores_autopilot_and_disqualify():
         1, 0, [0, 1], [2])
 
 
-def test_example_20_5_clear_clears_that_judge_only():
-    r = MemoryRing(6)
+def test_example_20_5_clear_clears_that_judge_only(ring_of):
+    r = ring_of(6)
     post(r, "p06", "Clear test", ["Max ELM", "Ned FIR"])
     r.rest("GET", "/test/6/0/83")
     r.rest("GET", "/test/6/1/85")
@@ -186,8 +203,8 @@ def test_example_20_5_clear_clears_that_judge_only():
     assert r.armed is None  # two scores: not complete
 
 
-def test_autopilot_never_wipes_a_score_entered_during_its_pause():
-    r = MemoryRing(4)
+def test_autopilot_never_wipes_a_score_entered_during_its_pause(ring_of):
+    r = ring_of(4)
     post(r, "p04", "Stale autopilot", ["Kim ASH", "Lou BAY"])
     score_all(r, [[8.0, 8.1]])
     r.rest("GET", "/test/4/2/82")
@@ -199,8 +216,8 @@ def test_autopilot_never_wipes_a_score_entered_during_its_pause():
     assert "Lou BAY\t\t7.7\t-\t-\t-\t-\t-\n" in r.text("p04")
 
 
-def test_manual_navigation_cancels_the_autopilot():
-    r = MemoryRing(4)
+def test_manual_navigation_cancels_the_autopilot(ring_of):
+    r = ring_of(4)
     post(r, "p04", "x", ["Kim ASH", "Lou BAY", "Mo CAY"])
     for j in range(3):
         r.rest("GET", f"/test/4/{j}/80")
@@ -209,38 +226,38 @@ def test_manual_navigation_cancels_the_autopilot():
     assert r.armed is None
 
 
-def test_autopilot_step_re_reads_the_ring():
-    r = MemoryRing(1)
+def test_autopilot_step_re_reads_the_ring(ring_of):
+    r = ring_of(1)
     post(r, "p01", "x", ["A", "B"])
     for j in range(3):
         r.rest("GET", f"/test/1/{j}/80")
     r.fire()
     r.fire()
-    r.files["p01"] = r.files["p01"].replace("B\t\t-", "B\t\t9.1")  # another program writes the file
+    r.write("p01", r.text("p01").replace("B\t\t-", "B\t\t9.1"))  # another program writes the file
     r.fire()
     assert "B\t\t9.1\t" in r.text("p01") and "# current=1\n" in r.text("p01")
 
 
-def test_ring_read_answers_the_sender_only_and_unknown_requests_get_nothing():
-    r = MemoryRing(1)
+def test_ring_read_answers_the_sender_only_and_unknown_requests_get_nothing(ring_of):
+    r = ring_of(1)
     out = r.ws({"type": "ring", "action": "read"})
-    assert len(out.effects) == 1 and isinstance(out.effects[0], Send) and out.effects[0].to == "c1"
-    assert json.loads(out.effects[0].frame) == {"type": "ring", "action": "read", "ring": {
-        "current": None, "divisions": [], "file": "/data/test/forms-grassroots/ring01/progress.txt",
-        "path": "/data/test/forms-grassroots/ring01"}}
-    assert list(r.ws({"type": "division", "action": "dance"}).effects) == []
+    assert len(out) == 1 and isinstance(out[0], Send) and out[0].to == "c1"
+    folder = str(r.forms.resolve() / "ring01")
+    assert json.loads(out[0].frame) == {"type": "ring", "action": "read", "ring": {
+        "current": None, "divisions": [], "file": folder + "/progress.txt", "path": folder}}
+    assert list(r.ws({"type": "division", "action": "dance"})) == []
 
 
-def test_division_navigate_and_display_toggle():
-    r = MemoryRing(5)
+def test_division_navigate_and_display_toggle(ring_of):
+    r = ring_of(5)
     post(r, "p05", "x", ["A", "B", "C"])
     post(r, "p06", "y", ["D"])
     out = r.ws({"type": "division", "action": "navigate", "target": {"destination": "athlete", "id": "2"}})
-    assert json.loads(out.effects[-1].frame)["division"]["current"] == 2
+    assert json.loads(out[-1].frame)["division"]["current"] == 2
     out = r.ws({"type": "division", "action": "display"})
-    assert json.loads(out.effects[-1].frame)["division"]["state"] == "score"
+    assert json.loads(out[-1].frame)["division"]["state"] == "score"
     out = r.ws({"type": "division", "action": "navigate", "target": {"destination": "division", "id": "p06"}})
-    assert json.loads(out.effects[-1].frame)["division"]["name"] == "p06"
+    assert json.loads(out[-1].frame)["division"]["name"] == "p06"
     assert r.progress == {"current": "p06"}
     assert r.rest("GET", "/test/5/division/next") == {"current": "p05"}
     assert r.rest("GET", "/test/5/division/previous") == {"current": "p06"}
@@ -256,16 +273,16 @@ def test_division_navigate_and_display_toggle():
     ({"type": "division", "action": "read", "divid": "p99"}, "No division p99 in ring 1"),
     ({"type": "division", "action": "score", "judge": 0, "vote": "blue"}, "Division p01 is not single elimination"),
 ])
-def test_bad_ws_requests_get_the_error_form_from_the_sender_only(request_, message):
-    r = MemoryRing(1)
+def test_bad_ws_requests_get_the_error_form_from_the_sender_only(ring_of, request_, message):
+    r = ring_of(1)
     post(r, "p01", "x", ["A", "B"])
     out = r.ws(request_)
-    assert [json.loads(e.frame) for e in out.effects] == [{"error": message}]
-    assert isinstance(out.effects[0], Send)
+    assert [json.loads(e.frame) for e in out] == [{"error": message}]
+    assert isinstance(out[0], Send)
 
 
-def test_rest_errors_change_nothing():
-    r = MemoryRing(1)
+def test_rest_errors_change_nothing(ring_of):
+    r = ring_of(1)
     assert r.rest("GET", "/test/1/0/83") == {"error": "No division in ring 1"}
     assert r.rest("GET", "/test/1/judges") == {"division": None, "judges": None}
     post(r, "p01", "x", ["A"])
@@ -275,8 +292,8 @@ def test_rest_errors_change_nothing():
     assert r.text("p01") == before
 
 
-def test_post_keeps_scores_of_athletes_kept_by_name_and_parses_places():
-    r = MemoryRing(1)
+def test_post_keeps_scores_of_athletes_kept_by_name_and_parses_places(ring_of):
+    r = ring_of(1)
     post(r, "p01", "x", ["A", "B"])
     r.rest("GET", "/test/1/0/83")
     assert r.rest("POST", "/test/1/p01", {"header": {"places": "1:1,2:1,3:1", "judges": "3", "flight": "A"},
@@ -286,8 +303,8 @@ def test_post_keeps_scores_of_athletes_kept_by_name_and_parses_places():
     assert text.endswith("C\t\t-\t-\t-\t-\t-\t-\nA\t\t8.3\t-\t-\t-\t-\t-\n")
 
 
-def test_single_elimination_votes_over_rest_and_ws():
-    r = MemoryRing(1)
+def test_single_elimination_votes_over_rest_and_ws(ring_of):
+    r = ring_of(1)
     r.rest("POST", "/test/1/se", {"header": {"judges": 3, "mode": "single-elimination"}, "athletes": ["A", "B"]})
     assert r.rest("GET", "/test/1/0/vote/red") == {"bracket": 0, "judge": 1, "vote": "red"}
     r.ws({"type": "division", "action": "score", "judge": 1, "vote": "red"})

@@ -13,14 +13,13 @@ def test_defaults_resolve_the_data_root(tmp_path):
     assert isinstance(s, WebSocketSettings)
     assert s.data == (tmp_path / "var/freescore").resolve()
     assert s.autopilot == (0.0, 9.0, 14.0, 18.0)
-    assert (s.path, s.rest_path, s.sse_path) == ("/grassroots", "/grassroots/webservice",
-                                                 "/cgi-bin/freescore/forms/grassroots/update")
+    assert (s.rest_path, s.sse_path) == ("/grassroots/webservice", "/cgi-bin/freescore/forms/grassroots/update")
 
 
 @pytest.mark.parametrize(("changes", "key"), [
     ({"autopilot": (0.0, 9.0, 5.0, 18.0)}, "autopilot"),
     ({"autopilot": (0.0, 9.0)}, "autopilot"),
-    ({"path": "grassroots"}, "path"),
+    ({"rest_path": "grassroots"}, "rest_path"),
     ({"sse_path": "/x/"}, "sse_path"),
     ({"sse_replay": 0}, "sse_replay"),
     ({"sse_heartbeat": -1.0}, "sse_heartbeat"),

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from freescore.grassroots import wire
 from freescore.grassroots.wire import RequestError, Rest, UnknownCommand, parse_rest
+from freescore.poomsae.routes import parse_route
 
 
 def seg(path):
@@ -76,12 +77,15 @@ def test_bad_values_are_request_errors(method, path, body, message):
 
 
 def test_ws_route_has_no_role_and_refuses_traversal():
-    assert wire.ws_route("/grassroots/test/1").group == ("test", 1)
-    assert wire.ws_route("/grassroots/test/staging").ring == "staging"
-    assert wire.ws_route("/grassroots/request/test/2").ring == 2
+    def route(path):
+        return parse_route(path, wire.SERVICE, with_role=False)
+
+    assert route("/grassroots/test/1").group == ("test", 1)
+    assert route("/grassroots/test/staging").ring == "staging"
+    assert route("/grassroots/request/test/2").ring == 2
     for bad in ("/grassroots/test/1/observer", "/grassroots/../1", "/grassroots/test/..", "/grassroots/test/0",
                 "/worldclass/test/1", "/grassroots/test"):
-        assert wire.ws_route(bad) is None
+        assert route(bad) is None
 
 
 def test_answers_use_upstream_keys():
@@ -92,7 +96,7 @@ def test_answers_use_upstream_keys():
 
 
 def test_division_update_frame_shape_and_stable_digest():
-    req = wire.annotate({"type": "division", "action": "read"}, "test", 1)
+    req = {"type": "division", "action": "read", "tournament": "test", "ring": 1}
     f1 = json.loads(wire.division_update({"b": 1, "a": [1, 2]}, req))
     f2 = json.loads(wire.division_update({"a": [1, 2], "b": 1}, req))
     assert set(f1) == {"type", "action", "digest", "division", "request"}
