@@ -1,4 +1,4 @@
-"""Grassroots rules over a real store in a temporary folder: the worked examples of §20 and the upstream bugs not copied."""
+"""Grassroots rules over a real store in a temporary folder: the worked examples of §20, the bugs not copied."""
 
 from __future__ import annotations
 
