@@ -10,6 +10,7 @@ from __future__ import annotations
 from freescore.clicker.settings import Settings as ClickerSettings
 from freescore.events.settings import Settings as EventsSettings
 from freescore.fedmsg.settings import Settings as FedmsgSettings
+from freescore.freestyle.settings import Settings as FreestyleSettings
 from freescore.gateway.settings import Settings as GatewaySettings
 from freescore.grassroots.settings import Settings as GrassrootsSettings
 from freescore.settings import ServiceSettings
@@ -22,4 +23,5 @@ SERVICES: dict[str, type[ServiceSettings]] = {
     "events": EventsSettings,
     "worldclass": WorldclassSettings,
     "grassroots": GrassrootsSettings,
+    "freestyle": FreestyleSettings,
 }

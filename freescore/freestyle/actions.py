@@ -7,6 +7,7 @@ renumbers every list that points at athletes (§17.6).
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from freescore.freestyle.division import RECOMPUTED, Division
@@ -178,8 +179,9 @@ KEPT_ON_WRITE = ("scores", "penalty", "decision")
 
 
 def merged(written: dict[str, Any], existing: Division | None) -> dict[str, Any]:
-    """A `division write`'s object: athletes named as in the stored division keep their data."""
-    data = {k: v for k, v in written.items() if k not in (*RECOMPUTED, "file", "path")}
+    """A `division write`'s object (a copy: the request is echoed as sent): athletes named as in the
+    stored division keep their data."""
+    data = {k: copy.deepcopy(v) for k, v in written.items() if k not in (*RECOMPUTED, "file", "path")}
     if existing is None:
         return data
     stored = {}

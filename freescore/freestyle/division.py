@@ -9,6 +9,7 @@ method here and is followed by `recompute`.
 
 from __future__ import annotations
 
+import copy
 import random
 from typing import Any
 
@@ -35,7 +36,13 @@ def _int(value: Any, default: int) -> int:
 
 
 class Division:
-    """A division and its computed results; `data` is the object as broadcast and written."""
+    """A division and its computed results; `data` is the object as broadcast and written.
+
+    `path` and `stamp` are where the store found the file and its (mtime, size) then.
+    """
+
+    path: Any = None
+    stamp: Any = None
 
     def __init__(self, data: dict[str, Any], name: str, file: str, ring: int | str,
                  rng: random.Random | None = None) -> None:
@@ -166,6 +173,10 @@ class Division:
                 athlete.setdefault("scores", {})[r] = []  # the display iterates them (§17.10)
 
     # -- queries -----------------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        """The object as it is now, for an update sent after later requests of the same batch changed it."""
+        return copy.deepcopy(self.data)
+
     def result(self, athlete: int, round_: str | None = None) -> RoundScore | None:
         return self.results.get(round_ or self.round, {}).get(athlete)
 

@@ -30,21 +30,31 @@ def parse_route(path: str) -> routes.Route | None:
     return routes.parse_route(path, SERVICE)
 
 
-def decode(payload: bytes | str, db: str) -> dict[str, Any]:
-    """One request, annotated as upstream echoes it: `tournament`, and `cookie:{}` on reads.
+SILENT = ("client_pong", "server_stop_ping")
+"""Requests upstream leaves unanswered that a shared page may still send."""
 
-    RequestError for anything but a `{type, action, ...}` object, or one that
-    could not be echoed back (a lone surrogate is no UTF-8).
-    """
-    request = requests.decode_request(payload)
-    try:
-        frames.frame(request)
-    except (UnicodeEncodeError, ValueError):
-        raise RequestError("Invalid JSON: not valid text") from None
+
+def annotate(request: dict[str, Any], db: str) -> dict[str, Any]:
+    """What upstream adds before echoing a request: `tournament`, and `cookie:{}` on reads."""
     request["tournament"] = db
     if requests.request_kind(request) in READS:
         request["cookie"] = {}
     return request
+
+
+def check_text(request: dict[str, Any]) -> None:
+    """RequestError for a request that could not be echoed or stored (a lone surrogate is no UTF-8)."""
+    try:
+        frames.frame(request)
+    except (UnicodeEncodeError, ValueError):
+        raise RequestError("Invalid JSON: not valid text") from None
+
+
+def decode(payload: bytes | str, db: str) -> dict[str, Any]:
+    """One request frame, checked and annotated; RequestError for anything but `{type, action, ...}`."""
+    request = requests.decode_request(payload)
+    check_text(request)
+    return annotate(request, db)
 
 
 # -- request fields ---------------------------------------------------------------------
@@ -193,6 +203,12 @@ def error(message: str) -> bytes:
     return frames.error_frame(message)
 
 
-def read_error(detail: str, request: dict[str, Any]) -> bytes:
-    """A read that failed, worded as upstream's so the tablet recognises it."""
-    return frames.error_frame(frames.processing_error(f"{NOT_IN_RING} {detail}.\n"), request)
+def not_in_ring(ring: Ring, divid: str | None) -> str:
+    """Why a division cannot be found, worded as upstream's: the judge tablet matches the phrase."""
+    return f"{NOT_IN_RING} {ring}: " + (f"'{divid}'" if divid else "no divisions")
+
+
+def read_error(message: str, request: dict[str, Any]) -> bytes:
+    """A read that failed, in upstream's shape: the message, a blank line, and the request (no `cookie`)."""
+    echoed = {k: v for k, v in request.items() if k != "cookie"}
+    return frames.error_frame(frames.processing_error(f"{message}.\n"), echoed)

@@ -89,7 +89,7 @@ def test_replies_to_the_sender() -> None:
         "type": "division", "action": "write error", "error": "File '/d/div.fs09.txt' exists.",
         "division": {"name": "fs09", "file": "/d/div.fs09.txt"}}
     assert json.loads(wire.judges_frame([{"judge": 1, "cid": "c1"}]))["judges"] == [{"judge": 1, "cid": "c1"}]
-    err = json.loads(wire.read_error("'nope'", {"type": "division"}))
+    err = json.loads(wire.read_error(wire.not_in_ring(1, "nope"), {"type": "division"}))
     assert "Division not in ring" in err["error"] and err["request"] == {"type": "division"} and "type" not in err
 
 
