@@ -88,11 +88,20 @@ async def operator(base: str, data: Path, ring: int, divid: str) -> Operator:
     return Operator(await Peer.connect(base, f"/worldclass/methods/{ring}/computer+operator"), data, ring, divid)
 
 
-def test_se5_five_athletes(methods):
+def play(methods: tuple[str, Path], ring: int, divid: str, body: Any) -> None:
+    """Run `body(op, base)` with ring `ring`'s operator connection, then close it."""
     base, data = methods
 
-    async def scenario():
-        op = await operator(base, data, 1, "se5")
+    async def scenario() -> None:
+        op = await operator(base, data, ring, divid)
+        await body(op, base)
+        await op.peer.close()
+
+    asyncio.run(scenario())
+
+
+def test_se5_five_athletes(methods):
+    async def scenario(op: Operator, base: str) -> None:
         read = await op.ask({"type": "division", "action": "read"})
         same_shape("se5-division-read", read)
         assert [m["order"] for m in read["division"]["matches"]["ro8"]] == [[0, None], [1, None], [2, None], [3, 4]]
@@ -160,16 +169,12 @@ def test_se5_five_athletes(methods):
         await op.ask({"type": "division", "action": "athlete next"})
         await op.ask({"type": "division", "action": "athlete prev"})
         op.same_file("after", "")
-        await op.peer.close()
 
-    asyncio.run(scenario())
+    play(methods, 1, "se5", scenario)
 
 
 def test_sbs2_draws_and_tie_break(methods):
-    base, data = methods
-
-    async def scenario():
-        op = await operator(base, data, 2, "sbs2")
+    async def scenario(op: Operator, base: str) -> None:
         same_shape("sbs2-ring-read", await op.ask({"type": "ring", "action": "read"}))
         same_shape("sbs2-draw-select-age", await op.ask({"type": "division", "action": "draw select age",
                                                          "age": "cadet"}))
@@ -211,17 +216,14 @@ def test_sbs2_draws_and_tie_break(methods):
             await op.ask({"type": "division", "action": "display"})
         await op.ask({"type": "division", "action": "clear judge score", "judge": 2, "index": [0, 1]})
         op.same_file("after", "")
-        for peer in (op.peer, *judges):
+        for peer in judges:
             await peer.close()
 
-    asyncio.run(scenario())
+    play(methods, 2, "sbs2", scenario)
 
 
 def test_sbs3_bye_and_wrong_match(methods):
-    base, data = methods
-
-    async def scenario():
-        op = await operator(base, data, 3, "sbs3")
+    async def scenario(op: Operator, base: str) -> None:
         bye = await op.ask({"type": "division", "action": "award min score", "athlete_id": 0})
         same_shape("sbs3-award-min-score-bye", bye)
         nxt, matches = await op.sequence("next", "matches")
@@ -246,16 +248,12 @@ def test_sbs3_bye_and_wrong_match(methods):
         nav = await op.ask({"type": "division", "action": "navigate", "target": {"destination": "athlete", "index": 1}})
         same_shape("sbs3-navigate-athlete", nav)
         op.same_file("after", "")
-        await op.peer.close()
 
-    asyncio.run(scenario())
+    play(methods, 3, "sbs3", scenario)
 
 
 def test_se2f_two_forms(methods):
-    base, data = methods
-
-    async def scenario():
-        op = await operator(base, data, 4, "se2f")
+    async def scenario(op: Operator, base: str) -> None:
         names = ["01-after-0.txt", "02-after-1.txt", "03-after-2.txt", "04-after-3.txt"]
         for k, marks in enumerate([(0.3, 0.6, 1.5, 1.5, 1.4), (0.6, 0.6, 1.4, 1.4, 1.3)] * 2):
             for j in range(3):
@@ -267,19 +265,16 @@ def test_se2f_two_forms(methods):
         final = await op.ask({"type": "division", "action": "read"})
         same_shape("se2f-division-read-final", final, "$.division.autopilot")
         assert (final["division"]["current"], final["division"]["form"]) == (1, 1)
-        await op.peer.close()
 
-    asyncio.run(scenario())
+    play(methods, 4, "se2f", scenario)
 
 
 def test_manual_action_during_a_pause_cancels_the_rest(freescore, tmp_path):
     data = tmp_path / "data" / "methods" / "forms-worldclass"
     shutil.copytree(METHODS_FIXTURES / "before", data)
     fs = freescore(config(bracket_pace=0.3))  # bracket pause 3.6 s, next 0.3 s later
-    base = fs.url(0, "ws")
 
-    async def scenario():
-        op = await operator(base, data, 1, "se5")
+    async def scenario(op: Operator, base: str) -> None:
         await op.ask({"type": "division", "action": "award min score", "athlete_id": 0})
         await op.sequence("scoreboard", "bracket")
         shown = await op.ask({"type": "division", "action": "display"})
@@ -287,6 +282,5 @@ def test_manual_action_during_a_pause_cancels_the_rest(freescore, tmp_path):
         late = await op.peer.quiet(5.0)  # longer than the pause the next step was due after
         assert [f for f in late if f.get("type") == "autopilot"] == []
         assert "# current=0\n" in op.file.read_text() and "# state=leaderboard\n" in op.file.read_text()
-        await op.peer.close()
 
-    asyncio.run(scenario())
+    play((fs.url(0, "ws"), data), 1, "se5", scenario)

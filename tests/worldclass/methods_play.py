@@ -38,42 +38,37 @@ class Play:
         return self.text
 
     # -- requests --------------------------------------------------------------------
-    def se_score(self, judge: int, marks: tuple[float, ...]) -> None:
+    def scored(self) -> None:
+        """After a score: arm when the current athlete's current form is complete, write, run the steps."""
         div = self.div
         form = div.form_scores(div.current, div.round)[div.form]
-        form.judges[judge] = Score(*marks)
-        armed = scoring.form_result(form, div.judges).complete
+        self.arm_and_write(scoring.form_result(form, div.judges).complete)
+
+    def arm_and_write(self, armed: bool, bye: bool = False) -> None:
         if armed:
-            div.autopilot = "on"
+            self.div.autopilot = "on"
         self.write()
         if armed:
-            self.autopilot()
+            self.autopilot(bye)
+
+    def se_score(self, judge: int, marks: tuple[float, ...]) -> None:
+        div = self.div
+        div.form_scores(div.current, div.round)[div.form].judges[judge] = Score(*marks)
+        self.scored()
 
     def se_all(self, marks: list[tuple[float, ...]] | tuple[float, ...]) -> None:
         for j in range(self.div.judges):
             self.se_score(j, marks[j] if isinstance(marks, list) else marks)
 
     def sbs_score(self, judge: int, score: dict[str, Any]) -> None:
-        div = self.div
-        elimination.sbs_score(div, judge, score)
-        form = div.form_scores(div.current, div.round)[div.form]
-        armed = scoring.form_result(form, div.judges).complete
-        if armed:
-            div.autopilot = "on"
-        self.write()
-        if armed:
-            self.autopilot()
+        elimination.sbs_score(self.div, judge, score)
+        self.scored()
 
     def award_min_score(self, athlete_id: int) -> bool:
         div = self.div
         elimination.award_min_score(div, athlete_id)
-        results = scoring.compute(div)
-        bye = elimination.match_is_complete(div, results, elimination.current_match(div))
-        if bye:
-            div.autopilot = "on"
-        self.write()
-        if bye:
-            self.autopilot(bye=True)
+        bye = elimination.match_is_complete(div, scoring.compute(div), elimination.current_match(div))
+        self.arm_and_write(bye, bye=True)
         return bye
 
     def award_punitive(self, decision: str, athlete_id: int) -> None:
@@ -82,40 +77,32 @@ class Play:
         elimination.after_punitive(div, scoring.compute(div))
         self.write()
 
-    def draw_select_age(self, age: str) -> None:
+    def manual(self, change: Any, *args: Any) -> None:
+        """An operator action: autopilot off (the key dropped), the change, the write."""
         elimination.switch_off(self.div)
-        elimination.draw_select_age(self.div, age)
+        change(self.div, *args)
         self.write()
+
+    def draw_select_age(self, age: str) -> None:
+        self.manual(elimination.draw_select_age, age)
 
     def draw(self, form: str, complete: bool) -> None:
-        elimination.switch_off(self.div)
-        elimination.draw(self.div, {"form": form, "complete": complete})
-        self.write()
+        self.manual(elimination.draw, {"form": form, "complete": complete})
 
     def display(self) -> None:
-        elimination.switch_off(self.div)
-        elimination.display(self.div, self.results)
-        self.write()
+        self.manual(elimination.display, self.results)
 
     def athlete_next(self) -> None:
-        elimination.switch_off(self.div)
-        elimination.athlete_next(self.div, self.results)
-        self.write()
+        self.manual(elimination.athlete_next, self.results)
 
     def athlete_prev(self) -> None:
-        elimination.switch_off(self.div)
-        elimination.athlete_prev(self.div)
-        self.write()
+        self.manual(elimination.athlete_prev)
 
     def navigate_athlete(self, index: int) -> None:
-        elimination.switch_off(self.div)
-        elimination.navigate_athlete(self.div, index)
-        self.write()
+        self.manual(elimination.navigate_athlete, index)
 
     def clear_judge_score(self, judge: int, index: Any) -> None:
-        elimination.switch_off(self.div)
-        elimination.clear_judge_score(self.div, judge, index)
-        self.write()
+        self.manual(elimination.clear_judge_score, judge, index)
 
     # -- autopilot ---------------------------------------------------------------------
     def autopilot(self, bye: bool = False) -> None:
