@@ -111,6 +111,25 @@ def build_matches(order: Sequence[Slot], round_: str) -> list[Match]:
     return matches
 
 
+def well_formed(matches: Any, round_: str, athletes: int) -> bool:
+    """Whether a cached round (from a file's `# matches=` or the editor) is a bracket this division can use."""
+    if not isinstance(matches, list) or not matches or len(matches) > ROUND_TABLE[round_][1]:
+        return False
+    for m in matches:
+        if not isinstance(m, dict) or not isinstance(m.get("number"), int):
+            return False
+        for side in ("chung", "hong"):
+            a = m.get(side)
+            if a is not None and (not isinstance(a, int) or isinstance(a, bool) or not 0 <= a < athletes):
+                return False
+        if m.get("order") != [m.get("chung"), m.get("hong")]:
+            return False
+        w = m.get("winner")
+        if w is not None and w not in (m.get("chung"), m.get("hong")):
+            return False
+    return True
+
+
 def present(match: Match) -> list[int]:
     return [a for a in (match.get("chung"), match.get("hong")) if a is not None]
 
@@ -347,7 +366,10 @@ def draw_forms(forms: dict[str, list[str]], rounds: Sequence[str], age: str) -> 
 
 def record_draw(draws: Any, round_: str, match_number: int, form: int, name: str) -> dict[str, Any]:
     """draws[round]["<match>"][form] = name; earlier entries kept, unfilled earlier slots null."""
-    out: dict[str, Any] = {r: {k: list(v) for k, v in m.items()} for r, m in (draws or {}).items()}
+    out: dict[str, Any] = {}
+    if isinstance(draws, dict):  # a malformed draws line is replaced, not trusted
+        out = {r: {k: list(v) for k, v in m.items() if isinstance(v, list)}
+               for r, m in draws.items() if isinstance(m, dict)}
     slots = out.setdefault(round_, {}).setdefault(str(match_number), [])
     while len(slots) <= form:
         slots.append(None)

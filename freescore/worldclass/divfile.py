@@ -267,7 +267,7 @@ def _header(div: Division, key: str, value: str, seen: set[str]) -> None:
     elif key == "forms":
         div.forms = parse_forms(value)
     elif key == "draws":
-        div.draws = _json(value, key)
+        div.draws = _json(value, key) or None  # an empty draws line is not written back
     elif key == "placement":
         placement = _json(value, key)
         if not isinstance(placement, dict):

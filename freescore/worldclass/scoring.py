@@ -221,9 +221,11 @@ def judge_matches(div: Division, results: Results) -> None:
     """
     matches = div.matches if isinstance(div.matches, dict) else {}
     for round_ in bracket_rounds(div):
+        if round_ in matches and not bracket.well_formed(matches[round_], round_, len(div.athletes)):
+            del matches[round_]  # unusable (hand-edited?): built again from the order
         if round_ not in matches:
             try:
-                bracket.check_size(div.name, round_, len(div.order[round_]))
+                bracket.check_size(div.name, round_, len(div.order.get(round_, [])))
             except bracket.BracketError as e:
                 results.errors.append(str(e))
                 continue

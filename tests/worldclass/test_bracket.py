@@ -410,3 +410,14 @@ def test_first_round_for_each_method():
     assert scoring.first_round_for({"semfin": "cutoff", "ro8": "sbs"}, 30) == "semfin"
     with pytest.raises(BracketError):
         scoring.first_round_for("se", 257)
+
+
+def test_an_unusable_matches_line_is_built_again_from_the_order():
+    text = step_text("se5", "00-before.txt").replace(
+        "# description=", '# matches={"ro8":[{"chung":99,"hong":null,"number":1,"order":[99,null]}]}\n# description=')
+    div = parse_division(text, "se5")
+    scoring.compute(div)
+    assert [m["order"] for m in div.matches["ro8"]] == [[0, None], [1, None], [2, None], [3, 4]]
+    assert not bracket.well_formed({"chung": 0}, "ro2", 2) and not bracket.well_formed([], "ro2", 2)
+    assert bracket.well_formed([{"chung": 0, "hong": 1, "number": 1, "order": [0, 1], "winner": 1}], "ro2", 2)
+    assert not bracket.well_formed([{"chung": 0, "hong": 1, "number": 1, "order": [0, 1], "winner": 5}], "ro2", 2)
