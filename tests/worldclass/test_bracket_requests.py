@@ -273,3 +273,15 @@ def test_division_write_starts_a_bracket_by_field_size(root):
     with pytest.raises(wire.RequestError, match=r"^Database error: w3 3 athletes unsuitable for round 'ro8' "
                                                 r"\(required range: 5 to 8 athletes\)$"):
         write("w3", 3, order={"ro8": [0, 1, 2]})
+
+
+def test_round_next_and_prev_walk_the_brackets(root):
+    ring = Ring(root, 3)
+    ring.send({"type": "division", "action": "award min score", "athlete_id": 0})
+    for j in range(3):
+        ring.send(sbs_score(j, 2, 0, (0.3, 0.6, 1.5, 1.5, 1.4), (0.6, 0.9, 1.3, 1.3, 1.2), (1, 2)))
+    prev = ring.send({"type": "division", "action": "round prev"})[0]["division"]
+    assert (prev["round"], prev["current"], prev["form"]) == ("ro4", 2, 0)  # hong of the last match
+    nxt = ring.send({"type": "division", "action": "round next"})[0]["division"]
+    assert (nxt["round"], nxt["current"], nxt["state"]) == ("ro2", 0, "score")
+    assert "autopilot" not in nxt
