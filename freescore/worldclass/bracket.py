@@ -130,6 +130,32 @@ def well_formed(matches: Any, round_: str, athletes: int) -> bool:
     return True
 
 
+def without_athlete(matches: dict[str, Any], idx: int) -> dict[str, Any]:
+    """Cached brackets after athlete `idx` is deleted: its slots become byes, later indices shift down."""
+    def slot(a: Any) -> Any:
+        if not isinstance(a, int) or a == idx:
+            return None
+        return a - 1 if a > idx else a
+
+    out: dict[str, Any] = {}
+    for round_, ms in matches.items():
+        if not isinstance(ms, list):
+            continue
+        out[round_] = []
+        for m in ms:
+            if not isinstance(m, dict):
+                continue
+            n = dict(m, chung=slot(m.get("chung")), hong=slot(m.get("hong")))
+            n["order"] = [n["chung"], n["hong"]]
+            if "winner" in m:
+                if m["winner"] == idx:
+                    del n["winner"]
+                else:
+                    n["winner"] = slot(m["winner"])
+            out[round_].append(n)
+    return out
+
+
 def present(match: Match) -> list[int]:
     return [a for a in (match.get("chung"), match.get("hong")) if a is not None]
 

@@ -326,15 +326,25 @@ def division_athlete_delete(ctx: Context) -> Effects:
         i = order.index(idx)
         div.current = order[i + 1] if i + 1 < len(order) else order[i - 1]
     del div.athletes[idx]
-    for r in list(div.order):
-        div.order[r] = [a - 1 if a > idx else a for a in div.order[r] if a != idx]
-    div.placement = {r: [a - 1 if a > idx else a for a in p if a != idx] for r, p in div.placement.items()}
+    orders = {r: [a - 1 if a > idx else a for a in o if a != idx] for r, o in div.order.items()}
+    div.order = {r: o for r, o in orders.items() if o}  # an emptied round is not written, so not kept
+    div.placement = {r: _without(p, idx) for r, p in div.placement.items()}
+    if isinstance(div.matches, dict):
+        div.matches = bracket.without_athlete(div.matches, idx)
     if div.current > idx:
         div.current -= 1
     div.current = min(div.current, max(len(div.athletes) - 1, 0))
     div.form = min(div.form, div.form_count(div.round) - 1)
     ctx.save(state, loaded, f"delete athlete {idx}")
     return ctx.manual(ctx.division_update(state, loaded))
+
+
+def _without(placed: Any, idx: int) -> Any:
+    """A placement (flat, or groups for bracket rounds) without athlete `idx`, later ones renumbered."""
+    if not isinstance(placed, list):
+        return placed
+    return [_without(a, idx) if isinstance(a, list) else a - 1 if isinstance(a, int) and a > idx else a
+            for a in placed if a != idx]
 
 
 @handler("division_edit_athletes")

@@ -43,6 +43,7 @@ requests = st.one_of(
     st.builds(lambda a: {"type": "division", "action": a},
               st.sampled_from(["read", "athlete next", "athlete prev", "form next", "form prev", "round next",
                                "round prev", "display"])),
+    st.builds(lambda i: {"type": "division", "action": "athlete delete", "athlete_id": i}, value),
     st.builds(lambda d, i: {"type": "division", "action": "navigate", "target": {"destination": d, "index": i,
                                                                                  "round": i}},
               st.sampled_from(["athlete", "form", "round"]), value),

@@ -285,3 +285,19 @@ def test_round_next_and_prev_walk_the_brackets(root):
     nxt = ring.send({"type": "division", "action": "round next"})[0]["division"]
     assert (nxt["round"], nxt["current"], nxt["state"]) == ("ro2", 0, "score")
     assert "autopilot" not in nxt
+
+
+def test_athlete_delete_in_a_bracket(root):
+    ring = Ring(root, 1)
+    for athlete in (0, 1, 2):
+        ring.send({"type": "division", "action": "award min score", "athlete_id": athlete})
+    for j in range(3):
+        ring.send(se_score(j, (0.3, 0.5, 1.5, 1.5, 1.4)))
+    for j in range(3):
+        ring.send(se_score(j, (0.6, 0.8, 1.3, 1.3, 1.2)))
+    div = ring.send({"type": "division", "action": "athlete delete", "athlete_id": 1})[0]["division"]
+    assert div["order"] == {"ro8": [0, 1, 2, 3], "ro4": [0, 1, 2]}
+    assert div["matches"]["ro4"] == [{"chung": 0, "hong": 2, "number": 1, "order": [0, 2]},
+                                     {"chung": None, "hong": 1, "number": 2, "order": [None, 1]}]
+    assert div["placement"]["ro8"] == [[0, 1, 2], [3]]
+    assert "Bastian Quill" not in ring.file("se5")
