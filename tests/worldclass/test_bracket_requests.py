@@ -43,8 +43,8 @@ class Ring:
             arm = self._record(effects)
             if arm is None:
                 break
-            assert isinstance(arm.payload, BracketStep)
-            self.delays.append(arm.delay)
+            if isinstance(arm.payload, BracketStep):
+                self.delays.append(arm.delay)
             effects = self.wc.autopilot(self.group, arm.payload, 1000.0)
         return self.frames[start:]
 
@@ -301,3 +301,30 @@ def test_athlete_delete_in_a_bracket(root):
                                      {"chung": None, "hong": 1, "number": 2, "order": [None, 1]}]
     assert div["placement"]["ro8"] == [[0, 1, 2], [3]]
     assert "Bastian Quill" not in ring.file("se5")
+
+
+def test_combination_cutoff_semfin_into_side_by_side(root):
+    """Spec §9: the semfin's top 8 enter ro8 in rank order; the division switches method with the round."""
+    method = '{"ro2":"sbs","ro4":"sbs","ro8":"sbs","semfin":"cutoff"}'
+    lines = ["# state=score", "# current=0", "# form=0", "# round=semfin", "# judges=3", f"# method={method}",
+             "# description=Combination", "# forms=semfin:Koryo;ro8:Keumgang;ro4:Taeback;ro2:Pyongwon",
+             "# " + "-" * 60, "# semfin", "# " + "-" * 60, *[f"Athlete {i}" for i in range(10)]]
+    folder = root / "methods" / "forms-worldclass" / "ring05"
+    folder.mkdir()
+    (folder / "div.c10.txt").write_text("\n".join(lines) + "\n")
+    ring = Ring(root, 5)
+    for athlete in range(10):  # athlete i scores better the higher i; cutoff autopilot walks the order
+        frames = se_all(ring, (0.3, 0.3, 1.0 + athlete / 10, 1.0, 1.0))
+        assert frames[0]["division"]["current"] == athlete
+    div = frames[-1]["division"]
+    assert (div["round"], div["current"], div["method"]["ro8"]) == ("ro8", 9, "sbs")
+    assert div["order"]["ro8"] == [9, 8, 7, 6, 5, 4, 3, 2]
+    assert [m["order"] for m in div["matches"]["ro8"]] == [[9, 2], [8, 3], [7, 4], [6, 5]]
+    assert div["rounds"] == ["semfin", "ro8", "ro4", "ro2"]
+    text = ring.file("c10")
+    assert f"# method={method}\n" in text and '# matches={"ro8":' in text
+    frames = ring.send(sbs_score(0, 1, 0, (0.3,) * 2 + (1.5,) * 3, (0.3,) * 2 + (1.4,) * 3, (9, 2)))
+    assert frames[0]["division"]["state"] == "score"
+    with pytest.raises(wire.RequestError, match="needs the single-elimination"):
+        ring.send({"type": "division", "action": "round prev"})  # back in the cutoff semfin
+        ring.send({"type": "division", "action": "draw", "draw": {"form": "Koryo", "complete": True}})
