@@ -102,6 +102,18 @@ class Peer:
         await self._reader
 
 
+async def assert_refused(base: str, paths: Any, status: int = 404) -> None:
+    """Every upgrade path in `paths` is refused with `status` (no WebSocket)."""
+    for path in paths:
+        try:
+            ws = await websockets.connect(base + path)
+        except websockets.exceptions.InvalidStatus as e:
+            assert e.response.status_code == status, path
+        else:
+            await ws.close()
+            raise AssertionError(f"{path}: upgraded")
+
+
 def is_update(kind: str, action: str | None = None):  # type: ignore[no-untyped-def]
     def check(frame: dict[str, Any]) -> bool:
         return (frame.get("type") == kind and frame.get("action") == "update"
