@@ -161,7 +161,6 @@ class Freestyle(Tournaments):
         fn = HANDLERS.get(name)
         if fn is None:
             raise UnknownRequest(name)
-        wire.check_text(request)
         ctx = Context(self, conn, client, request, clients)
         fn(ctx)
         if autoflush:

@@ -26,10 +26,21 @@ def decode_request(payload: bytes | str) -> dict[str, Any]:
         raise RequestError(f"Invalid JSON: {e}") from None
     if not isinstance(obj, dict):
         raise RequestError("Invalid request: not a JSON object")
+    escaped = "\\u" in text or not isinstance(payload, bytes)  # UTF-8 bytes alone cannot carry a surrogate
+    if escaped and not _encodable(obj):  # a lone surrogate: no frame or file could hold it
+        raise RequestError("Invalid JSON: a lone surrogate is not text")
     for key in ("type", "action"):
         if not isinstance(obj.get(key), str) or not obj[key].strip():
             raise RequestError(f"Invalid request: '{key}' must be a non-empty string")
     return obj
+
+
+def _encodable(obj: Any) -> bool:
+    try:
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def handler_name(value: str) -> str:

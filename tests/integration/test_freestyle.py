@@ -248,6 +248,8 @@ BAD = [
     '{"type": "division", "action": "read", "divid": "../../etc/passwd"}',
     '{"type": "division", "action": "write", "division": {"name": "../x", "athletes": []}}',
     '{"type": "ring", "action": "division delete", "divid": "nope"}',
+    '{"type": "division\\ud800", "action": "read"}',
+    '{"type": "division", "action": "write", "division": {"name": "x", "athletes": [{"name": "\\udc00"}]}}',
 ]
 
 

@@ -101,3 +101,11 @@ def test_layout_per_service():
         layout.tournament("../etc")
     assert ring_folder(120) == "ring120" and ring_of_folder("ring07") == 7
     assert ring_of_folder("ring0") is None and ring_of_folder("ring1000") is None and ring_of_folder("x") is None
+
+
+def test_a_lone_surrogate_is_refused_like_any_bad_json() -> None:
+    """No frame echoing it and no file holding it could be written as UTF-8."""
+    for payload in (b'{"type": "a", "action": "b", "x": "\\ud800"}', '{"type": "a\udc00", "action": "b"}'):
+        with pytest.raises(RequestError, match="lone surrogate"):
+            requests.decode_request(payload)
+    assert requests.decode_request(b'{"type": "a", "action": "\\u00e9\\ud83d\\ude00"}')["action"] == "\u00e9\U0001f600"
