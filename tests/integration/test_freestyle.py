@@ -403,3 +403,33 @@ def test_judge_query_lists_judge_seats_and_concurrent_tablets_lose_nothing(frees
     panel = stored["athletes"][0]["scores"]["finals"]
     assert [s["technical"]["mft1"] for s in panel] == ["0.4", "0.5", "0.6", "0.7", "0.8"]
     assert stored["athletes"][0]["complete"] == {"finals": 1}
+
+
+def test_beside_worldclass_in_one_process_on_its_own_listener(freescore, tmp_path):
+    """Upstream's port 3082 layout: freestyle alone on a listener answers every other path with its JSON
+    error; worldclass serves the same data root from another listener; a too large message closes 1009."""
+    start_config = ('[[listen]]\nname = "main"\nendpoint = "tcp:0:interface=127.0.0.1"\n\n'
+                    '[[listen]]\nname = "freestyle"\nendpoint = "tcp:0:interface=127.0.0.1"\n\n'
+                    '[worldclass]\ndata = "data"\nlisten = ["main"]\n\n'
+                    '[freestyle]\ndata = "data"\nlisten = ["freestyle"]\nmax_message = 4096\n')
+    shutil.copytree(FORMS / "before", tmp_path / "data" / "test" / "forms-freestyle")
+    fs = freescore(start_config)
+    answer = requests.get(fs.url(1) + "/demo.php", timeout=5).json()
+    assert answer == {"error": "FreeScore FreeStyle Service Error: Unknown command: demo.php"}
+    assert [requests.get(fs.url(1) + p, timeout=5).text for p in ("/status", "/freestyle/status")] == ["OK", "OK"]
+    elsewhere = requests.get(fs.url(0) + "/freestyle/status", timeout=5).json()  # worldclass's own listener
+    assert elsewhere == {"error": "FreeScore Worldclass Service Error: Unknown command: freestyle/status"}
+
+    async def scenario() -> None:
+        free = await Peer.connect(fs.url(1, "ws"), "/freestyle/test/3/observer")
+        world = await Peer.connect(fs.url(0, "ws"), "/worldclass/test/3/observer")
+        for peer, kind in ((free, "freestyle"), (world, "worldclass")):
+            await peer.send({"type": "ring", "action": "read"})
+            ring = await peer.expect(is_update("ring", "read"))
+            assert ring["ring"]["path"].endswith(f"forms-{kind}/ring03")
+        await free.send(json.dumps({"type": "division", "action": "read", "pad": "x" * 5000}))
+        await free._reader
+        assert free.ws.close_code == 1009
+        await world.close()
+
+    asyncio.run(scenario())
