@@ -66,6 +66,9 @@ class RingEvents:
     def changed(self, key: Hashable, data: str | None = None) -> None:
         """The ring may have changed: a new event for its streams if its data differs from the last one."""
         ring = self._ring(key)
+        if data is None and not ring.streams:
+            ring.data = None  # nobody is watching: the next subscriber gets the state then, as a new event
+            return
         if data is None:
             data = self.snapshot(key)
         if data == ring.data:
@@ -79,7 +82,7 @@ class RingEvents:
 
     def subscribe(self, key: Hashable, request: Any, last_id: int | None) -> None:
         ring = self._ring(key)
-        self.changed(key)
+        self.changed(key, self.snapshot(key))
         ids = [i for i, _ in ring.events]
         if last_id is not None and last_id in ids:
             missed = [event for i, event in ring.events if i > last_id]
