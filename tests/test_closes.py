@@ -36,6 +36,7 @@ SERVICES = {
     "events sender": ('[events]\nsender_token = "t"\n', "/event-sender/", 1048576),
     "events Engine.IO": ('[events]\nsender_token = "t"\n', "/socket.io/?EIO=4&transport=websocket", 1048576),
     "worldclass": ('[worldclass]\ndata = "wc"\ncreate_tournaments = true\n', "/worldclass/t1/1/judge1", 1048576),
+    "grassroots": ('[grassroots]\ndata = "gr"\ncreate_tournaments = true\n', "/grassroots/t1/1", 1048576),
     "gateway": ('[gateway]\napi_uri = "http://127.0.0.1:9"\n', "/gateway", 131072),
 }
 

@@ -296,3 +296,24 @@ def test_worldclass_plain_requests_get_upstreams_json_error_with_200(node_of):
     a = ask(node_of('[worldclass]\ndata = "wc"\ncors_origin = "http://fs"\n'), "GET", "/worldclass/nope")
     assert (a.status, a.headers["access-control-allow-origin"]) == (200, "http://fs")
     assert a.json() == {"error": "FreeScore Worldclass Service Error: Unknown command: worldclass/nope"}
+
+
+# -- grassroots ---------------------------------------------------------------------------
+def test_grassroots_refuses_routes_with_a_role_and_unknown_tournaments_with_404(node_of):
+    node = node_of('[grassroots]\ndata = "gr"\n', "grassroots")
+    assert node.websocket("/grassroots/t1/1/observer").head.startswith(b"HTTP/1.1 404 ")
+    assert node.websocket("/grassroots/nope/1").head.startswith(b"HTTP/1.1 404 ")
+
+
+def test_grassroots_http_errors_are_upstreams_json_with_200_and_the_sse_refusals_400_404(node_of):
+    node = node_of('[grassroots]\ndata = "gr"\ncors_origin = "http://fs"\n', "grassroots")
+    for path in ("/grassroots/nope", "/grassroots/webservice/nope/x", "/grassroots/webservice/test/1/8.3"):
+        a = ask(node, "GET", path)
+        assert (a.status, a.headers["access-control-allow-origin"]) == (200, "http://fs")
+        assert a.json() == {"error": "FreeScore Grassroots: Unknown command"}
+    a = ask(node, "GET", "/grassroots/webservice/test/1/judges")
+    assert (a.status, a.json()) == (200, {"error": "No tournament 'test'"})
+    a = ask(node, "GET", "/cgi-bin/freescore/forms/grassroots/update?tournament=test&ring=x")
+    assert (a.status, a.json()) == (400, {"error": "Invalid ring 'x'"})
+    a = ask(node, "GET", "/cgi-bin/freescore/forms/grassroots/update?tournament=test&ring=1")
+    assert (a.status, a.json()) == (404, {"error": "No tournament 'test'"})

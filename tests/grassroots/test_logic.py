@@ -271,6 +271,8 @@ def test_division_navigate_and_display_toggle(ring_of):
     ({"type": "division", "action": "navigate", "target": {"destination": "division", "id": "../x"}},
      "Invalid division '../x'"),
     ({"type": "division", "action": "read", "divid": "p99"}, "No division p99 in ring 1"),
+    ({"type": "division", "action": "navigate", "target": {"destination": "division", "id": "p99"}},
+     "No division p99 in ring 1"),  # upstream moved it from staging into `ring00` (§18.8)
     ({"type": "division", "action": "score", "judge": 0, "vote": "blue"}, "Division p01 is not single elimination"),
 ])
 def test_bad_ws_requests_get_the_error_form_from_the_sender_only(ring_of, request_, message):
