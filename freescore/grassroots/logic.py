@@ -16,6 +16,7 @@ display, and any new score cancel it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -24,7 +25,7 @@ from freescore.effects import ConnId, Effects
 from freescore.grassroots import scoring, wire
 from freescore.grassroots.divfile import Athlete, Division, apply_header
 from freescore.poomsae import rings
-from freescore.poomsae.frames import canonical
+from freescore.poomsae.frames import canonical, frame
 from freescore.poomsae.ids import RequestError, Ring, SaveError, check_divid
 from freescore.poomsae.requests import request_kind, require, to_float, to_int
 
@@ -35,6 +36,8 @@ AUTOPILOT_TIMES = (0.0, 9.0, 14.0, 18.0)
 """Seconds from arming to each step, as observed upstream (§8): scoreboard, leaderboard, next, show next."""
 AUTOPILOT_ACTIONS = ("score-display", "leaderboard-display", "navigate", "navigate")
 Group = tuple[str, Ring]
+SCHEDULE = "schedule.json"
+_MISSING = object()
 Loaded = rings.Loaded[Division, scoring.Results]
 
 
@@ -200,6 +203,8 @@ class Grassroots(rings.Tournaments):
             "division_award_penalty": self._division_award_penalty,
             "division_disqualify": self._division_decision,
             "division_withdraw": self._division_decision,
+            "schedule_read": self._schedule_read,
+            "schedule_write": self._schedule_write,
         }
 
     def ring(self, db: str, ring: Ring) -> GrassrootsRing:
@@ -328,6 +333,27 @@ class Grassroots(rings.Tournaments):
         self._cancel(ring, out)
         self._update(ring, out, div.name, request)
         self._arm(ring, out, div, request)
+
+    def _schedule_read(self, ring: GrassrootsRing, cid: ConnId, request: dict[str, Any], out: Outcome,
+                       now: float) -> None:
+        """The staging pages' `schedule.json` (opaque to the server), to the sender only."""
+        schedule = self.store.read_json(ring.t.base / SCHEDULE, _MISSING)  # type: ignore[attr-defined]
+        if schedule is _MISSING:
+            raise RequestError(f"Schedule file '{ring.dir}/../{SCHEDULE}' does not exist")
+        out.effects.send(cid, frame({"type": "schedule", "action": "read", "schedule": schedule}))
+
+    def _schedule_write(self, ring: GrassrootsRing, cid: ConnId, request: dict[str, Any], out: Outcome,
+                        now: float) -> None:
+        """Rewrite `schedule.json` (sorted keys, indented) from the page's JSON string; a ring update follows."""
+        try:
+            schedule = json.loads(require(request, "schedule", str))
+        except ValueError:
+            raise RequestError("Invalid schedule: not JSON") from None
+        if not isinstance(schedule, dict):
+            raise RequestError("Invalid schedule: not a JSON object")
+        text = json.dumps(schedule, sort_keys=True, indent=3, ensure_ascii=False) + "\n"
+        self.store.write(ring.t.base / SCHEDULE, text)  # type: ignore[attr-defined]
+        out.effects.broadcast(ring.group, wire.ring_update(ring.ring_json(), request))
 
     # -- REST (§7) ----------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from freescore.poomsae.progress import parse_progress
 from freescore.poomsae.routes import Route
 from freescore.poomsae.users import Client
 
-from .gr_client import upstream
+from .gr_client import FRAMES, upstream
 
 
 class MemoryRing:
@@ -315,3 +315,22 @@ def test_single_elimination_votes_over_rest_and_ws(ring_of):
     res = scoring.compute(div)
     assert res.complete and div.placements == [1, 0]
     assert r.rest("GET", "/test/1/0/83") == {"error": "Division se is single elimination: judges vote"}
+
+
+def test_schedule_read_and_write(ring_of):
+    r = ring_of(1)
+    out = r.ws({"type": "schedule", "action": "read"})
+    folder = r.forms.resolve() / "ring01"
+    expected = json.loads((FRAMES / "schedule-read-missing.json").read_text())["error"]
+    upstream_folder = "/usr/local/freescore/data/test/forms-grassroots/ring01"
+    assert json.loads(out[0].frame) == {"error": expected.replace(upstream_folder, str(folder))}
+    out = r.ws({"type": "schedule", "action": "write", "schedule": json.dumps({"divisions": {"b": 1}, "a": [2]})})
+    update = json.loads(out[0].frame)
+    assert (update["type"], update["action"], update["request"]["action"]) == ("ring", "update", "write")
+    text = (r.forms / "schedule.json").read_text()
+    assert text == '{\n   "a": [\n      2\n   ],\n   "divisions": {\n      "b": 1\n   }\n}\n'
+    out = r.ws({"type": "schedule", "action": "read"})
+    assert json.loads(out[0].frame) == {"type": "schedule", "action": "read",
+                                        "schedule": {"a": [2], "divisions": {"b": 1}}}
+    out = r.ws({"type": "schedule", "action": "write", "schedule": "[1"})
+    assert json.loads(out[0].frame) == {"error": "Invalid schedule: not JSON"}
