@@ -88,6 +88,8 @@ class GrassrootsEvents(ServiceResource):
             return json_error(request, 400, e.message)
         if not self.service.tournament_allowed(db):
             return json_error(request, 404, f"No tournament '{db}'")
+        if self.service.events.count() >= self.service.settings.max_connections:
+            return json_error(request, 503, "too many connections")
         request.setHeader("content-type", "text/event-stream")
         request.setHeader("cache-control", "no-cache")
         request.setHeader("x-accel-buffering", "no")
