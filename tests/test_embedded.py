@@ -14,7 +14,8 @@ from freescore.config import ConfigError
 REPO = Path(__file__).resolve().parent.parent
 # Where the embedded default and the example differ on purpose: data paths (the example's are
 # relative to etc/, the default's to the current folder) and the demo tournament.
-DIFFERENT = {("clicker", "state"), ("worldclass", "data"), ("worldclass", "demo"), ("freestyle", "data")}
+DIFFERENT = {("clicker", "state"), ("worldclass", "data"), ("worldclass", "demo"), ("freestyle", "data"),
+             ("grassroots", "data")}
 
 
 def test_embedded_default_enables_every_service_on_loopback_8080(tmp_path):
@@ -27,6 +28,7 @@ def test_embedded_default_enables_every_service_on_loopback_8080(tmp_path):
     assert cfg.services["worldclass"].data == data / "worldclass"  # type: ignore[attr-defined]
     assert cfg.services["worldclass"].demo is True  # type: ignore[attr-defined]
     assert cfg.services["freestyle"].data == data / "worldclass"  # type: ignore[attr-defined]
+    assert cfg.services["grassroots"].data == data / "worldclass"  # type: ignore[attr-defined]
 
 
 def test_embedded_default_is_the_example_with_its_own_data_paths():
