@@ -13,7 +13,7 @@ from typing import Any
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "worldclass"))
-from wc_client import Peer  # noqa: E402,F401  (the frame-collecting WebSocket client every FreeScore test uses)
+from wc_client import Peer, assert_refused  # noqa: E402,F401  (the FreeScore tests' WebSocket helpers)
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 FORMS = FIXTURES / "forms-grassroots"

@@ -26,7 +26,7 @@ def test_no_config_serves_every_service_and_the_demo_tournament(tmp_path):
         assert fs.lines[0].endswith(f"running the embedded default (twistd freescore --print-config shows it), "
                                     f"data in {data}"), fs.lines[:3]
         assert requests.get(fs.url() + "/status", timeout=5).text == "OK"
-        fs.wait_log(r"services clicker, fedmsg, gateway, events, worldclass, freestyle, grassroots on 1 listener")
+        fs.wait_log(r"services clicker, fedmsg, gateway, events, worldclass, grassroots, freestyle on 1 listener")
         ring, division = asyncio.run(read_demo(fs.url(0, "ws")))
     assert ring["request"]["tournament"] == "demo" and ring["ring"]["current"] == "p01"
     assert [d["name"] for d in ring["ring"]["divisions"]] == ["p01", "p02", "p03"]

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 import requests
-import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "grassroots"))
 from gr_client import (  # noqa: E402
@@ -27,6 +26,7 @@ from gr_client import (  # noqa: E402
     Rest,
     SseClient,
     as_replacement,
+    assert_refused,
     config,
     make_rings,
     same_json,
@@ -117,11 +117,9 @@ def test_upgrade_paths_and_traversal(freescore, tmp_path):
                 peer = await Peer.connect(base, path)
                 assert await peer.quiet(0.2) == []  # nothing is sent on connect
                 await peer.close()
-            for path in ("/grassroots/test/1/observer", "/grassroots/..%2F..%2Fetc/1", "/grassroots/test/..",
-                         "/grassroots/test/0", "/grassroots/nosuchdb/1", "/grassroots/.hidden/1"):
-                with pytest.raises(websockets.exceptions.InvalidStatus) as info:
-                    await websockets.connect(base + path)
-                assert info.value.response.status_code == 404, path
+            await assert_refused(base, ("/grassroots/test/1/observer", "/grassroots/..%2F..%2Fetc/1",
+                                        "/grassroots/test/..", "/grassroots/test/0", "/grassroots/nosuchdb/1",
+                                        "/grassroots/.hidden/1"))
 
     asyncio.run(scenario())
     for path in ("/..%2F..%2Fetc/1/judges", "/test/..%2Fx/judges"):
