@@ -53,6 +53,7 @@ class Division:
         data["file"] = file
         data["path"] = ""
         data.setdefault("ring", str(ring))
+        data.pop("autopilot", None)  # no autopilot step outlives a reload (its timer is the service's)
         self.recompute()
 
     # -- the header ------------------------------------------------------------------

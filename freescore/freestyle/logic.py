@@ -114,12 +114,15 @@ class Context:
             self.fx.broadcast(self.ring.group, Update("ring", "ring", copy.deepcopy(self.ring.ring_json()),
                                                       self.request))
 
-    def cancel_autopilot(self, div: Division | None = None) -> None:
-        """A manual action: the autopilot's pending step is dropped and its key removed."""
+    def cancel_autopilot(self) -> None:
+        """A manual action: the ring's pending autopilot step is dropped and the `autopilot` key removed
+        (a key left behind would keep the next completed athlete from arming it again)."""
         self.fx.cancel(self.ring.group)
-        if div is not None and div.autopilot:
-            div.autopilot = False
-            div.recompute()
+        for div in self.ring.divisions.values():
+            if div.autopilot:
+                div.autopilot = False
+                div.recompute()
+                self.ring.touch(div, "autopilot off")
 
     def arm(self, div: Division, athlete: int) -> None:
         pilot = autopilot.arm(div, athlete, self.request)
@@ -256,7 +259,7 @@ def award_punitive(ctx: Context) -> None:
 def _manual(move: Callable[[Context, Division], None]) -> Handler:
     def run(ctx: Context) -> None:
         div = ctx.ring.division()
-        ctx.cancel_autopilot(div)
+        ctx.cancel_autopilot()
         move(ctx, div)
         ctx.ring.touch(div, ctx.request["action"])
         ctx.division_update(div)
@@ -374,7 +377,7 @@ def write(ctx: Context) -> None:
     if (existing is not None or ctx.logic.store.holds(path)) and not to_bool(ctx.request.get("overwrite")):
         ctx.fx.send(ctx.conn, wire.write_error(written, str(path)))
         return
-    ctx.cancel_autopilot(existing)
+    ctx.cancel_autopilot()
     div = Division(actions.merged(written, existing), name, str(path), ring.ring, ctx.logic.rng)
     div.path = path
     ring.divisions[name] = div
@@ -395,7 +398,7 @@ def _edit(ctx: Context, div: Division) -> None:
 @handler("division_edit_athletes", "division_filter_athletes")
 def edit_athletes(ctx: Context) -> None:
     div = ctx.ring.division(wire.divid(ctx.request))
-    ctx.cancel_autopilot(div)
+    ctx.cancel_autopilot()
     _edit(ctx, div)
     ctx.ring.touch(div, ctx.request["action"])
     ctx.division_update(div)

@@ -112,3 +112,12 @@ def expected_frame(upstream: dict[str, Any], root: str) -> dict[str, Any]:
     if isinstance(frame.get("ring"), dict):
         frame["ring"]["divisions"] = [deliberate(d, root) for d in frame["ring"]["divisions"]]
     return frame
+
+
+def score_request(judge: int, value: str = "0.7") -> dict[str, Any]:
+    """A judge tablet's score: every component `value` (a string), stances all shown, no deductions."""
+    return {"type": "division", "action": "score", "judge": judge,
+            "score": {"technical": dict.fromkeys(("mft1", "mft2", "mft3", "mft4", "mft5", "basic"), value),
+                      "presentation": dict.fromkeys(("creativity", "harmony", "energy", "choreography"), value),
+                      "deductions": {"stances": {"hakdari": True, "beomseogi": True, "dwigubi": True},
+                                     "minor": 0, "major": 0}}}

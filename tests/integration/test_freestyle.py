@@ -26,6 +26,7 @@ from tests.freestyle.examples import (
     differences,
     expected_frame,
     frame,
+    score_request,
     upstream_after,
 )
 from tests.freestyle.examples import requests as run_requests
@@ -272,14 +273,6 @@ def test_bad_input_gets_the_error_frame_and_changes_nothing(freescore, tmp_path)
     asyncio.run(scenario())
     after = {p: p.read_bytes() for p in (tmp_path / "data").rglob("*") if p.is_file()}
     assert after == before
-
-
-def score_request(judge: int, value: str = "0.7") -> dict[str, Any]:
-    return {"type": "division", "action": "score", "judge": judge,
-            "score": {"technical": dict.fromkeys(("mft1", "mft2", "mft3", "mft4", "mft5", "basic"), value),
-                      "presentation": dict.fromkeys(("creativity", "harmony", "energy", "choreography"), value),
-                      "deductions": {"stances": {"hakdari": True, "beomseogi": True, "dwigubi": True},
-                                     "minor": 0, "major": 0}}}
 
 
 def test_autopilot_sequence_and_its_cancellation(freescore, tmp_path):
