@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import copy
 import random
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
 
 from freescore.freestyle.rounds import ROUNDS, advancing, first_round, next_round, prev_round, rank
 from freescore.freestyle.scoring import DECISIONS, RoundScore, round_score
 
+T = TypeVar("T")
 DEFAULT_JUDGES = 5
 DEFAULT_PLACES = ({"place": 1, "medals": 1}, {"place": 2, "medals": 1}, {"place": 3, "medals": 2})
 STATES = ("score", "display", "list")
@@ -33,6 +35,19 @@ def _int(value: Any, default: int) -> int:
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
         return int(value)
     return default
+
+
+class Header(Generic[T]):
+    """A header key of the division object, as an attribute: `div.current = 2` sets `data["current"]`."""
+
+    def __init__(self, key: str, kind: Callable[[Any], T]) -> None:
+        self.key, self.kind = key, kind
+
+    def __get__(self, div: Division, owner: type | None = None) -> T:
+        return self.kind(div.data[self.key])
+
+    def __set__(self, div: Division, value: T) -> None:
+        div.data[self.key] = value
 
 
 class Division:
@@ -56,38 +71,16 @@ class Division:
         data.pop("autopilot", None)  # no autopilot step outlives a reload (its timer is the service's)
         self.recompute()
 
-    # -- the header ------------------------------------------------------------------
-    @property
-    def name(self) -> str:
-        return str(self.data["name"])
+    # -- the header (read and written through `data`) -------------------------------
+    name = Header("name", str)
+    judges = Header("judges", int)
+    round = Header("round", str)
+    current = Header("current", int)
+    state = Header("state", str)
 
     @property
     def athletes(self) -> list[dict[str, Any]]:
         return self.data["athletes"]
-
-    @property
-    def judges(self) -> int:
-        return int(self.data["judges"])
-
-    @property
-    def round(self) -> str:
-        return str(self.data["round"])
-
-    @property
-    def current(self) -> int:
-        return int(self.data["current"])
-
-    @current.setter
-    def current(self, value: int) -> None:
-        self.data["current"] = value
-
-    @property
-    def state(self) -> str:
-        return str(self.data["state"])
-
-    @state.setter
-    def state(self, value: str) -> None:
-        self.data["state"] = value
 
     def order(self, round_: str | None = None) -> list[int]:
         return list(self.data["order"].get(round_ or self.round) or [])
