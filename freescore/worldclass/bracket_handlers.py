@@ -65,7 +65,7 @@ def _bracket_division(ctx: Context) -> tuple[RingState, Loaded] | None:
     return (state, loaded) if elimination.in_bracket(loaded.div) else None
 
 
-def _manual(ctx: Context, state: RingState, loaded: Loaded) -> None:
+def _manual(state: RingState, loaded: Loaded) -> None:
     """A manual action: the ring's sequence is cancelled and autopilot is off (no key, as upstream)."""
     state.autopilot_gen += 1
     elimination.switch_off(loaded.div)
@@ -91,7 +91,7 @@ def _armed(ctx: Context, state: RingState, loaded: Loaded, description: str, bye
     return effects
 
 
-def _judge(ctx: Context, div: Any, value: Any) -> int:
+def _judge(div: Any, value: Any) -> int:
     if value is None:
         raise RequestError("Missing field 'judge'")
     return wire.to_int(value, "judge", 0, div.judges - 1)
@@ -101,7 +101,7 @@ def _judge(ctx: Context, div: Any, value: Any) -> int:
 def division_score(ctx: Context, state: RingState, loaded: Loaded) -> Effects:
     req, div = ctx.request, loaded.div
     score = wire.require(req, "score", dict)
-    judge = _judge(ctx, div, req.get("judge", score.get("judge")))
+    judge = _judge(div, req.get("judge", score.get("judge")))
     if elimination.method(div) == "sbs":
         try:
             elimination.sbs_score(div, judge, score)
@@ -138,7 +138,7 @@ def division_award_min_score(ctx: Context, state: RingState, loaded: Loaded) -> 
 
 @_route("division_draw")
 def division_draw(ctx: Context, state: RingState, loaded: Loaded) -> Effects:
-    _manual(ctx, state, loaded)
+    _manual(state, loaded)
     elimination.draw(loaded.div, wire.require(ctx.request, "draw", dict))
     ctx.save(state, loaded, "draw")
     return ctx.manual(_update(ctx, state, loaded))
@@ -149,7 +149,7 @@ def division_draw_select_age(ctx: Context, state: RingState, loaded: Loaded) -> 
     divid = ctx.request.get("divid")
     if divid is not None and divid != loaded.div.name:
         state, loaded = ctx.division(divid)
-    _manual(ctx, state, loaded)
+    _manual(state, loaded)
     elimination.draw_select_age(loaded.div, wire.require(ctx.request, "age"))
     ctx.save(state, loaded, "draw select age")
     return ctx.manual(_update(ctx, state, loaded))
@@ -158,7 +158,7 @@ def division_draw_select_age(ctx: Context, state: RingState, loaded: Loaded) -> 
 def _manual_move(name: str, move: Callable[[Any, scoring.Results], None]) -> None:
     @_route(name)
     def run(ctx: Context, state: RingState, loaded: Loaded) -> Effects:
-        _manual(ctx, state, loaded)
+        _manual(state, loaded)
         move(loaded.div, loaded.results)
         ctx.save(state, loaded, name.replace("_", " "))
         return ctx.manual(_update(ctx, state, loaded))
@@ -180,7 +180,7 @@ def division_navigate(ctx: Context, state: RingState, loaded: Loaded) -> Effects
     index = wire.to_int(target.get("index"), "index", 0, max(len(div.athletes) - 1, 0))
     if index not in div.order.get(div.round, []):
         raise RequestError(f"Invalid index '{index}'")
-    _manual(ctx, state, loaded)
+    _manual(state, loaded)
     elimination.navigate_athlete(div, index)
     ctx.save(state, loaded, "navigate athlete")
     return ctx.manual(_update(ctx, state, loaded))
@@ -191,8 +191,8 @@ _cutoff_navigate: Handler = handlers.division_navigate
 
 @_route("division_clear_judge_score")
 def division_clear_judge_score(ctx: Context, state: RingState, loaded: Loaded) -> Effects:
-    judge = _judge(ctx, loaded.div, wire.require(ctx.request, "judge"))
-    _manual(ctx, state, loaded)
+    judge = _judge(loaded.div, wire.require(ctx.request, "judge"))
+    _manual(state, loaded)
     elimination.clear_judge_score(loaded.div, judge, ctx.request.get("index"))
     ctx.save(state, loaded, f"clear judge {judge} score")
     return ctx.manual(_update(ctx, state, loaded))
