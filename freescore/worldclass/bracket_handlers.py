@@ -167,8 +167,6 @@ def _manual_move(name: str, move: Callable[[Any, scoring.Results], None]) -> Non
 _manual_move("division_display", elimination.display)
 _manual_move("division_athlete_next", elimination.athlete_next)
 _manual_move("division_athlete_prev", lambda div, _results: elimination.athlete_prev(div))
-_manual_move("division_round_next", lambda div, _results: elimination.round_step(div, 1))
-_manual_move("division_round_prev", lambda div, _results: elimination.round_step(div, -1))
 
 
 @_route("division_navigate")

@@ -161,25 +161,6 @@ def athlete_prev(div: Division) -> None:
     div.form, div.state = 0, "score"
 
 
-def round_step(div: Division, step: int) -> None:
-    """`round next`/`prev`: the next round's first athlete (form 0) or the previous round's last
-    athlete (last form), found through the bracket in a bracket round, through the order otherwise."""
-    rounds = [r for r in div.rounds() if div.order.get(r)]
-    if not rounds:
-        raise BracketError("No rounds with athletes")
-    i = rounds.index(div.round) if div.round in rounds else 0
-    div.round = rounds[(i + step) % len(rounds)]
-    order = div.order[div.round]
-    built = (div.matches or {}).get(div.round) if isinstance(div.matches, dict) else None
-    if step > 0:
-        first = bracket.first_athlete(built) if built else None
-        div.current, div.form = order[0] if first is None else first, 0
-    else:
-        last = bracket.last_athlete(built) if built else None
-        div.current, div.form = order[-1] if last is None else last, div.form_count(div.round) - 1
-    div.state = "score"
-
-
 def navigate_athlete(div: Division, index: int) -> None:
     """`navigate` to an athlete: form unchanged; SBS shows the matches page."""
     div.current = index

@@ -250,10 +250,13 @@ def _round_step(div: Division, step: int) -> None:
     i = rounds.index(div.round) if div.round in rounds else 0
     div.round = rounds[(i + step) % len(rounds)]
     order = div.order[div.round]
+    built = div.matches.get(div.round) if isinstance(div.matches, dict) else None  # a bracket round's matches
     if step > 0:
-        div.current, div.form = order[0], 0
+        first = bracket.first_athlete(built) if built else None
+        div.current, div.form = order[0] if first is None else first, 0
     else:
-        div.current, div.form = order[-1], div.form_count(div.round) - 1
+        last = bracket.last_athlete(built) if built else None
+        div.current, div.form = order[-1] if last is None else last, div.form_count(div.round) - 1
     div.state = "score"
 
 
