@@ -22,6 +22,7 @@ from twisted.logger import Logger
 from twisted.web.resource import IResource
 from twisted.web.server import Request
 
+from freescore.effects import ConnId
 from freescore.metrics import ServiceMetrics
 from freescore.settings import WebSocketSettings
 from freescore.web import answer_error, json_error
@@ -337,6 +338,39 @@ class FreescoreServerProtocol(WebSocketServerProtocol):
             if buffered is not None:
                 total += len(buffered) - t.offset + t._tempDataLen
         return total
+
+
+class PeerProtocol(FreescoreServerProtocol):
+    """A connection its protocol's logic knows by a `ConnId` only: a `freescore.effects.Peer`.
+
+    Opening takes an id from the service's `connections` and calls `joined`;
+    closing gives the id back and calls `left`. `send_frame` (a text) and
+    `end` (`close_with`) are what a `Send` and a `Close` effect do to it.
+    """
+
+    cid: ConnId | None = None
+
+    def opened(self) -> None:
+        self.cid = self.service.connections.add(self)
+        self.joined(self.cid)
+
+    def closed(self, was_clean: bool, code: int | None, reason: str | None) -> None:
+        cid, self.cid = self.cid, None
+        if cid is not None:
+            self.service.connections.remove(cid)
+            self.left(cid)
+
+    def joined(self, cid: ConnId) -> None:
+        """Open, with its id: tell the logic."""
+
+    def left(self, cid: ConnId) -> None:
+        """Closed; the id is given back: let the logic forget it."""
+
+    def send_frame(self, frame: str) -> None:
+        self.send_text(frame)
+
+    def end(self, code: CloseCode, reason: str) -> None:
+        self.close_with(code, reason)
 
 
 def _transport_chain(transport: Any) -> tuple[Any, ...]:

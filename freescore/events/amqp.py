@@ -20,7 +20,7 @@ from twisted.internet.protocol import ClientCreator
 from twisted.logger import Logger
 
 from freescore.events.logic import Post
-from freescore.events.wire import valid_channel
+from freescore.events.wire import MAX_CHANNEL, valid_channel
 
 if TYPE_CHECKING:
     from freescore.events.service import EventsService
@@ -30,7 +30,7 @@ log = Logger(namespace="freescore.events.amqp")
 MAX_BACKOFF = 30.0
 
 
-def parse_body(body: bytes, max_channel: int = 100) -> tuple[int, str, Any] | None:
+def parse_body(body: bytes, max_channel: int = MAX_CHANNEL) -> tuple[int, str, Any] | None:
     """`{id, channel, message}` from a Django AMQP post, or None for anything else."""
     try:
         data = json.loads(body.decode("utf-8"))
@@ -129,7 +129,7 @@ class AmqpSource(Service):
 
     def _got(self, item: Any, queue: Any) -> None:
         _channel, _method, _properties, body = item
-        parsed = parse_body(body, self.events.daemon.limits.max_channel)
+        parsed = parse_body(body, self.events.daemon.max_channel)
         if parsed is None:
             log.warn("events: dropping a malformed AMQP body ({size} bytes)", size=len(body))
             self.events.ctx.metrics.errors.inc()

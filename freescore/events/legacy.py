@@ -14,7 +14,7 @@ from twisted.web.server import NOT_DONE_YET, Request
 from freescore.effects import ConnId
 from freescore.events.wire import DaemonError, PlainError, parse_int
 from freescore.web import ServiceResource, answer_error
-from freescore.websocket import FreescoreServerProtocol, WebSocketEndpoint
+from freescore.websocket import PeerProtocol, WebSocketEndpoint
 from freescore.wireformat import CloseCode, HttpError
 
 if TYPE_CHECKING:
@@ -23,17 +23,14 @@ if TYPE_CHECKING:
 log = Logger(namespace="freescore.events.legacy")
 
 
-class LegacyProtocol(FreescoreServerProtocol):
+class LegacyProtocol(PeerProtocol):
     """A legacy WebSocket peer (receiver, or sender): its text frames go to the daemon, its effects come back."""
 
     service: EventsService
-    cid: ConnId | None = None
     sender = False
 
-    def opened(self) -> None:
-        events = self.service
-        self.cid = events.connections.add(self)
-        events.daemon.legacy_open(self.cid, events.reactor.seconds(), sender=self.sender)
+    def joined(self, cid: ConnId) -> None:
+        self.service.daemon.legacy_open(cid, self.service.reactor.seconds(), sender=self.sender)
 
     def received(self, payload: bytes, is_binary: bool) -> None:
         if self.cid is None:
@@ -44,17 +41,8 @@ class LegacyProtocol(FreescoreServerProtocol):
             events.ctx.metrics.errors.inc()
         events.apply(answer)
 
-    def closed(self, was_clean: bool, code: int | None, reason: str | None) -> None:
-        cid, self.cid = self.cid, None
-        if cid is not None:
-            self.service.connections.remove(cid)
-            self.service.daemon.legacy_gone(cid)
-
-    def send_frame(self, frame: str) -> None:
-        self.send_text(frame)
-
-    def end(self, code: CloseCode, reason: str) -> None:
-        self.close_with(code, reason)
+    def left(self, cid: ConnId) -> None:
+        self.service.daemon.legacy_gone(cid)
 
 
 class ReceiverProtocol(LegacyProtocol):

@@ -29,6 +29,7 @@ from freescore.events.wire import (
     ERR_RATE_LIMITED,
     ERR_UNAUTHORIZED,
     INVALID_NAMESPACE,
+    MAX_CHANNEL,
     OK,
     DaemonError,
     bad_command,
@@ -66,19 +67,6 @@ def _error(to: ConnId, frame: str) -> Answer:
     answer = Answer([Send(to, frame)])
     answer.error = True
     return answer
-
-
-@dataclass(frozen=True)
-class Limits:
-    sender_token: str | None = None
-    max_queue: int = 50
-    max_clients: int = 5000
-    max_subscriptions: int = 10
-    max_channel: int = 100
-    rate_limit: float = 20.0
-    sender_rate_limit: float = 1000.0
-    channels_timeout: float = 29.0
-    """Seconds a `/channels/` long-poll is held before it ends without a message."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,12 +180,20 @@ class LegacySender:
 
 
 class Daemon:
-    """Channels, the catch-up queue and the id counter of one node, over connection ids."""
+    """Channels, the catch-up queue and the id counter of one node, over connection ids.
 
-    def __init__(self, limits: Limits, last_id: int) -> None:
-        self.limits = limits
+    `settings` is the `[events]` table (`settings.Settings`, or anything with its
+    keys: `max_queue`, `max_clients`, `max_subscriptions`, `rate_limit`,
+    `sender_token`, `sender_rate_limit`, `channels_timeout` in ms). It is not
+    imported here: the settings module reaches code a logic module may not.
+    """
+
+    max_channel = MAX_CHANNEL
+
+    def __init__(self, settings: Any, last_id: int) -> None:
+        self.settings = settings
         self.last_id = last_id
-        self.queue: deque[Message] = deque(maxlen=limits.max_queue)
+        self.queue: deque[Message] = deque(maxlen=settings.max_queue)
         self.index: dict[str, dict[ConnId, Socket]] = {}
         self.legacy_index: dict[str, dict[ConnId, LegacyReceiver]] = {}
         self.waiting: dict[str, dict[ConnId, frozenset[str]]] = {}
@@ -230,16 +226,16 @@ class Daemon:
             if not self._token_ok(auth.get("token")):
                 fx.send(cid, sio.encode(sio.CONNECT_ERROR, AUTH_FAILED))
                 return fx
-            self.sockets[cid] = Socket(sid, SENDER, RateLimiter(self.limits.sender_rate_limit, now))
+            self.sockets[cid] = Socket(sid, SENDER, RateLimiter(self.settings.sender_rate_limit, now))
             fx.send(cid, sio.encode(sio.CONNECT, {"sid": sid}))
             return fx
         fx.send(cid, sio.encode(sio.CONNECT, {"sid": sid}))
-        if self.clients >= self.limits.max_clients:
+        if self.clients >= self.settings.max_clients:
             fx.send(cid, sio.event("error", ERR_CAPACITY))
             fx.send(cid, sio.encode(sio.DISCONNECT))
             fx.close(cid, CloseCode.NORMAL, "refused")
             return fx
-        self.sockets[cid] = Socket(sid, CLIENT, RateLimiter(self.limits.rate_limit, now))
+        self.sockets[cid] = Socket(sid, CLIENT, RateLimiter(self.settings.rate_limit, now))
         self.clients += 1
         return fx
 
@@ -249,7 +245,7 @@ class Daemon:
         return None if sock is None else sock.role
 
     def _token_ok(self, token: Any) -> bool:
-        expected = self.limits.sender_token
+        expected = self.settings.sender_token
         return expected is not None and isinstance(token, str) and token_matches(token, expected)
 
     def disconnect(self, cid: ConnId) -> None:
@@ -285,7 +281,7 @@ class Daemon:
     def _sender_event(self, fx: Effects, cid: ConnId, name: str, data: Any, ack_id: int | None) -> None:
         if name == "post":
             channel = data.get("channel") if isinstance(data, dict) else None
-            if not valid_channel(channel, self.limits.max_channel):
+            if not valid_channel(channel, self.max_channel):
                 fx.send(cid, self._answer(ack_id, "error", ERR_INVALID_CHANNEL))
             else:
                 fx.publish(HUB_CHANNEL, Post(cid, channel, data.get("message"), ack_id))
@@ -350,9 +346,9 @@ class Daemon:
         """The first failing `set-filter` check, in the spec's order, or None."""
         if not isinstance(wanted, list) or not wanted:
             return ERR_INVALID_FILTER
-        if len(wanted) > self.limits.max_subscriptions:
-            return too_many(self.limits.max_subscriptions)
-        if not all(valid_channel(ch, self.limits.max_channel) for ch in wanted):
+        if len(wanted) > self.settings.max_subscriptions:
+            return too_many(self.settings.max_subscriptions)
+        if not all(valid_channel(ch, self.max_channel) for ch in wanted):
             return ERR_INVALID_CHANNEL_FILTER
         return None
 
@@ -423,23 +419,27 @@ class Daemon:
     def legacy_open(self, cid: ConnId, now: float, sender: bool = False) -> None:
         """A legacy receiver, or sender (one without a `sender_token` to check needs no `auth`)."""
         if sender:
-            limiter = RateLimiter(self.limits.sender_rate_limit, now)
-            self.senders[cid] = LegacySender(limiter, authed=self.limits.sender_token is None)
+            limiter = RateLimiter(self.settings.sender_rate_limit, now)
+            self.senders[cid] = LegacySender(limiter, authed=self.settings.sender_token is None)
         else:
-            self.receivers[cid] = LegacyReceiver(RateLimiter(self.limits.rate_limit, now))
+            self.receivers[cid] = LegacyReceiver(RateLimiter(self.settings.rate_limit, now))
 
     def legacy_command(self, cid: ConnId, frame: str, now: float) -> Answer:
-        """One JSON text frame from a legacy receiver or sender."""
-        if cid in self.senders:
-            return self._sender_command(cid, frame, now)
-        rcv = self.receivers[cid]
-        verdict = rcv.limiter.check(now)
+        """One JSON text frame from a legacy receiver or sender: its rate, its syntax, then its command."""
+        snd = self.senders.get(cid)
+        peer: LegacySender | LegacyReceiver = snd if snd is not None else self.receivers[cid]
+        verdict = peer.limiter.check(now)
         if verdict != "allow":
             return self._limited(cid, verdict)
         request, error = legacy_parse(frame)
         if error is not None:
             return _error(cid, sio.dumps(error))
         command = request["command"].replace("_", "-")
+        if snd is not None:
+            return self._sender_command(cid, snd, request, command)
+        return self._receiver_command(cid, self.receivers[cid], request, command)
+
+    def _receiver_command(self, cid: ConnId, rcv: LegacyReceiver, request: dict[str, Any], command: str) -> Answer:
         if command == "start-msg":
             rcv.last_msg = parse_int(request.get("start"))
             return Answer()
@@ -481,17 +481,9 @@ class Daemon:
             self._unindex(self.legacy_index, cid, rcv.channels)
             rcv.channels = frozenset()
 
-    def _sender_command(self, cid: ConnId, frame: str, now: float) -> Answer:
-        snd = self.senders[cid]
-        verdict = snd.limiter.check(now)
-        if verdict != "allow":
-            return self._limited(cid, verdict)
-        request, error = legacy_parse(frame)
-        if error is not None:
-            return _error(cid, sio.dumps(error))
-        command = request["command"].replace("_", "-")
+    def _sender_command(self, cid: ConnId, snd: LegacySender, request: dict[str, Any], command: str) -> Answer:
         if command == "auth":
-            if self.limits.sender_token is None or self._token_ok(request.get("key")):
+            if self.settings.sender_token is None or self._token_ok(request.get("key")):
                 snd.authed = True
                 return Answer([Send(cid, sio.dumps(OK))])
             return _error(cid, sio.dumps({"status": "error", "code": "auth-failed"}))
@@ -499,7 +491,7 @@ class Daemon:
             return _error(cid, sio.dumps({"status": "error", "code": "unauthorized"}))
         if command == "post":
             channel = request.get("channel")
-            if not valid_channel(channel, self.limits.max_channel):
+            if not valid_channel(channel, self.max_channel):
                 return _error(cid, sio.dumps({"status": "error", "code": "invalid-channel"}))
             return Answer([Publish(HUB_CHANNEL, Post(cid, channel, request.get("message")))])
         if command == "last-msg":
@@ -522,13 +514,13 @@ class Daemon:
             if msg.id > last and msg.channel in wanted:
                 fx.send(cid, sio.dumps(msg.as_dict()))
                 return fx
-        if cid not in self.waiter_channels and len(self.waiter_channels) >= self.limits.max_clients:
+        if cid not in self.waiter_channels and len(self.waiter_channels) >= self.settings.max_clients:
             raise DaemonError(503, ERR_CAPACITY)
         self.unwait(cid)
         self.waiter_channels[cid] = wanted
         for ch in wanted:
             self.waiting.setdefault(ch, {})[cid] = wanted
-        fx.append(Arm(cid, self.limits.channels_timeout, WAIT_TIMEOUT))
+        fx.append(Arm(cid, self.settings.channels_timeout / 1000.0, WAIT_TIMEOUT))
         return fx
 
     def fired(self, key: Any, payload: Any) -> Effects:

@@ -19,7 +19,7 @@ from freescore.broadcast import SharedText, server_frame
 from freescore.effects import Broadcast, Connections, ConnId, Effect, Peer, PeerEffects, Publish, Timers, apply_effects
 from freescore.events import engineio as eio
 from freescore.events.adapter import Conn, EngineIOProtocol, PollingResource
-from freescore.events.logic import HUB_CHANNEL, LEGACY, SOCKETIO, WAITERS, Daemon, Group, Limits, Message, Post
+from freescore.events.logic import HUB_CHANNEL, LEGACY, SOCKETIO, WAITERS, Daemon, Group, Message, Post
 from freescore.events.settings import Settings
 from freescore.hub import HubMessage
 from freescore.protocolservice import ProtocolService, ServiceContext
@@ -37,13 +37,8 @@ class EventsService(PeerEffects, ProtocolService[Settings]):
         self.timing = eio.Timing(
             settings.ping_interval / 1000.0, settings.ping_timeout / 1000.0, settings.connect_timeout / 1000.0
         )
-        limits = Limits(
-            sender_token=settings.sender_token, max_queue=settings.max_queue, max_clients=settings.max_clients,
-            max_subscriptions=settings.max_subscriptions, rate_limit=settings.rate_limit,
-            sender_rate_limit=settings.sender_rate_limit, channels_timeout=settings.channels_timeout / 1000.0,
-        )
         # A second below the hub's first id, so a page's start never hides the first post.
-        self.daemon = Daemon(limits, int(self.reactor.seconds() * 1000) - 1000)
+        self.daemon = Daemon(settings, int(self.reactor.seconds() * 1000) - 1000)
         self.conns: dict[str, Conn] = {}
         """Engine.IO sessions by their sid."""
         self.connections: Connections[Peer] = Connections("e")

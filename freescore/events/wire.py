@@ -31,7 +31,11 @@ def too_many(limit: int) -> dict[str, str]:
     }
 
 
-def valid_channel(name: Any, limit: int) -> bool:
+MAX_CHANNEL = 100
+"""Longest channel name, in characters (upstream's)."""
+
+
+def valid_channel(name: Any, limit: int = MAX_CHANNEL) -> bool:
     return isinstance(name, str) and 0 < len(name) <= limit
 
 

@@ -15,8 +15,8 @@ from freescore.auth import bearer_matches
 from freescore.effects import ConnId
 from freescore.fedmsg import wire
 from freescore.web import ServiceResource, answer_error, json_error
-from freescore.websocket import FreescoreServerProtocol
-from freescore.wireformat import CloseCode, HttpError, encode_json
+from freescore.websocket import PeerProtocol
+from freescore.wireformat import HttpError, encode_json
 
 if TYPE_CHECKING:
     from freescore.fedmsg.service import FedmsgService
@@ -24,15 +24,11 @@ if TYPE_CHECKING:
 log = Logger(namespace="freescore.fedmsg")
 
 
-class FedmsgProtocol(FreescoreServerProtocol):
+class FedmsgProtocol(PeerProtocol):
     """One browser: a connection id to the bus; its subscriptions die with it."""
 
     service: FedmsgService
-    cid: ConnId | None = None
     limit_logged = False
-
-    def opened(self) -> None:
-        self.cid = self.service.connections.add(self)
 
     def received(self, payload: bytes, is_binary: bool) -> None:
         if is_binary or self.cid is None:
@@ -55,17 +51,8 @@ class FedmsgProtocol(FreescoreServerProtocol):
             log.debug("fedmsg: dropped a publish from {peer} (client2server is off)", peer=self.peer)
         service.apply(answer)
 
-    def send_frame(self, frame: bytes) -> None:
-        self.service.broadcaster.send(self, frame)
-
-    def end(self, code: CloseCode, reason: str) -> None:
-        self.close_with(code, reason)
-
-    def closed(self, was_clean: bool, code: int | None, reason: str | None) -> None:
-        cid, self.cid = self.cid, None
-        if cid is not None:
-            self.service.connections.remove(cid)
-            self.service.bus.gone(cid)
+    def left(self, cid: ConnId) -> None:
+        self.service.bus.gone(cid)
 
 
 class PublishResource(ServiceResource):

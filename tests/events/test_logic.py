@@ -19,21 +19,24 @@ from freescore.events.logic import (
     WAIT_TIMEOUT,
     WAITERS,
     Daemon,
-    Limits,
     Post,
     RateLimiter,
     coerce_start,
     parse_int,
 )
+from freescore.events.settings import Settings
 from freescore.events.wire import DaemonError
 from freescore.wireformat import CloseCode
 
 START = 1_750_000_000_000
 
 
-def daemon(**kw):
+def daemon(max_channel=None, **kw):
     kw.setdefault("sender_token", "lqdoj")
-    return Daemon(Limits(**kw), START)
+    d = Daemon(Settings(**kw), START)
+    if max_channel is not None:
+        d.max_channel = max_channel
+    return d
 
 
 def connect(d, auth=None, sid="s1", ns="/"):
@@ -390,7 +393,7 @@ def test_long_poll_wait():
 
 
 def test_long_poll_times_out_with_a_close():
-    d = daemon(channels_timeout=5.0)
+    d = daemon(channels_timeout=5000)
     assert d.wait("t", ["X"], START) == [Arm("t", 5.0, WAIT_TIMEOUT)]
     assert closes(d.fired("t", WAIT_TIMEOUT)) == [("t", CloseCode.GOING_AWAY, "timeout")]
     assert d.waiter_count == 0 and post(d, "X", "x", START + 1) == []
