@@ -71,7 +71,13 @@ class GrassrootsService(FreeScoreService):
         """One REST call's answer, given once its changes are on disk."""
         if not self.tournament_allowed(command.db):
             return {"error": f"No tournament '{command.db}'"}
-        out = self.model.rest(command, self.reactor.seconds())
+        try:
+            out = self.model.rest(command, self.reactor.seconds())
+        except Exception as e:  # a bug must not take the ring down: the files are re-read next time
+            self.log.failure("grassroots: REST {action} failed", action=command.action)
+            self._flush_model()
+            self._invalidate(command.db)
+            return {"error": processing_error(str(e))}
         failed = self.model.flush()
         for error in failed.values():
             self._save_failed(error)

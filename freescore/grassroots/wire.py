@@ -131,10 +131,6 @@ def tiebreaker_answer(athlete: int, judge: int, value: str | float) -> dict[str,
     return {"athlete": athlete, "judge": judge + 1, "tiebraker": value}  # sic: upstream's key
 
 
-def unknown_body() -> bytes:
-    return frame({"error": UNKNOWN_COMMAND})
-
-
 # -- WebSocket frames (§6) ----------------------------------------------------------------
 
 
