@@ -37,6 +37,7 @@ SERVICES = {
     "events Engine.IO": ('[events]\nsender_token = "t"\n', "/socket.io/?EIO=4&transport=websocket", 1048576),
     "worldclass": ('[worldclass]\ndata = "wc"\ncreate_tournaments = true\n', "/worldclass/t1/1/judge1", 1048576),
     "grassroots": ('[grassroots]\ndata = "gr"\ncreate_tournaments = true\n', "/grassroots/t1/1", 1048576),
+    "freestyle": ('[freestyle]\ndata = "fs"\ncreate_tournaments = true\n', "/freestyle/t1/1/observer", 1048576),
     "gateway": ('[gateway]\napi_uri = "http://127.0.0.1:9"\n', "/gateway", 131072),
 }
 
@@ -197,6 +198,19 @@ def test_worldclass_inactivity_closes_1000(node_of):
                    "ping_interval = 1000\n", "worldclass")
     peer = node.websocket("/worldclass/t1/1/judge1")
     node.clock.advance(60)
+    assert peer.written() == close_frame(1000, "inactive")
+
+
+# -- freestyle ---------------------------------------------------------------------------
+def test_freestyle_sends_nothing_unasked_then_closes_an_idle_page(node_of):
+    """Checklist 3: no frame on connect and no JSON ping (upstream freestyle has none), here over
+    40 s of the clock; the page is closed after `inactivity_timeout` of silence."""
+    node = node_of('[freestyle]\ndata = "fs"\ncreate_tournaments = true\nkeepalive = 0\n', "freestyle")
+    peer = node.websocket("/freestyle/t1/1/observer")
+    peer.written()
+    node.clock.advance(40)
+    assert peer.written() == b""
+    node.clock.advance(3600)
     assert peer.written() == close_frame(1000, "inactive")
 
 

@@ -98,6 +98,7 @@ def test_limits_default_to_the_base_and_check_their_ranges():
     ('[events]\nsender_token = "t"\nping_interval = 1000\nmax_clients = 10\nmax_sender_packet = 20000\n',
      ("keepalive", "max_connections", "max_message"), (1.0, 1020, 20000)),
     ('[worldclass]\ndata = "wc"\n', ("keepalive", "max_message", "max_connections"), (60.0, 1048576, 10000)),
+    ('[freestyle]\ndata = "fs"\nmax_message = 4096\n', ("keepalive", "frame_limit"), (60.0, 4096)),
 ])
 def test_each_protocol_maps_its_own_keys_onto_the_limits(tmp_path, table, keys, expected):
     settings = next(iter(parse(LISTEN + table, tmp_path / "f.toml").services.values()))

@@ -115,7 +115,7 @@ def test_the_freescore_layer_is_pure_but_its_store_adapter_and_service(name):
 
 
 def test_the_rules_reach_no_io_module_of_the_freescore_layer():
-    for package in ("worldclass",):
+    for package in ("worldclass", "freestyle"):
         reached = {m.rsplit(".", 1)[-1] for m in rules_modules(package) if m.startswith("freescore.poomsae.")}
         assert reached and not reached & set(POOMSAE_IO)
 
