@@ -9,7 +9,8 @@ What was measured and is kept here (docs/architecture.md):
   group commit) per connection, and `flush` writes each connection's frames
   with one write, so a burst costs one send per connection, not one per message;
 - writes go straight to the socket when nothing is waiting (the base's
-  `write_now`), and the metric lock is taken once per batch, not per frame.
+  `write_now`), and frames are counted into the metrics without a lock
+  (`freescore.metrics.Tally`), so a direct send needs no end-of-turn call.
 
 A frame sent to one connection while a batch holds frames for it queues
 behind them (the base's `sendData`), so order per connection is kept.
@@ -61,7 +62,7 @@ class SharedText(str):
 
 
 class Broadcaster:
-    """Writes frames to a service's connections; counts them into its metrics once per batch.
+    """Writes frames to a service's connections and counts them into its metrics.
 
     With `max_unsent`, a connection that still has more than that many bytes
     unsent after a batch's write is handed to `too_slow` (a slow consumer).
@@ -80,7 +81,6 @@ class Broadcaster:
         self.max_unsent = max_unsent
         self.too_slow = too_slow
         self._queued: list[FreescoreServerProtocol] = []
-        self._sent = 0
         self._flush_call: Any = None
 
     def send(self, proto: FreescoreServerProtocol, frame: bytes) -> bool:
@@ -92,7 +92,7 @@ class Broadcaster:
             batch.append(frame)
         else:
             proto.write_frames(frame)
-        self._count(1)
+        self.metrics.messages_out.inc()
         return True
 
     def broadcast(self, recipients: Iterable[FreescoreServerProtocol], frame: bytes) -> int:
@@ -119,7 +119,9 @@ class Broadcaster:
                 proto.write_frames(frame)
             sent += 1
         if sent:
-            self._count(sent)
+            self.metrics.messages_out.inc(sent)
+        if queued and self._flush_call is None:
+            self._flush_call = self.reactor.callLater(0, self.flush)
         return sent
 
     def flush(self) -> None:
@@ -137,11 +139,3 @@ class Broadcaster:
             if buffered and limit and proto.state == _OPEN and proto.unsent_bytes() > limit:
                 assert self.too_slow is not None
                 self.too_slow(proto)
-        if self._sent:
-            self.metrics.messages_out.inc(self._sent)
-            self._sent = 0
-
-    def _count(self, n: int) -> None:
-        self._sent += n
-        if self._flush_call is None:
-            self._flush_call = self.reactor.callLater(0, self.flush)

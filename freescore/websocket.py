@@ -216,7 +216,16 @@ class FreescoreServerProtocol(WebSocketServerProtocol):
     # small message. These two keep its behaviour and skip that line.
     def dataReceived(self, data: bytes) -> None:
         if self.state == _OPEN and not self.data and self.current_frame is None and not self.inside_message:
-            data = self._small_text_frames(data)
+            if self._batch is not None or len(data) <= 6 + (data[1] & 0x7F if len(data) > 1 else 0):
+                data = self._small_text_frames(data)  # one frame (or a batch is open already): no batch of its own
+            else:
+                self._batch = batch = []  # replies to the frames of this read leave in one write
+                try:
+                    data = self._small_text_frames(data)
+                finally:
+                    self._batch = None
+                    if batch:
+                        self.write_frames(batch[0] if len(batch) == 1 else b"".join(batch))
             if not data:
                 return
         self._dataReceived(data)
@@ -230,30 +239,40 @@ class FreescoreServerProtocol(WebSocketServerProtocol):
         rest, from the first frame that is anything else (control frames,
         fragments, longer or partial frames, invalid UTF-8, which Autobahn
         answers with 1007), is returned for Autobahn to process as usual.
+        What `onMessage` does per message is done once per read here: the
+        liveness mark and the metric.
         """
         i = 0
         n = len(data)
         limit = min(125, self.maxFramePayloadSize or 125, self.maxMessagePayloadSize or 125)  # 126, 127: longer
-        while n - i >= 6 and data[i] == 0x81 and data[i + 1] & 0x80:
-            length = data[i + 1] & 0x7F
-            end = i + 6 + length
-            if length > limit or end > n:
-                break
-            if length:
-                words = (length + 3) >> 2
-                mask = int.from_bytes(data[i + 2:i + 6] * words, "little") & ((1 << (8 * length)) - 1)
-                payload = (int.from_bytes(data[i + 6:end], "little") ^ mask).to_bytes(length, "little")
-                try:
-                    payload.decode("utf-8")
-                except UnicodeDecodeError:
+        received = self.received
+        count = 0
+        try:
+            while n - i >= 6 and data[i] == 0x81 and data[i + 1] & 0x80:
+                length = data[i + 1] & 0x7F
+                end = i + 6 + length
+                if length > limit or end > n:
                     break
-            else:
-                payload = b""
-            i = end
-            self.trafficStats.incomingOctetsWireLevel += 6 + length
-            self.onMessage(payload, False)
-            if self.state != _OPEN:
-                break
+                if length:
+                    key = data[i + 2:i + 6] * ((length + 3) >> 2)
+                    mask = int.from_bytes(key, "little") & ((1 << (length << 3)) - 1)
+                    payload = (int.from_bytes(data[i + 6:end], "little") ^ mask).to_bytes(length, "little")
+                    try:
+                        payload.decode("utf-8")
+                    except UnicodeDecodeError:
+                        break
+                else:
+                    payload = b""
+                i = end
+                count += 1
+                received(payload, False)
+                if self.state != _OPEN:
+                    break
+        finally:
+            if count:
+                self._alive = True
+                self.factory.metrics.messages_in.inc(count)
+                self.trafficStats.incomingOctetsWireLevel += i
         return data[i:] if i else data
 
     def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:

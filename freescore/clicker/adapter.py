@@ -1,19 +1,23 @@
-"""The clicker's Autobahn protocol: bytes in, wire and logic, lines out.
+"""The clicker's Autobahn protocol and the one loop that applies what logic decides.
 
-Thin: the rules are in `logic`, the relays and presence in `service`.
+Thin: the rules are in `logic`, which sees connections only by opaque id;
+`ClickerEffects.apply` performs its effects (replies, relays to watcher
+groups, hub messages), and `service` wires the hub.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from autobahn.websocket.types import ConnectionRequest
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from freescore.broadcast import text_frame
+from freescore.broadcast import Broadcaster, text_frame
 from freescore.clicker import wire
-from freescore.clicker.logic import IdsExhausted, Refused, Registration, Session
+from freescore.clicker.logic import Clicker, IdsExhausted, Refused, Registration
+from freescore.effects import Broadcast, Close, Connections, ConnId, Effect, Publish, Send
 from freescore.websocket import FreescoreServerProtocol
 
 if TYPE_CHECKING:
@@ -30,25 +34,60 @@ def _secret_label(secret: str) -> str:
     return secret[:8] + "..."
 
 
+class ClickerEffects:
+    """The one loop that performs the logic's effects: clicker has no timers and closes only by dropping."""
+
+    def __init__(
+        self, logic: Clicker, conns: Connections[ClickerProtocol], broadcaster: Broadcaster,
+        publish: Callable[[list[Any]], None],
+    ) -> None:
+        self.logic = logic
+        self.conns = conns
+        self.broadcaster = broadcaster
+        self.publish = publish
+        """Takes each `Publish`'s message (all on logic.CHANNEL); the service batches and sends them."""
+
+    def apply(self, effects: Iterable[Effect]) -> None:
+        for effect in effects:
+            kind = type(effect)
+            if kind is Send:
+                proto = self.conns.get(effect.to)  # type: ignore[union-attr]
+                if proto is not None:
+                    self.broadcaster.send(proto, text_frame(effect.frame))  # type: ignore[union-attr]
+            elif kind is Publish:
+                self.publish(effect.message)  # type: ignore[union-attr]
+            elif kind is Broadcast:
+                cids = self.logic.members(effect.group)  # type: ignore[union-attr]
+                if cids:
+                    get = self.conns.get
+                    protos = [p for p in map(get, cids) if p is not None]
+                    self.broadcaster.queue(protos, text_frame(effect.frame))  # type: ignore[union-attr]
+            elif kind is Close:
+                proto = self.conns.get(effect.to)  # type: ignore[union-attr]
+                if proto is not None:
+                    proto.close_with(effect.code, effect.reason)  # type: ignore[union-attr]
+            else:
+                raise TypeError(f"clicker logic arms no timers: {effect!r}")
+
+
 class ClickerProtocol(FreescoreServerProtocol):
-    """One device or receiver: frames in, wire and logic, one line out per reply."""
+    """One device or receiver: frames in, wire and logic by connection id, effects out."""
 
     service: ClickerService
-    session: Session
+    cid: ConnId | None = None
     _held: list[bytes] | None = None
     _paused = False
     _gone = False
     _told_role = False
     _told_refused = False
 
-    def send_line(self, line: str) -> None:
-        self.service.broadcaster.send(self, text_frame(line))
-
     def handshake(self, request: ConnectionRequest) -> Any:
         return None  # no subprotocol, no Host/Origin check: the devices send Host without port
 
     def opened(self) -> None:
-        self.session = Session(key=self)
+        svc = self.service
+        self.cid = svc.conns.add(self)
+        svc.logic.opened(self.cid)
 
     def received(self, payload: bytes, is_binary: bool) -> None:
         if is_binary:  # devices never send binary; ignore, as the spec says
@@ -70,19 +109,15 @@ class ClickerProtocol(FreescoreServerProtocol):
             self.factory.metrics.errors.inc()
             return
         if type(command) is wire.Score:
-            outcome = svc.logic.score(self.session, command)
-            self.send_line(outcome.reply)
-            if outcome.relay:
-                svc.publish_score(self.session.device_id, command.timestamp, command.score)  # type: ignore[arg-type]
+            svc.effects.apply(svc.logic.score(self.cid, command))  # type: ignore[arg-type]
         elif type(command) is wire.Register:
             self._register(command)
         else:
-            lines = svc.logic.listen(self.session, command)  # type: ignore[arg-type]
-            if lines is None:
+            effects = svc.logic.listen(self.cid, command)  # type: ignore[arg-type]
+            if effects is None:
                 self.factory.metrics.errors.inc()
                 return
-            for line in lines:
-                self.send_line(line)
+            svc.effects.apply(effects)
 
     @property
     def peer_address(self) -> str:
@@ -93,7 +128,7 @@ class ClickerProtocol(FreescoreServerProtocol):
     def _register(self, command: wire.Register) -> None:
         svc = self.service
         if svc.hub_registry is not None:
-            if not svc.logic.claim_sender(self.session):
+            if not svc.logic.claim_sender(self.cid):  # type: ignore[arg-type]
                 self._ignore_register()
                 return
             self._held = []
@@ -103,7 +138,9 @@ class ClickerProtocol(FreescoreServerProtocol):
             ).addCallbacks(self._hub_registered, lambda f: self._register_failed(f, None))
             return
         try:
-            registration = svc.logic.register(self.session, command, self.peer_address, svc.ctx.reactor.seconds())
+            registration = svc.logic.register(
+                self.cid, command, self.peer_address, svc.ctx.reactor.seconds()  # type: ignore[arg-type]
+            )
         except IdsExhausted:
             log.error("clicker: every id is allocated; REGISTER from {peer} gets no reply", peer=self.peer)
             self.factory.metrics.errors.inc()
@@ -138,11 +175,11 @@ class ClickerProtocol(FreescoreServerProtocol):
 
     def _hub_registered(self, registration: Registration | Refused) -> None:
         if isinstance(registration, Refused):
-            self.service.logic.unclaim(self.session)
+            self.service.logic.unclaim(self.cid)  # type: ignore[arg-type]
             self._refuse_register(registration)
             self._release_held()
             return
-        self.service.logic.assign(self.session, registration)
+        self.service.logic.assign(self.cid, registration)  # type: ignore[arg-type]
         self._registered(registration)
 
     def _registered(self, registration: Registration) -> None:
@@ -150,14 +187,12 @@ class ClickerProtocol(FreescoreServerProtocol):
             self._held = None
             return
         svc = self.service
-        self.send_line(wire.format_registered(registration.device_id, registration.secret))
+        svc.effects.apply(svc.logic.registered(self.cid, registration))  # type: ignore[arg-type]
         log.info(
             "clicker: {peer} registered as {id} (secret {secret}, {how})", peer=self.peer,
             id=registration.device_id, secret=_secret_label(registration.secret),
             how="new" if registration.created else "known",
         )
-        if svc.logic.sender_live(self.session):
-            svc.device_up(registration.device_id)
         self._release_held()
 
     def _release_held(self) -> None:
@@ -185,8 +220,6 @@ class ClickerProtocol(FreescoreServerProtocol):
     def closed(self, was_clean: bool, code: int | None, reason: str | None) -> None:
         self._gone = True
         svc = self.service
-        session = getattr(self, "session", None)
-        if session is not None and svc.logic.closed(session):
-            svc.device_down(session.device_id)  # type: ignore[arg-type]
-        if session is not None:
-            session.key = None  # the session pointed back here: let refcounting free both
+        if self.cid is not None:
+            svc.conns.remove(self.cid)
+            svc.effects.apply(svc.logic.closed(self.cid))

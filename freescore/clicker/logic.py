@@ -1,7 +1,7 @@
 """Clicker state and rules: the secret -> id registry, roles, retry dedup, subscriptions.
 
-Plain Python, no reactor: the adapter feeds parsed commands and hub events in
-and writes what comes back.
+Plain Python, no reactor: the adapter feeds opaque connection ids, parsed
+commands and hub messages in, and applies the effects that come back.
 """
 
 from __future__ import annotations
@@ -17,8 +17,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from freescore.clicker import wire
+from freescore.effects import Broadcast, ConnId, Effect, Effects, Publish, Send
 from freescore.ratelimit import TokenBucket
 
+CHANNEL = "clicker"
+"""The hub channel every node's clicker publishes on and subscribes to."""
 ID_SPACE = 1_000_000
 SENDER = "sender"
 RECEIVER = "receiver"
@@ -239,19 +242,23 @@ class Session:
     """A sender counts as connected only once its REGISTERED went out."""
     ids: tuple[str, ...] = ()
     dialect: int = wire.DRAFT_2
-    key: Any = None
-    """What the adapter uses to reach the connection (its protocol object)."""
 
 
-@dataclass
-class ScoreOutcome:
-    reply: str
-    relay: bool
+def watchers(dialect: int, device_id: str) -> tuple[int, str]:
+    """The Broadcast group of the receivers of one dialect watching `device_id`."""
+    return (dialect, device_id)
 
 
 @dataclass
 class Clicker:
-    """One node's view: its own senders and receivers, and every node's connected ids."""
+    """One node's view: its connections (by opaque id), and every node's connected ids.
+
+    Calls take `ConnId`s and answer in effects (`freescore.effects`): `Send`
+    replies, `Broadcast` to `watchers(dialect, id)` groups (`members` resolves
+    them), and `Publish` on `CHANNEL` of `["score", id, timestamp, score]`,
+    `["up", id, node]` and `["down", id, node]`; what comes back from the hub
+    goes to `on_hub`.
+    """
 
     registry: Registry
     node: str = "local"
@@ -260,17 +267,47 @@ class Clicker:
     budget: RegisterBudget | None = None
     """New ids per remote address (None: unlimited)."""
     retries: RetryFilter = field(default_factory=RetryFilter)
+    sessions: dict[ConnId, Session] = field(default_factory=dict)
     local_senders: dict[str, int] = field(default_factory=dict)
     """id -> live sender connections on this node."""
     present: dict[str, set[str]] = field(default_factory=dict)
     """id -> nodes holding at least one live sender connection for it."""
-    draft1: dict[str, set[Any]] = field(default_factory=dict)
-    draft2: dict[str, set[Any]] = field(default_factory=dict)
-    """id -> keys of receivers watching it, by dialect."""
+    groups: dict[tuple[int, str], set[ConnId]] = field(default_factory=dict)
+    """watchers(dialect, id) -> receivers watching it."""
+
+    # -- connections --------------------------------------------------------
+    def opened(self, cid: ConnId) -> Session:
+        session = self.sessions[cid] = Session()
+        return session
+
+    def closed(self, cid: ConnId) -> Effects:
+        """Forget the connection; when it was this node's last for a sender id, the id goes down."""
+        fx = Effects()
+        session = self.sessions.pop(cid, None)
+        if session is None:
+            return fx
+        if session.role == RECEIVER:
+            self._unwatch(cid, session)
+            return fx
+        if session.role != SENDER or not session.live:
+            return fx
+        session.live = False
+        device_id = session.device_id
+        assert device_id is not None
+        count = self.local_senders.get(device_id, 0) - 1
+        if count > 0:
+            self.local_senders[device_id] = count
+            return fx
+        self.local_senders.pop(device_id, None)
+        fx.publish(CHANNEL, ["down", device_id, self.node])
+        return fx
+
+    def members(self, group: tuple[int, str]) -> set[ConnId]:
+        return self.groups.get(group, _EMPTY)
 
     # -- senders ------------------------------------------------------------
     def register(
-        self, session: Session, command: wire.Register, address: str = "", now: float = 0.0
+        self, cid: ConnId, command: wire.Register, address: str = "", now: float = 0.0
     ) -> Registration | Refused | None:
         """None when the connection already has a role (the command is ignored).
 
@@ -279,15 +316,15 @@ class Clicker:
         secrets are always answered.
         Raises IdsExhausted when a new id is needed and none is left.
         """
-        if session.role is not None:
+        if self.sessions[cid].role is not None:
             return None
         if self.registry.lookup(command.secret) is None:
             refused = self.admit_new(len(self.registry), address, now)
             if refused is not None:
                 return refused
-        self.claim_sender(session)
+        self.claim_sender(cid)
         registration = self.registry.register(command.secret)
-        self.assign(session, registration)
+        self.assign(cid, registration)
         return registration
 
     def admit_new(self, registered: int | None, address: str, now: float) -> Refused | None:
@@ -301,88 +338,121 @@ class Clicker:
             return Refused.RATE
         return None
 
-    def unclaim(self, session: Session) -> None:
+    def unclaim(self, cid: ConnId) -> None:
         """Undo claim_sender when the registration it was for was refused."""
+        session = self.sessions[cid]
         assert session.role == SENDER and session.device_id is None
         session.role = None
 
-    def claim_sender(self, session: Session) -> bool:
+    def claim_sender(self, cid: ConnId) -> bool:
         """Make a role-less connection a sender (its id comes later); False if it has a role."""
+        session = self.sessions[cid]
         if session.role is not None:
             return False
         session.role = SENDER
         return True
 
-    def assign(self, session: Session, registration: Registration) -> None:
+    def assign(self, cid: ConnId, registration: Registration) -> None:
         """Give a claimed sender the id and secret a registry answered."""
+        session = self.sessions[cid]
         assert session.role == SENDER and session.device_id is None
         session.device_id = registration.device_id
         session.secret = registration.secret
 
-    def sender_live(self, session: Session) -> bool:
-        """Mark the sender connected after REGISTERED went out; True on this node's 0 -> 1."""
+    def registered(self, cid: ConnId, registration: Registration) -> Effects:
+        """REGISTERED goes out and the sender counts as connected; on this node's first
+        connection for the id, its watchers get CONNECT and the other nodes "up"."""
+        session = self.sessions[cid]
         assert session.role == SENDER and session.device_id is not None and not session.live
+        fx = Effects()
+        fx.send(cid, wire.format_registered(registration.device_id, registration.secret))
         session.live = True
-        count = self.local_senders.get(session.device_id, 0) + 1
-        self.local_senders[session.device_id] = count
-        return count == 1
+        device_id = session.device_id
+        count = self.local_senders.get(device_id, 0) + 1
+        self.local_senders[device_id] = count
+        if count == 1:
+            fx.publish(CHANNEL, ["up", device_id, self.node])
+            # Applied now, not when the hub echoes it: with Redis the echo of our own publish
+            # and other nodes' messages come by different connections, and another node's
+            # "down" must not be applied before our "up".
+            self._device_up(fx, device_id, self.node)
+        return fx
 
-    def score(self, session: Session, command: wire.Score) -> ScoreOutcome:
+    def score(self, cid: ConnId, command: wire.Score) -> tuple[Effect, ...]:
         """Every valid SCORE is acknowledged; only a live sender's first copy is relayed."""
-        relay = (
-            session.role == SENDER
-            and session.live
-            and not self.retries.is_repeat(session.device_id, command)  # type: ignore[arg-type]
-        )
-        return ScoreOutcome(wire.format_scored(command), relay)
+        session = self.sessions[cid]
+        reply = Send(cid, wire.format_scored(command))
+        if session.live and not self.retries.is_repeat(session.device_id, command):  # type: ignore[arg-type]
+            return reply, Publish(CHANNEL, ["score", session.device_id, command.timestamp, command.score])
+        return (reply,)
 
     # -- receivers ----------------------------------------------------------
-    def listen(self, session: Session, command: wire.Listen) -> list[str] | None:
+    def listen(self, cid: ConnId, command: wire.Listen) -> Effects | None:
         """Replace the receiver's ids and dialect; the CONNECT reply, or None if ignored."""
+        session = self.sessions[cid]
         if session.role == SENDER:
             return None
-        self._unwatch(session)
+        self._unwatch(cid, session)
         session.role = RECEIVER
         session.ids = command.ids
         session.dialect = command.dialect
-        table = self.draft1 if command.dialect == wire.DRAFT_1 else self.draft2
+        groups = self.groups
         for device_id in command.ids:
-            table.setdefault(device_id, set()).add(session.key)
-        return wire.format_connect_reply([i for i in command.ids if self.present.get(i)])
+            groups.setdefault((command.dialect, device_id), set()).add(cid)
+        fx = Effects()
+        for line in wire.format_connect_reply([i for i in command.ids if self.present.get(i)]):
+            fx.send(cid, line)
+        return fx
 
-    def _unwatch(self, session: Session) -> None:
-        table = self.draft1 if session.dialect == wire.DRAFT_1 else self.draft2
+    def _unwatch(self, cid: ConnId, session: Session) -> None:
         for device_id in session.ids:
-            keys = table.get(device_id)
-            if keys is not None:
-                keys.discard(session.key)
-                if not keys:
-                    del table[device_id]
+            group = (session.dialect, device_id)
+            cids = self.groups.get(group)
+            if cids is not None:
+                cids.discard(cid)
+                if not cids:
+                    del self.groups[group]
         session.ids = ()
 
-    def receivers(self, device_id: str) -> tuple[set[Any], set[Any]]:
-        """(draft-1 keys, draft-2 keys) watching `device_id`."""
-        return self.draft1.get(device_id, _EMPTY), self.draft2.get(device_id, _EMPTY)
-
-    # -- closing ------------------------------------------------------------
-    def closed(self, session: Session) -> bool:
-        """Forget the connection; True when it was this node's last for a sender id."""
-        if session.role == RECEIVER:
-            self._unwatch(session)
-            return False
-        if session.role != SENDER or not session.live:
-            return False
-        session.live = False
-        device_id = session.device_id
-        assert device_id is not None
-        count = self.local_senders.get(device_id, 0) - 1
-        if count > 0:
-            self.local_senders[device_id] = count
-            return False
-        self.local_senders.pop(device_id, None)
-        return True
+    def _to_watchers(self, fx: Effects, device_id: str, line: str) -> None:
+        for dialect in (wire.DRAFT_2, wire.DRAFT_1):
+            if (dialect, device_id) in self.groups:
+                fx.broadcast((dialect, device_id), line)
 
     # -- every node's presence (from the hub) --------------------------------
+    def on_hub(self, payload: list[Any]) -> Effects:
+        """A message on CHANNEL from any node (this one's own included)."""
+        fx = Effects()
+        kind = payload[0]
+        if kind == "scores":
+            groups = self.groups
+            for device_id, timestamp, score in payload[1]:
+                if (wire.DRAFT_2, device_id) in groups:
+                    fx.append(Broadcast((wire.DRAFT_2, device_id),
+                                        wire.format_relay(wire.DRAFT_2, device_id, timestamp, score)))
+                if (wire.DRAFT_1, device_id) in groups:
+                    fx.append(Broadcast((wire.DRAFT_1, device_id),
+                                        wire.format_relay(wire.DRAFT_1, device_id, timestamp, score)))
+        elif kind == "up":
+            if payload[2] != self.node:  # this node's own was applied in `registered`
+                self._device_up(fx, payload[1], payload[2])
+        elif kind == "down":
+            if self.device_down(payload[1], payload[2]):
+                self._to_watchers(fx, payload[1], wire.format_disconnect(payload[1]))
+        return fx
+
+    def seed(self, holdings: set[tuple[str, str]]) -> Effects:
+        """What the hub's presence lists at start: other nodes' (id, node) holdings."""
+        fx = Effects()
+        for device_id, node in holdings:
+            if node != self.node:
+                self._device_up(fx, device_id, node)
+        return fx
+
+    def _device_up(self, fx: Effects, device_id: str, node: str) -> None:
+        if self.device_up(device_id, node):
+            self._to_watchers(fx, device_id, wire.format_connect(device_id))
+
     def device_up(self, device_id: str, node: str) -> bool:
         """A node gained the id; True when the id just became connected anywhere."""
         nodes = self.present.get(device_id)
@@ -396,14 +466,14 @@ class Clicker:
         """(id, node) pairs this node believes other nodes hold."""
         return {(i, n) for i, nodes in self.present.items() for n in nodes if n != self.node}
 
-    def reconcile(self, believed: set[tuple[str, str]], listed: set[tuple[str, str]]) -> list[str]:
+    def reconcile(self, believed: set[tuple[str, str]], listed: set[tuple[str, str]]) -> Effects:
         """Drop what other nodes held at the query but the hub's presence no longer lists
-        (a crashed node never says "down"); the ids that became disconnected."""
-        gone = []
+        (a crashed node never says "down"): DISCONNECT to the watchers of the ids now gone."""
+        fx = Effects()
         for device_id, node in believed - listed:
             if node != self.node and self.device_down(device_id, node):
-                gone.append(device_id)
-        return gone
+                self._to_watchers(fx, device_id, wire.format_disconnect(device_id))
+        return fx
 
     def device_down(self, device_id: str, node: str) -> bool:
         """A node lost the id; True when it is now connected nowhere."""
@@ -417,4 +487,4 @@ class Clicker:
         return True
 
 
-_EMPTY: set[Any] = set()
+_EMPTY: set[ConnId] = set()

@@ -1,9 +1,10 @@
-"""The clicker's Twisted service: registry, relays and presence, thin over wire and logic.
+"""The clicker's Twisted service: registry, hub and presence, thin over wire, logic and adapter.
 
 Fan-out goes through the hub on one channel, `clicker`, carrying
 `["up", id, node]`, `["down", id, node]` and
-`["scores", [[id, timestamp, score], ...]]` (the relays of one reactor turn);
-each node subscribes once and frames each relay once per dialect.
+`["scores", [[id, timestamp, score], ...]]` (the relays of one reactor turn:
+the logic's `["score", ...]` publishes, batched here); each node subscribes
+once and frames each relay once per dialect.
 """
 
 from __future__ import annotations
@@ -15,20 +16,18 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from freescore.broadcast import text_frame
-from freescore.clicker import wire
-from freescore.clicker.adapter import ClickerProtocol
-from freescore.clicker.logic import Clicker, RegisterBudget
+from freescore.clicker.adapter import ClickerEffects, ClickerProtocol
+from freescore.clicker.logic import CHANNEL, Clicker, RegisterBudget
 from freescore.clicker.settings import Settings
 from freescore.clicker.store import HubRegistry, RegistryStore, load_registry
 from freescore.config import ConfigError
+from freescore.effects import Connections
 from freescore.hub import HubMessage
 from freescore.protocolservice import ProtocolService, ServiceContext
 from freescore.websocket import WebSocketEndpoint
 
 log = Logger(namespace="freescore.clicker")
 
-CHANNEL = "clicker"
 PRESENCE = "clicker"
 
 
@@ -52,6 +51,8 @@ class ClickerService(ProtocolService[Settings]):
         self.hub_registry = HubRegistry(ctx.hub, local=registry) if use_hub else None
         self.factory = self.websocket_factory(ClickerProtocol)
         self.broadcaster = self.make_broadcaster()
+        self.conns: Connections[ClickerProtocol] = Connections("c")
+        self.effects = ClickerEffects(self.logic, self.conns, self.broadcaster, self.publish)
         self.resources = {settings.path: WebSocketEndpoint(self.factory)}
         self._subscription: Any = None
         self._scores: list[list[str]] = []
@@ -88,14 +89,25 @@ class ClickerService(ProtocolService[Settings]):
         return self.store.idle()
 
     # -- hub ------------------------------------------------------------------
-    def publish(self, payload: list[Any]) -> None:
-        self.hub.publish(CHANNEL, payload).addErrback(self._hub_failed)
+    def publish(self, message: list[Any]) -> None:
+        """What logic publishes: the scores of one reactor turn go out as one hub message, in order;
+        "up" and "down" join or leave the hub's presence first (a node that saw "up" finds the member)."""
+        kind = message[0]
+        if kind == "score":
+            self._scores.append(message[1:])
+            if self._flush_call is None:
+                self._flush_call = self.ctx.reactor.callLater(0, self._flush_scores)
+            return
+        self._flush_scores()  # keep relays and presence in the order they happened
+        member = f"{message[1]}@{self.node}"
+        if kind == "up":
+            self.hub.join(PRESENCE, member, {"id": message[1], "node": self.node}).addErrback(self._hub_failed)
+        elif kind == "down":
+            self.hub.leave(PRESENCE, member).addErrback(self._hub_failed)
+        self._publish(message)
 
-    def publish_score(self, device_id: str, timestamp: str, score: str) -> None:
-        """Queue a relay; the scores of one reactor turn go out as one hub message, in order."""
-        self._scores.append([device_id, timestamp, score])
-        if self._flush_call is None:
-            self._flush_call = self.ctx.reactor.callLater(0, self._flush_scores)
+    def _publish(self, payload: list[Any]) -> None:
+        self.hub.publish(CHANNEL, payload).addErrback(self._hub_failed)
 
     def _flush_scores(self) -> None:
         if self._flush_call is not None and self._flush_call.active():
@@ -103,25 +115,7 @@ class ClickerService(ProtocolService[Settings]):
         self._flush_call = None
         if self._scores:
             batch, self._scores = self._scores, []
-            self.publish(["scores", batch])
-
-    def device_up(self, device_id: str) -> None:
-        self._flush_scores()  # keep relays and presence in the order they happened
-        # Join before publishing: a node that saw "up" then finds the member listed.
-        self.hub.join(PRESENCE, f"{device_id}@{self.node}", {"id": device_id, "node": self.node}).addErrback(
-            self._hub_failed
-        )
-        # Record this node's holding now, not when the hub echoes it: with Redis the
-        # echo of our own publish and other nodes' messages come by different
-        # connections, and another node's "down" must not be applied before our "up".
-        if self.logic.device_up(device_id, self.node):
-            self._to_watchers(device_id, wire.format_connect(device_id))
-        self.publish(["up", device_id, self.node])
-
-    def device_down(self, device_id: str) -> None:
-        self._flush_scores()
-        self.hub.leave(PRESENCE, f"{device_id}@{self.node}").addErrback(self._hub_failed)
-        self.publish(["down", device_id, self.node])
+            self._publish(["scores", batch])
 
     @staticmethod
     def _holdings(members: dict[str, Any]) -> set[tuple[str, str]]:
@@ -132,9 +126,7 @@ class ClickerService(ProtocolService[Settings]):
         return held
 
     def _seed_presence(self, members: dict[str, Any]) -> None:
-        for device_id, node in self._holdings(members):
-            if node != self.node and self.logic.device_up(device_id, node):
-                self._to_watchers(device_id, wire.format_connect(device_id))
+        self.effects.apply(self.logic.seed(self._holdings(members)))
 
     def _check_presence(self) -> None:
         """Catch devices of a node that died without saying "down" (its presence expired in the hub)."""
@@ -143,8 +135,7 @@ class ClickerService(ProtocolService[Settings]):
             return
 
         def listed(members: dict[str, Any]) -> None:
-            for device_id in self.logic.reconcile(believed, self._holdings(members)):
-                self._to_watchers(device_id, wire.format_disconnect(device_id))
+            self.effects.apply(self.logic.reconcile(believed, self._holdings(members)))
 
         self.hub.members(PRESENCE).addCallbacks(listed, self._hub_failed)
 
@@ -152,36 +143,9 @@ class ClickerService(ProtocolService[Settings]):
         log.failure("clicker: hub operation failed", failure)
 
     def _on_hub(self, message: HubMessage) -> None:
-        payload = message.payload
-        kind = payload[0]
-        if kind == "scores":
-            self._relay(payload[1])
-        elif kind == "up":
-            if payload[2] == self.node:
-                return  # applied in device_up
-            if self.logic.device_up(payload[1], payload[2]):
-                self._to_watchers(payload[1], wire.format_connect(payload[1]))
-        elif kind == "down":
-            if self.logic.device_down(payload[1], payload[2]):
-                self._to_watchers(payload[1], wire.format_disconnect(payload[1]))
-
-    def _relay(self, scores: list[list[str]]) -> None:
-        """Relay a batch of scores now; each receiver gets its lines in order, in one write."""
-        queue = self.broadcaster.queue
-        for device_id, timestamp, score in scores:
-            draft1, draft2 = self.logic.receivers(device_id)
-            if draft2:
-                queue(draft2, text_frame(wire.format_relay(wire.DRAFT_2, device_id, timestamp, score)))
-            if draft1:
-                queue(draft1, text_frame(wire.format_relay(wire.DRAFT_1, device_id, timestamp, score)))
+        """Every node's messages; a batch of relays reaches each receiver in one write."""
+        self.effects.apply(self.logic.on_hub(message.payload))
         self.broadcaster.flush()
-
-    def _to_watchers(self, device_id: str, line: str) -> None:
-        draft1, draft2 = self.logic.receivers(device_id)
-        if draft1 or draft2:
-            frame = text_frame(line)
-            self.broadcaster.broadcast(draft2, frame)
-            self.broadcaster.broadcast(draft1, frame)
 
 
 def make_service(ctx: ServiceContext) -> ClickerService:

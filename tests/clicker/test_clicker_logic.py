@@ -17,15 +17,25 @@ from freescore.clicker.logic import (
     RegisterBudget,
     Registry,
     RetryFilter,
-    Session,
 )
 from freescore.clicker.wire import Listen, Register, Score
+from freescore.effects import Broadcast, ConnId, Publish, Send
 
 UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
 
 def clicker(**kw):
     return Clicker(Registry(rng=random.Random(1)), **kw)
+
+
+_names = itertools.count(1)
+
+
+def conn(c: Clicker, name: str | None = None) -> ConnId:
+    """A connection the adapter opened: logic only ever sees its opaque id."""
+    cid = ConnId(name or f"k{next(_names)}")
+    c.opened(cid)
+    return cid
 
 
 def test_register_new_and_known_secret():
@@ -81,31 +91,31 @@ def test_version_changes_only_on_new_registrations():
 
 def test_roles_are_fixed():
     c = clicker()
-    sender = Session(key="s")
+    sender = conn(c, "s")
     reg = c.register(sender, Register(""))
-    assert reg is not None and sender.role == logic.SENDER
+    assert reg is not None and c.sessions[sender].role == logic.SENDER
     assert c.register(sender, Register("")) is None
     assert c.listen(sender, Listen(("x",), wire.DRAFT_2)) is None
-    receiver = Session(key="r")
-    assert c.listen(receiver, Listen((), wire.DRAFT_2)) == ["CONNECT"]
+    receiver = conn(c, "r")
+    assert c.listen(receiver, Listen((), wire.DRAFT_2)) == [Send(receiver, "CONNECT")]
     assert c.register(receiver, Register("")) is None
     assert len(c.registry) == 1
 
 
 def test_max_devices_refuses_new_ids_but_known_secrets_still_register():
     c = clicker(max_devices=3)
-    made = [c.register(Session(), Register("")) for _ in range(3)]
+    made = [c.register(conn(c), Register("")) for _ in range(3)]
     assert all(r is not None and not isinstance(r, Refused) and r.created for r in made)
     for secret in ("", "not-a-known-secret"):
-        late = Session()
+        late = conn(c)
         assert c.register(late, Register(secret)) is Refused.FULL
-        assert late.role is None and late.device_id is None  # ignored: nothing about it changed
+        assert c.sessions[late].role is None and c.sessions[late].device_id is None  # ignored: nothing changed
     assert len(c.registry) == 3
     version = c.registry.version
-    again = Session()
+    again = conn(c)
     known = c.register(again, Register(made[1].secret))
     assert known == logic.Registration(made[1].device_id, made[1].secret, False)
-    assert again.role == logic.SENDER and c.registry.version == version
+    assert c.sessions[again].role == logic.SENDER and c.registry.version == version
 
 
 def test_max_devices_counts_ids_loaded_from_disk():
@@ -113,8 +123,9 @@ def test_max_devices_counts_ids_loaded_from_disk():
     for _ in range(5):
         full.register("")
     c = Clicker(Registry.load(full.dump()), max_devices=5)
-    assert c.register(Session(), Register("")) is Refused.FULL
-    assert Clicker(Registry.load(full.dump()), max_devices=6).register(Session(), Register("")).created
+    assert c.register(conn(c), Register("")) is Refused.FULL
+    c6 = Clicker(Registry.load(full.dump()), max_devices=6)
+    assert c6.register(conn(c6), Register("")).created
 
 
 def test_register_budget_burst_then_rate_per_address():
@@ -150,39 +161,40 @@ def test_register_budget_never_exceeds_burst_plus_rate(events):
 
 def test_rate_budget_refuses_only_new_ids_and_leaves_the_connection_roleless():
     c = clicker(budget=RegisterBudget(per_minute=10, burst=2))
-    first = c.register(Session(), Register(""), "10.0.0.1", 0.0)
-    c.register(Session(), Register("unknown"), "10.0.0.1", 0.0)
-    late = Session()
+    first = c.register(conn(c), Register(""), "10.0.0.1", 0.0)
+    c.register(conn(c), Register("unknown"), "10.0.0.1", 0.0)
+    late = conn(c)
     assert c.register(late, Register(""), "10.0.0.1", 1.0) is Refused.RATE
-    assert late.role is None and len(c.registry) == 2
+    assert c.sessions[late].role is None and len(c.registry) == 2
     for _ in range(5):  # a known secret costs nothing from the budget
-        assert c.register(Session(), Register(first.secret), "10.0.0.1", 1.0).device_id == first.device_id
-    assert c.register(Session(), Register(""), "10.0.0.2", 1.0).created
-    assert c.register(late, Register(""), "10.0.0.1", 7.0).created and late.role == logic.SENDER
+        assert c.register(conn(c), Register(first.secret), "10.0.0.1", 1.0).device_id == first.device_id
+    assert c.register(conn(c), Register(""), "10.0.0.2", 1.0).created
+    assert c.register(late, Register(""), "10.0.0.1", 7.0).created and c.sessions[late].role == logic.SENDER
 
 
 def test_full_registry_does_not_spend_the_budget():
     c = clicker(max_devices=1, budget=RegisterBudget(per_minute=1, burst=1))
-    c.register(Session(), Register(""), "10.0.0.9", 0.0)
-    assert c.register(Session(), Register(""), "10.0.0.1", 0.0) is Refused.FULL
+    c.register(conn(c), Register(""), "10.0.0.9", 0.0)
+    assert c.register(conn(c), Register(""), "10.0.0.1", 0.0) is Refused.FULL
     c.max_devices = 2
-    assert c.register(Session(), Register(""), "10.0.0.1", 0.0).created
+    assert c.register(conn(c), Register(""), "10.0.0.1", 0.0).created
 
 
 def test_score_replies_always_relays_only_for_live_senders():
     c = clicker()
-    nobody = Session()
-    assert c.score(nobody, Score("1", "2", "3")).reply == "SCORED 1 2"
-    assert not c.score(nobody, Score("1", "2", "3")).relay
-    sender = Session()
-    c.register(sender, Register(""))
-    assert not c.score(sender, Score("1", "2", "3")).relay  # REGISTERED not out yet
-    c.sender_live(sender)
-    assert c.score(sender, Score("2", "2", "3")).relay
-    receiver = Session()
-    c.listen(receiver, Listen((sender.device_id,), wire.DRAFT_1))
-    out = c.score(receiver, Score(None, "5", "6"))
-    assert out.reply == "SCORED 5" and not out.relay
+    nobody = conn(c)
+    assert c.score(nobody, Score("1", "2", "3")) == (Send(nobody, "SCORED 1 2"),)
+    assert c.score(nobody, Score("1", "2", "3")) == (Send(nobody, "SCORED 1 2"),)
+    sender = conn(c)
+    reg = c.register(sender, Register(""))
+    assert c.score(sender, Score("1", "2", "3")) == (Send(sender, "SCORED 1 2"),)  # REGISTERED not out yet
+    c.registered(sender, reg)
+    assert c.score(sender, Score("2", "2", "3")) == (
+        Send(sender, "SCORED 2 2"), Publish(logic.CHANNEL, ["score", reg.device_id, "2", "3"]),
+    )
+    receiver = conn(c)
+    c.listen(receiver, Listen((reg.device_id,), wire.DRAFT_1))
+    assert c.score(receiver, Score(None, "5", "6")) == (Send(receiver, "SCORED 5"),)
 
 
 def test_retry_filter_draft2_repeat_until_msgid_goes_down():
@@ -244,45 +256,46 @@ def test_retry_filter_memory_is_bounded():
 
 def test_listen_replaces_set_and_dialect():
     c = clicker()
-    r = Session(key="r")
+    r = conn(c, "r")
+    d1, d2 = logic.watchers(wire.DRAFT_1, "000001"), logic.watchers(wire.DRAFT_2, "000001")
     c.listen(r, Listen(("000001", "000002"), wire.DRAFT_2))
-    assert c.receivers("000001") == (set(), {"r"})
+    assert (c.members(d1), c.members(d2)) == (set(), {"r"})
     c.listen(r, Listen(("000002",), wire.DRAFT_1))
-    assert c.receivers("000001") == (set(), set())
-    assert c.receivers("000002") == ({"r"}, set())
-    c.closed(r)
-    assert c.receivers("000002") == (set(), set())
-    assert not c.draft1 and not c.draft2
+    assert (c.members(d1), c.members(d2)) == (set(), set())
+    assert c.members(logic.watchers(wire.DRAFT_1, "000002")) == {"r"}
+    assert c.closed(r) == []
+    assert not c.groups and not c.sessions
 
 
 def test_connect_reply_lists_connected_in_request_order():
     c = clicker()
     c.device_up("654321", "n1")
     c.device_up("000007", "n1")
-    r = Session(key="r")
-    assert c.listen(r, Listen(("123456", "000007", "654321"), wire.DRAFT_2)) == ["CONNECT 000007 654321"]
-    assert c.listen(r, Listen(("123456",), wire.DRAFT_2)) == ["CONNECT"]
+    r = conn(c, "r")
+    assert c.listen(r, Listen(("123456", "000007", "654321"), wire.DRAFT_2)) == [Send(r, "CONNECT 000007 654321")]
+    assert c.listen(r, Listen(("123456",), wire.DRAFT_2)) == [Send(r, "CONNECT")]
 
 
 def test_local_sender_counts():
-    c = clicker()
-    a, b = Session(), Session()
+    c = clicker(node="n1")
+    a, b = conn(c), conn(c)
     reg = c.register(a, Register(""))
-    c.register(b, Register(reg.secret))
-    assert b.device_id == a.device_id
-    assert c.sender_live(a) is True
-    assert c.sender_live(b) is False
-    assert c.closed(a) is False
-    assert c.closed(b) is True
-    assert c.closed(b) is False  # closing twice changes nothing
+    again = c.register(b, Register(reg.secret))
+    assert again.device_id == reg.device_id
+    up = Publish(logic.CHANNEL, ["up", reg.device_id, "n1"])
+    assert c.registered(a, reg) == [Send(a, f"REGISTERED {reg.device_id} {reg.secret}"), up]
+    assert c.registered(b, again) == [Send(b, f"REGISTERED {reg.device_id} {reg.secret}")]
+    assert c.closed(a) == []
+    assert c.closed(b) == [Publish(logic.CHANNEL, ["down", reg.device_id, "n1"])]
+    assert c.closed(b) == []  # closing twice changes nothing
     assert c.local_senders == {}
 
 
 def test_closing_a_sender_before_registered_went_out_is_silent():
     c = clicker()
-    a = Session()
+    a = conn(c)
     c.register(a, Register(""))
-    assert c.closed(a) is False
+    assert c.closed(a) == []
 
 
 def test_presence_across_nodes():
@@ -305,5 +318,46 @@ def test_reconcile_drops_only_what_other_nodes_held_at_the_query():
     believed = c.remote_holdings()
     assert believed == {("000001", "dead"), ("000002", "dead"), ("000003", "alive")}
     c.device_up("000004", "dead")  # arrived after the query: not judged by it
-    assert c.reconcile(believed, {("000003", "alive")}) == ["000002"]
+    r = conn(c, "r")
+    c.listen(r, Listen(("000001", "000002"), wire.DRAFT_1))
+    assert c.reconcile(believed, {("000003", "alive")}) == [
+        Broadcast(logic.watchers(wire.DRAFT_1, "000002"), "DISCONNECT 000002"),
+    ]
     assert c.present == {"000001": {"me"}, "000003": {"alive"}, "000004": {"dead"}}
+
+
+def test_relays_and_presence_go_to_watcher_groups_once_per_dialect():
+    c = clicker(node="me")
+    d2, d1 = conn(c, "d2"), conn(c, "d1")
+    c.listen(d2, Listen(("000001", "000002"), wire.DRAFT_2))
+    c.listen(d1, Listen(("000001",), wire.DRAFT_1))
+    scores = c.on_hub(["scores", [["000001", "10", "7"], ["000002", "11", "8"], ["000003", "12", "9"]]])
+    assert scores == [
+        Broadcast(logic.watchers(wire.DRAFT_2, "000001"), "SCORE 10 7 000001"),
+        Broadcast(logic.watchers(wire.DRAFT_1, "000001"), "SCORE 10 000001 7"),
+        Broadcast(logic.watchers(wire.DRAFT_2, "000002"), "SCORE 11 8 000002"),
+    ]
+    assert c.on_hub(["up", "000002", "other"]) == [Broadcast(logic.watchers(wire.DRAFT_2, "000002"), "CONNECT 000002")]
+    assert c.on_hub(["up", "000002", "third"]) == []  # already connected somewhere
+    assert c.on_hub(["up", "000001", "me"]) == []  # this node's own: applied when REGISTERED went out
+    assert c.on_hub(["down", "000002", "other"]) == []
+    assert c.on_hub(["down", "000002", "third"]) == [
+        Broadcast(logic.watchers(wire.DRAFT_2, "000002"), "DISCONNECT 000002"),
+    ]
+    assert c.seed({("000001", "other"), ("000009", "me")}) == [
+        Broadcast(logic.watchers(wire.DRAFT_2, "000001"), "CONNECT 000001"),
+        Broadcast(logic.watchers(wire.DRAFT_1, "000001"), "CONNECT 000001"),
+    ]
+
+
+def test_a_local_sender_going_live_tells_watchers_at_once():
+    c = clicker(node="me")
+    r = conn(c, "r")
+    s = conn(c, "s")
+    reg = c.register(s, Register(""))
+    c.listen(r, Listen((reg.device_id,), wire.DRAFT_2))
+    assert c.registered(s, reg) == [
+        Send(s, f"REGISTERED {reg.device_id} {reg.secret}"),
+        Publish(logic.CHANNEL, ["up", reg.device_id, "me"]),
+        Broadcast(logic.watchers(wire.DRAFT_2, reg.device_id), f"CONNECT {reg.device_id}"),
+    ]
