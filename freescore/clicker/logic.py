@@ -262,6 +262,8 @@ class Clicker:
 
     registry: Registry
     node: str = "local"
+    solo: bool = False
+    """No other node (the embedded hub): a relay goes to this node's watchers at once, not through the hub."""
     max_devices: int | None = None
     """Registry size at which REGISTERs needing a new id are refused (None: only ID_SPACE bounds it)."""
     budget: RegisterBudget | None = None
@@ -382,9 +384,24 @@ class Clicker:
         """Every valid SCORE is acknowledged; only a live sender's first copy is relayed."""
         session = self.sessions[cid]
         reply = Send(cid, wire.format_scored(command))
-        if session.live and not self.retries.is_repeat(session.device_id, command):  # type: ignore[arg-type]
-            return reply, Publish(CHANNEL, ["score", session.device_id, command.timestamp, command.score])
-        return (reply,)
+        device_id = session.device_id
+        if not session.live or self.retries.is_repeat(device_id, command):  # type: ignore[arg-type]
+            return (reply,)
+        if not self.solo:
+            return reply, Publish(CHANNEL, ["score", device_id, command.timestamp, command.score])
+        relays = self._relays(device_id, command.timestamp, command.score)  # type: ignore[arg-type]
+        return (reply, *relays) if relays else (reply,)
+
+    def _relays(self, device_id: str, timestamp: str, score: str) -> list[Broadcast]:
+        """One Broadcast per dialect with watchers of `device_id` (none: nobody watches it)."""
+        relays = []
+        if (wire.DRAFT_2, device_id) in self.groups:
+            relays.append(Broadcast((wire.DRAFT_2, device_id), wire.format_relay(wire.DRAFT_2, device_id, timestamp,
+                                                                                 score)))
+        if (wire.DRAFT_1, device_id) in self.groups:
+            relays.append(Broadcast((wire.DRAFT_1, device_id), wire.format_relay(wire.DRAFT_1, device_id, timestamp,
+                                                                                 score)))
+        return relays
 
     # -- receivers ----------------------------------------------------------
     def listen(self, cid: ConnId, command: wire.Listen) -> Effects | None:
@@ -425,14 +442,8 @@ class Clicker:
         fx = Effects()
         kind = payload[0]
         if kind == "scores":
-            groups = self.groups
             for device_id, timestamp, score in payload[1]:
-                if (wire.DRAFT_2, device_id) in groups:
-                    fx.append(Broadcast((wire.DRAFT_2, device_id),
-                                        wire.format_relay(wire.DRAFT_2, device_id, timestamp, score)))
-                if (wire.DRAFT_1, device_id) in groups:
-                    fx.append(Broadcast((wire.DRAFT_1, device_id),
-                                        wire.format_relay(wire.DRAFT_1, device_id, timestamp, score)))
+                fx.extend(self._relays(device_id, timestamp, score))
         elif kind == "up":
             if payload[2] != self.node:  # this node's own was applied in `registered`
                 self._device_up(fx, payload[1], payload[2])

@@ -45,7 +45,8 @@ class ClickerService(ProtocolService[Settings]):
         budget = None
         if settings.register_rate > 0:
             budget = RegisterBudget(settings.register_rate, settings.register_burst, settings.register_exempt)
-        self.logic = Clicker(registry, node=self.node, max_devices=settings.max_devices, budget=budget)
+        solo = ctx.config.hub.backend == "memory"
+        self.logic = Clicker(registry, node=self.node, solo=solo, max_devices=settings.max_devices, budget=budget)
         self.store = RegistryStore(settings.state, registry, ctx.reactor)
         use_hub = settings.registry == "hub" or (settings.registry == "auto" and ctx.config.hub.backend == "redis")
         self.hub_registry = HubRegistry(ctx.hub, local=registry) if use_hub else None

@@ -361,3 +361,16 @@ def test_a_local_sender_going_live_tells_watchers_at_once():
         Publish(logic.CHANNEL, ["up", reg.device_id, "me"]),
         Broadcast(logic.watchers(wire.DRAFT_2, reg.device_id), f"CONNECT {reg.device_id}"),
     ]
+
+
+def test_alone_a_relay_is_a_broadcast_to_the_watchers_now_and_nothing_when_nobody_watches():
+    c = clicker(solo=True)
+    s, r = conn(c, "s"), conn(c, "r")
+    reg = c.register(s, Register(""))
+    c.registered(s, reg)
+    assert c.score(s, Score("1", "10", "7")) == (Send(s, "SCORED 1 10"),)  # nobody watches it
+    c.listen(r, Listen((reg.device_id,), wire.DRAFT_1))
+    assert c.score(s, Score("2", "11", "8")) == (
+        Send(s, "SCORED 2 11"), Broadcast(logic.watchers(wire.DRAFT_1, reg.device_id), f"SCORE 11 {reg.device_id} 8"),
+    )
+    assert c.score(s, Score("2", "11", "8")) == (Send(s, "SCORED 2 11"),)  # a retry: acknowledged, not relayed
