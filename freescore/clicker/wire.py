@@ -12,6 +12,7 @@ canonical decimal strings, so arbitrarily large values are echoed exactly
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 DRAFT_1 = 1
 """`LISTEN` receivers; relays read `SCORE <timestamp> <id> <score>`."""
@@ -39,8 +40,10 @@ class Register:
     """The presented secret, "" when none was given."""
 
 
-@dataclass(frozen=True, slots=True)
-class Score:
+class Score(NamedTuple):
+    """A tuple, not a frozen dataclass: one is made per SCORE, and a frozen dataclass's
+    `__init__` (an `object.__setattr__` per field) costs about ten times a tuple's."""
+
     msg_id: str | None
     """None for the legacy draft-1 form `SCORE <timestamp> <score>`."""
     timestamp: str
