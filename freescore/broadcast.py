@@ -91,7 +91,7 @@ class Broadcaster:
         if batch is not None:
             batch.append(frame)
         else:
-            proto.write_frames(frame)
+            proto.write_now(frame)
         self.metrics.messages_out.inc()
         return True
 
@@ -116,7 +116,7 @@ class Broadcaster:
                 proto._batch = [frame]
                 queued.append(proto)
             else:
-                proto.write_frames(frame)
+                proto.write_now(frame)
             sent += 1
         if sent:
             self.metrics.messages_out.inc(sent)
@@ -135,7 +135,7 @@ class Broadcaster:
             batch, proto._batch = proto._batch, None
             if not batch:
                 continue
-            buffered = proto.write_frames(batch[0] if len(batch) == 1 else b"".join(batch))
+            buffered = not proto.write_now(batch[0] if len(batch) == 1 else b"".join(batch))
             if buffered and limit and proto.state == _OPEN and proto.unsent_bytes() > limit:
                 assert self.too_slow is not None
                 self.too_slow(proto)

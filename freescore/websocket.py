@@ -225,7 +225,7 @@ class FreescoreServerProtocol(WebSocketServerProtocol):
                 finally:
                     self._batch = None
                     if batch:
-                        self.write_frames(batch[0] if len(batch) == 1 else b"".join(batch))
+                        self.write_now(batch[0] if len(batch) == 1 else b"".join(batch))
             if not data:
                 return
         self._dataReceived(data)
@@ -293,22 +293,23 @@ class FreescoreServerProtocol(WebSocketServerProtocol):
 
     def write_frames(self, data: bytes) -> bool:
         """Write framed bytes after anything queued; True when some are left buffered in the process."""
-        if self.send_queue:  # Autobahn's own queue (chopped or synced writes): behind it, in order
-            WebSocketServerProtocol.sendData(self, data)
-            return True
         return not self.write_now(data)
 
     def write_now(self, data: bytes) -> bool:
         """Hand bytes to the kernel at once when nothing is queued on a plain TCP connection.
 
         True when the kernel took all of it; False when some is left buffered in
-        the process (TLS, a full socket buffer, data already queued).
+        the process (TLS, a full socket buffer, data already queued, Autobahn's
+        own queue of chopped or synced writes, which the bytes then join, in order).
 
         Twisted's `transport.write` registers the socket for writing and sends on
         a later reactor turn: two epoll_ctl calls and a turn per frame, about a
         fifth of a small message's CPU. Whatever the kernel does not take, TLS,
         and anything already queued go through the transport, which keeps order.
         """
+        if self.send_queue:  # Autobahn's own queue: behind it, in order
+            WebSocketServerProtocol.sendData(self, data)
+            return False
         conn = self._tcp
         if conn is not None and conn.connected and not conn.disconnecting and not conn._tempDataLen \
                 and len(conn.dataBuffer) == conn.offset:
