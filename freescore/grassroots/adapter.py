@@ -44,13 +44,23 @@ class GrassrootsRest(ServiceResource):
         body = request.content.read() if method == "POST" and request.content is not None else b""
         try:
             command = wire.parse_rest(method, segments, body)
-            answer = self.service.rest(command)
         except wire.UnknownCommand:
             return json_error(request, 200, wire.UNKNOWN_COMMAND)
         except RequestError as e:
             return json_error(request, 200, e.message)
-        request.setHeader("content-type", JSON)
-        return wire.frame(answer)
+        gone: list[bool] = []
+        request.notifyFinish().addErrback(lambda _: gone.append(True))
+
+        def answer(value: Any) -> None:
+            if not gone:
+                data = wire.frame(value)
+                request.setHeader("content-type", JSON)
+                request.setHeader("content-length", str(len(data)))
+                request.write(data)
+                request.finish()
+
+        self.service.rest(command, answer)
+        return NOT_DONE_YET
 
 
 class GrassrootsHttp(ServiceResource):

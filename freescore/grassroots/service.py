@@ -3,13 +3,15 @@
 Ring groups, the batch with group commit, autopilot timers by ring, idle
 connections and the listener rule are `freescore.poomsae.service`'s; this
 names the service (no role in its route, no pings or users), annotates
-requests as upstream does, answers the tablet's REST calls (written before
-the answer goes out) and streams every ring a flush wrote to its SSE clients.
+requests as upstream does, answers the tablet's REST calls in the same batch
+as the WebSocket requests (after the flush that writes them) and streams
+every ring a flush wrote to its SSE clients.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 from typing import Any
 
 from freescore.effects import apply_effects
@@ -20,10 +22,19 @@ from freescore.grassroots.sse import RingEvents
 from freescore.grassroots.store import GrassrootsStore
 from freescore.poomsae import users
 from freescore.poomsae.frames import processing_error
-from freescore.poomsae.ids import RequestError
+from freescore.poomsae.ids import RequestError, SaveError
 from freescore.poomsae.service import FreeScoreService
 from freescore.protocolservice import ServiceContext
 from freescore.websocket import WebSocketEndpoint
+
+
+@dataclass
+class RestCall:
+    """A REST call decided and waiting for the batch's writes."""
+
+    db: str
+    out: logic.Outcome
+    answer: Callable[[Any], None]
 
 
 class GrassrootsService(FreeScoreService):
@@ -41,6 +52,7 @@ class GrassrootsService(FreeScoreService):
         self.store = GrassrootsStore(s.data)
         super().__init__(ctx, logic.Grassroots(self.store, s.autopilot))
         self.events = RingEvents(self.reactor, self._snapshot, s.sse_replay, s.sse_heartbeat)
+        self.rest_pending: list[RestCall] = []
         rest = GrassrootsRest(self)
         self.resources[f"/{self.route_name}"] = WebSocketEndpoint(self.factory, http=GrassrootsHttp(self),
                                                                  subpaths=True)
@@ -65,34 +77,41 @@ class GrassrootsService(FreeScoreService):
     def tournament_allowed(self, db: str) -> bool:
         return self.settings.create_tournaments or self.model.exists(db)
 
-    # -- REST ----------------------------------------------------------------------------
+    # -- REST: answered in the batch, after the flush (group commit with the WebSocket requests) --
 
-    def rest(self, command: wire.Rest) -> Any:
-        """One REST call's answer, given once its changes are on disk."""
+    def rest(self, command: wire.Rest, answer: Callable[[Any], None]) -> None:
+        """Decide one REST call now; `answer(json)` runs once its changes are on disk."""
         if not self.tournament_allowed(command.db):
-            return {"error": f"No tournament '{command.db}'"}
+            answer({"error": f"No tournament '{command.db}'"})
+            return
         try:
             out = self.model.rest(command, self.reactor.seconds())
         except Exception as e:  # a bug must not take the ring down: the files are re-read next time
             self.log.failure("grassroots: REST {action} failed", action=command.action)
             self._flush_model()
             self._invalidate(command.db)
-            return {"error": processing_error(str(e))}
-        failed = self.model.flush()
-        for error in failed.values():
-            self._save_failed(error)
-        if command.db in failed:
-            return {"error": processing_error(failed[command.db].message)}
-        apply_effects(self, out.effects)
-        self._stream()
-        self._drop_idle()
-        return out.answer
+            answer({"error": processing_error(str(e))})
+            return
+        self.rest_pending.append(RestCall(command.db, out, answer))
+        if self.flush_call is None:
+            self.flush_call = self.reactor.callLater(0, self._flush)
 
-    # -- SSE ------------------------------------------------------------------------------
+    def _save_failed(self, error: SaveError) -> None:
+        super()._save_failed(error)
+        for call in self.rest_pending:
+            if call.db == error.db:
+                call.out = logic.Outcome(answer={"error": processing_error(error.message)})
 
     def _flush_model(self) -> None:
+        """Write the batch; then stream the rings it wrote and answer the REST calls that waited for it."""
         super()._flush_model()
         self._stream()
+        calls, self.rest_pending = self.rest_pending, []
+        for call in calls:
+            apply_effects(self, call.out.effects)
+            call.answer(call.out.answer)
+
+    # -- SSE ------------------------------------------------------------------------------
 
     def fired(self, key: Hashable, payload: Any) -> None:
         super().fired(key, payload)
