@@ -95,11 +95,12 @@ def form_result(form: FormScore, judges: int) -> FormResult:
     acc = [accuracy(s) for s in slots]
     pre = [presentation(s) for s in slots]
     flags = [{"minacc": False, "maxacc": False, "minpre": False, "maxpre": False} for _ in slots]
-    if judges >= 5:
-        alo, ahi = _extremes(acc)
-        plo, phi = _extremes(pre)
+    alo, ahi = _extremes(acc)
+    plo, phi = _extremes(pre)
+    if judges >= 2:  # upstream flags the extremes whatever the panel; only 5 or more drops them
         flags[alo]["minacc"] = flags[ahi]["maxacc"] = True
         flags[plo]["minpre"] = flags[phi]["maxpre"] = True
+    if judges >= 5:
         adj_acc = r3(max(0.0, (sum(acc) - acc[alo] - acc[ahi]) / (judges - 2)))
         adj_pre = r3(max(0.0, (sum(pre) - pre[plo] - pre[phi]) / (judges - 2)))
     else:

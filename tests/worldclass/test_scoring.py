@@ -49,7 +49,10 @@ def test_p10_json_numbers_and_flags():
     assert form["complete"] is True and form["started"] is True
     judge = form["judge"][0]
     assert judge["major"] == 0.3 and judge["accuracy"] == 2.1 and judge["presentation"] == 4.3
-    assert {judge[k] for k in ("minacc", "maxacc", "minpre", "maxpre")} == {False}
+    # upstream flags one low and one high judge of every complete form whatever the panel (the se/sbs
+    # captures have 3 judges); only 5 or more judges drop them from the means
+    for flag in ("minacc", "maxacc", "minpre", "maxpre"):
+        assert [j[flag] for j in form["judge"]].count(True) == 1, flag
     assert out["ring"] == 2 and out["judges"] == 3 and out["current"] == 0
     assert out["rounds"] == ["finals"]
 
