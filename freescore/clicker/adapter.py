@@ -174,6 +174,9 @@ class ClickerProtocol(FreescoreServerProtocol):
             level("clicker: REGISTER for a new id from {peer} ignored: {why}", peer=self.peer, why=why.value)
 
     def _hub_registered(self, registration: Registration | Refused) -> None:
+        if self._gone:  # closed while the hub answered: logic has forgotten the connection
+            self._held = None
+            return
         if isinstance(registration, Refused):
             self.service.logic.unclaim(self.cid)  # type: ignore[arg-type]
             self._refuse_register(registration)
