@@ -81,7 +81,9 @@ def sbs_score(div: Division, judge: int, score: dict[str, Any]) -> list[int]:
     sides: list[tuple[int, Score]] = []
     for side in ("chung", "hong"):
         values = score.get(side)
-        if not isinstance(values, dict) or values.get("index") is None:
+        if values is not None and not isinstance(values, dict):
+            raise BracketError(f"Invalid {side} '{values}'")  # a side is an object, or null for an empty slot
+        if values is None or values.get("index") is None:
             continue
         index = wire.to_int(values["index"], f"{side}.index", 0, max(len(div.athletes) - 1, 0))
         if given is None or str(given) != str(match["number"]) or index not in bracket.present(match):

@@ -111,6 +111,10 @@ def test_sbs_score_accepts_numeric_strings_and_skips_a_null_side():
     assert elimination.sbs_score(play.div, 0, request) == [1]
     with pytest.raises(BracketError):
         elimination.sbs_score(play.div, 0, {"match": 2})
+    for side in ("x", 1, [], True):  # not an object and not null: refused, nothing stored
+        with pytest.raises(BracketError, match="Invalid hong"):
+            elimination.sbs_score(play.div, 1, {**request, "hong": side})
+    assert not play.div.form_scores(1, play.div.round)[play.div.form].judges[1].started
 
 
 def test_checklist_5_plain_round_codes_and_identical_totals_on_re_read():
