@@ -18,6 +18,9 @@ from typing import Any
 from freescore.poomsae.frames import canonical
 from freescore.poomsae.progress import HEADER_LINE
 
+MAX_JUDGES = 15
+"""The most judges a division file may name; a larger `judges` reads as this."""
+
 Mark = float | None
 """A judge's score or tiebreaker: a number, or None for `-` (no mark)."""
 
@@ -139,7 +142,7 @@ def apply_header(div: Division, header: dict[str, str]) -> None:
         elif key == "round":
             div.round = value or "fin"
         elif key == "judges":
-            div.judges = min(max(_int(value, 3), 1), 15)
+            div.judges = min(max(_int(value, 3), 1), MAX_JUDGES)
         elif key == "description":
             div.description = value
         elif key == "mode":

@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from freescore.grassroots.divfile import MAX_JUDGES
 from freescore.poomsae.frames import canonical, error_frame, frame, update_frame
 from freescore.poomsae.ids import RequestError, Ring, check_db, check_divid, parse_ring
 
@@ -24,6 +25,10 @@ VOTES = ("blue", "red", "clear")
 _PLACEHOLDER = re.compile(r"^[^/.]+$")
 _SCORE10 = re.compile(r"^-?\d{1,4}$")
 _NUMERIC = re.compile(r"^\d+(\.\d+)?$")
+_HEADER_KEY = re.compile(r"^[A-Za-z_][\w.-]{0,63}$")
+_LINE_BREAK = re.compile(r"[\r\n]")
+_NAME = re.compile(r"^[^\s#][^\t\r\n]*$")
+"""An athlete's line: not blank, not a `#` header, no tab (the column separator) nor line break."""
 
 __all__ = ["RequestError", "Rest", "UnknownCommand", "parse_rest"]
 
@@ -107,11 +112,19 @@ def _post_body(body: bytes) -> dict[str, Any]:
         raise RequestError("Invalid division: not JSON") from None
     if not isinstance(obj, dict):
         raise RequestError("Invalid division: not a JSON object")
-    if not isinstance(obj.get("header", {}), dict):
+    header = obj.get("header", {})
+    if not isinstance(header, dict):
         raise RequestError("Invalid division: 'header' must be an object")
+    for key, value in header.items():
+        if not _HEADER_KEY.match(key) or (isinstance(value, str) and _LINE_BREAK.search(value)):
+            raise RequestError(f"Invalid division: header '{key}' cannot stand on one '# key=value' line")
+    judges = header.get("judges", 3)
+    if isinstance(judges, str) and judges.isdigit():
+        judges = int(judges)
+    if not isinstance(judges, int) or isinstance(judges, bool) or not 1 <= judges <= MAX_JUDGES:
+        raise RequestError(f"Invalid division: 'judges' must be a whole number from 1 to {MAX_JUDGES}")
     athletes = obj.get("athletes", [])
-    if not isinstance(athletes, list) or not all(isinstance(a, str) and "\t" not in a and "\n" not in a
-                                                 for a in athletes):
+    if not isinstance(athletes, list) or not all(isinstance(a, str) and _NAME.match(a) for a in athletes):
         raise RequestError("Invalid division: 'athletes' must be a list of names")
     return obj
 

@@ -36,6 +36,12 @@ def test_rest_routes(path, expected):
     assert parse_rest("GET", seg(path)) == expected
 
 
+def test_post_takes_judges_as_a_number_or_digits():
+    for judges in (5, "5"):
+        body = json.dumps({"header": {"judges": judges}, "athletes": ["Ana LIME"]}).encode()
+        assert parse_rest("POST", seg("/test/1/p01"), body).body["header"]["judges"] == judges
+
+
 def test_post_saves_a_division():
     body = json.dumps({"name": "p01", "header": {"judges": 3}, "athletes": ["Ana LIME"]}).encode()
     c = parse_rest("POST", seg("/test/1/p01"), body)
@@ -69,6 +75,19 @@ def test_methods_other_than_get_and_post_are_unknown():
     ("POST", "/test/1/p01", b'{"athletes":[1]}', "Invalid division: 'athletes' must be a list of names"),
     ("POST", "/test/1/p01", b'{"athletes":["a\\tb"]}', "Invalid division: 'athletes' must be a list of names"),
     ("POST", "/test/1/p01", b'{"header":[]}', "Invalid division: 'header' must be an object"),
+    # a header line break or a name read as a header or a blank line would change the file's meaning
+    ("POST", "/test/1/p01", b'{"header":{"description":"a\\nAna LIME"}}',
+     "Invalid division: header 'description' cannot stand on one '# key=value' line"),
+    ("POST", "/test/1/p01", b'{"header":{"a=b":"c"}}',
+     "Invalid division: header 'a=b' cannot stand on one '# key=value' line"),
+    ("POST", "/test/1/p01", b'{"athletes":["# state=x"]}', "Invalid division: 'athletes' must be a list of names"),
+    ("POST", "/test/1/p01", b'{"athletes":["  "]}', "Invalid division: 'athletes' must be a list of names"),
+    ("POST", "/test/1/p01", b'{"header":{"judges":"three"}}',
+     "Invalid division: 'judges' must be a whole number from 1 to 15"),
+    ("POST", "/test/1/p01", b'{"header":{"judges":0}}',
+     "Invalid division: 'judges' must be a whole number from 1 to 15"),
+    ("POST", "/test/1/p01", b'{"header":{"judges":16}}',
+     "Invalid division: 'judges' must be a whole number from 1 to 15"),
 ])
 def test_bad_values_are_request_errors(method, path, body, message):
     with pytest.raises(RequestError) as e:
