@@ -349,15 +349,24 @@ class FreescoreServerProtocol(WebSocketServerProtocol):
         chain = self._transports
         if chain is None:
             chain = self._transports = _transport_chain(self.transport)
-        total = 0
-        for t in chain:
-            pending = getattr(t, "_appSendBuffer", None)  # TLS: written before the handshake ended
-            if pending:
-                total += sum(len(b) for b in pending)
-            buffered = getattr(t, "dataBuffer", None)
-            if buffered is not None:
-                total += len(buffered) - t.offset + t._tempDataLen
-        return total
+        return chain_unsent_bytes(chain)
+
+
+def unsent_bytes(transport: Any) -> int:
+    """Bytes written to `transport` (an HTTP stream's, say) not yet handed to the kernel."""
+    return chain_unsent_bytes(_transport_chain(transport))
+
+
+def chain_unsent_bytes(chain: tuple[Any, ...]) -> int:
+    total = 0
+    for t in chain:
+        pending = getattr(t, "_appSendBuffer", None)  # TLS: written before the handshake ended
+        if pending:
+            total += sum(len(b) for b in pending)
+        buffered = getattr(t, "dataBuffer", None)
+        if buffered is not None:
+            total += len(buffered) - t.offset + t._tempDataLen
+    return total
 
 
 class PeerProtocol(FreescoreServerProtocol):

@@ -14,6 +14,7 @@ from twisted.web.server import NOT_DONE_YET, Request
 from freescore.grassroots import wire
 from freescore.poomsae.ids import RequestError, check_db, parse_ring
 from freescore.web import ServiceResource, json_error
+from freescore.websocket import unsent_bytes
 
 if TYPE_CHECKING:
     from freescore.grassroots.service import GrassrootsService
@@ -61,6 +62,18 @@ class GrassrootsRest(ServiceResource):
 
         self.service.rest(command, answer)
         return NOT_DONE_YET
+
+
+def stream_unsent(request: Request) -> int:
+    """Bytes an SSE stream's connection has not sent yet (the stalled display's backlog)."""
+    return unsent_bytes(request.transport)
+
+
+def drop_stream(request: Request) -> None:
+    """Cut a stalled SSE stream at once: closing politely would wait for it to read its backlog."""
+    transport = request.transport
+    if transport is not None:
+        transport.abortConnection()
 
 
 class GrassrootsHttp(ServiceResource):

@@ -16,7 +16,13 @@ from typing import Any
 
 from freescore.effects import apply_effects
 from freescore.grassroots import logic, wire
-from freescore.grassroots.adapter import GrassrootsEvents, GrassrootsHttp, GrassrootsRest
+from freescore.grassroots.adapter import (
+    GrassrootsEvents,
+    GrassrootsHttp,
+    GrassrootsRest,
+    drop_stream,
+    stream_unsent,
+)
 from freescore.grassroots.settings import Settings
 from freescore.grassroots.sse import RingEvents
 from freescore.grassroots.store import GrassrootsStore
@@ -51,7 +57,8 @@ class GrassrootsService(FreeScoreService):
         assert isinstance(s, Settings)
         self.store = GrassrootsStore(s.data)
         super().__init__(ctx, logic.Grassroots(self.store, s.autopilot))
-        self.events = RingEvents(self.reactor, self._snapshot, s.sse_replay, s.sse_heartbeat)
+        self.events = RingEvents(self.reactor, self._snapshot, s.sse_replay, s.sse_heartbeat,
+                                 max_unsent=s.sse_max_unsent, unsent=stream_unsent, drop=drop_stream)
         self.rest_pending: list[RestCall] = []
         rest = GrassrootsRest(self)
         self.resources[f"/{self.route_name}"] = WebSocketEndpoint(self.factory, http=GrassrootsHttp(self),

@@ -20,6 +20,8 @@ class Settings(FreeScoreSettings):
     """Seconds between SSE comment lines that keep idle streams open; 0: none."""
     sse_replay: int = 64
     """Events per ring kept for a reconnecting client's `Last-Event-ID`."""
+    sse_max_unsent: int = 1048576
+    """Bytes a stream may leave unread before it is dropped (a display that stopped reading)."""
     autopilot: tuple[float, ...] = (0.0, 9.0, 14.0, 18.0)
     """Seconds from a completed athlete to the scoreboard, leaderboard, next athlete and its scoreboard."""
 
@@ -32,6 +34,8 @@ class Settings(FreeScoreSettings):
         if len(times) != 4 or any(t < 0 for t in times) or list(times) != sorted(times):
             raise SettingError("autopilot", "must be 4 non-negative, non-decreasing times in seconds")
         self.non_negative("sse_heartbeat")
+        if self.sse_max_unsent < 1024:
+            raise SettingError("sse_max_unsent", "must be at least 1024 bytes")
         if self.sse_replay < 1:
             raise SettingError("sse_replay", "must be at least 1")
         return replace(super().validate(base), autopilot=tuple(float(t) for t in times))

@@ -7,6 +7,9 @@ stream that reconnects with `Last-Event-ID` gets what it missed from a
 bounded buffer (or the current state, when its id has left the buffer).
 Comment lines keep idle streams open, and on each of those beats the ring
 is re-read, so a change another program wrote to the files is streamed too.
+A stream that stops reading is dropped once more than `max_unsent` bytes
+still wait for it when the next event or beat comes, so it cannot grow the
+server's memory (the display reconnects and catches up with `Last-Event-ID`).
 """
 
 from __future__ import annotations
@@ -33,13 +36,26 @@ class RingStream:
     streams: list[Any] = field(default_factory=list)
 
 
-class RingEvents:
-    """SSE fan-out by ring. `snapshot(key)` gives the ring's event data now (JSON text)."""
+def _unbounded(stream: Any) -> int:
+    return 0
 
-    def __init__(self, reactor: Any, snapshot: Callable[[Hashable], str], replay: int, heartbeat: float) -> None:
+
+class RingEvents:
+    """SSE fan-out by ring. `snapshot(key)` gives the ring's event data now (JSON text).
+
+    `unsent(stream)` says how many bytes written to a stream wait to be sent,
+    `drop(stream)` cuts a stream that has more than `max_unsent` of them.
+    """
+
+    def __init__(self, reactor: Any, snapshot: Callable[[Hashable], str], replay: int, heartbeat: float,
+                 max_unsent: int = 0, unsent: Callable[[Any], int] = _unbounded,
+                 drop: Callable[[Any], None] | None = None) -> None:
         self.reactor = reactor
         self.snapshot = snapshot
         self.replay = replay
+        self.max_unsent = max_unsent
+        self.unsent = unsent
+        self.drop = drop
         self.rings: dict[Hashable, RingStream] = {}
         self._ids = itertools.count(int(time.time() * 1000))  # above any id a previous process handed out
         self._beat = LoopingCall(self.beat)
@@ -78,7 +94,7 @@ class RingEvents:
         event = wire.sse_event(event_id, data)
         ring.events.append((event_id, event))
         for request in list(ring.streams):
-            request.write(event)
+            self._send(key, ring, request, event)
 
     def subscribe(self, key: Hashable, request: Any, last_id: int | None) -> None:
         ring = self._ring(key)
@@ -105,7 +121,18 @@ class RingEvents:
             except Exception:
                 log.failure("grassroots: re-reading ring {key} for its streams failed", key=key)
             for request in list(ring.streams):
-                request.write(wire.SSE_HEARTBEAT)
+                self._send(key, ring, request, wire.SSE_HEARTBEAT)
+
+    def _send(self, key: Hashable, ring: RingStream, request: Any, data: bytes) -> None:
+        """Write to one stream, unless what it has not read yet is over the bound: then drop it."""
+        waiting = self.unsent(request) if self.max_unsent else 0
+        if waiting <= self.max_unsent or self.drop is None:
+            request.write(data)
+            return
+        log.info("grassroots: SSE stream of ring {key} too slow ({waiting} bytes unsent), dropped",
+                 key=key, waiting=waiting)
+        ring.streams.remove(request)
+        self.drop(request)
 
     def count(self) -> int:
         return sum(len(r.streams) for r in self.rings.values())

@@ -22,6 +22,7 @@ def test_defaults_resolve_the_data_root(tmp_path):
     ({"rest_path": "grassroots"}, "rest_path"),
     ({"sse_path": "/x/"}, "sse_path"),
     ({"sse_replay": 0}, "sse_replay"),
+    ({"sse_max_unsent": 10}, "sse_max_unsent"),
     ({"sse_heartbeat": -1.0}, "sse_heartbeat"),
     ({"inactivity_timeout": 0.0}, "inactivity_timeout"),
 ])

@@ -69,3 +69,23 @@ def test_a_ring_nobody_watches_is_not_computed():
     s = Stream()
     events.subscribe("r2", s, None)
     assert calls == ["r2"] and s.datas() == ["x"]
+
+
+def test_a_stream_with_too_much_unsent_is_dropped_before_the_next_write():
+    state = {"v": "1"}
+    dropped = []
+    events = RingEvents(Clock(), lambda key: state["v"], replay=4, heartbeat=0.0, max_unsent=100,
+                        unsent=lambda s: s.unsent, drop=dropped.append)
+    slow, fast = Stream(), Stream()
+    slow.unsent = fast.unsent = 0
+    events.subscribe("r1", slow, None)
+    events.subscribe("r1", fast, None)
+    slow.unsent = 100  # at the bound: still served
+    state["v"] = "2"
+    events.changed("r1")
+    assert slow.datas() == ["1", "2"] and dropped == []
+    slow.unsent = 101  # over it: dropped, nothing more written to it
+    state["v"] = "3"
+    events.changed("r1")
+    assert slow.datas() == ["1", "2"] and dropped == [slow] and fast.datas() == ["1", "2", "3"]
+    assert events.count() == 1
