@@ -77,7 +77,7 @@ def wait_until(predicate: Any, timeout: float = 15.0, what: str = "condition") -
 class SseClient:
     """An EventSource as a browser runs it: HTTP/1.1, chunked body, events split on blank lines."""
 
-    def __init__(self, port: int, path: str, last_event_id: int | None = None, cookie: str | None = None) -> None:
+    def __init__(self, port: int, path: str, last_event_id: int | str | None = None, cookie: str | None = None) -> None:
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
         head = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n"
         if last_event_id is not None:
@@ -90,6 +90,8 @@ class SseClient:
         self.events: list[dict[str, Any]] = []
         self.comments = 0
         self.closed = False
+        self.ended = False
+        """The server ended the stream with HTTP's last chunk (not a cut connection)."""
         self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -110,6 +112,7 @@ class SseClient:
                 size_line, buf = buf.split(b"\r\n", 1)
                 size = int(size_line.split(b";")[0], 16)
                 if size == 0:
+                    self.ended = True
                     break
                 while len(buf) < size + 2:
                     buf += self._recv()
