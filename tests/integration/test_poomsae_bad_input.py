@@ -39,9 +39,17 @@ FREESTYLE_SCORE = {"type": "division", "action": "score", "judge": 0, "score": {
     "technical": {"mft1": "0.8", "mft2": "0.7", "mft3": "0.6", "mft4": "0.7", "mft5": "0.5", "basic": "0.8"},
     "presentation": {"creativity": "0.8", "harmony": "0.7", "energy": "0.9", "choreography": "0.8"},
     "deductions": {"stances": {"hakdari": True, "beomseogi": True, "dwigubi": True}, "minor": 0.2, "major": 0.3}}}
+FREESTYLE = [
+    {"type": "division", "action": "award penalty", "athlete_id": 0,
+     "penalty": {"bounds": 0.3, "timelimit": 0, "restart": 0, "misconduct": 1}},
+    {"type": "division", "action": "award punitive", "decision": "withdraw", "athlete_id": 1},
+    {"type": "division", "action": "navigate", "target": {"destination": "athlete", "index": "1"}},
+    {"type": "ring", "action": "transfer", "name": "fs01", "transfer": 2},
+    {"type": "division", "action": "write", "division": {"name": "fs09", "judges": 3, "ring": 1,
+                                                         "athletes": [{"name": "Ines Varga"}]}}]
 # not checked on purpose: an SBS score's divid and form (upstream checks only the match, quirk 12);
-# bracket requests' fields other than the athlete, judge or index they name
-UNCHECKED = {"score.divid", "score.form", "decision", "target.destination"}
+# a new division's name and ring (any safe name is a name, and the connection's ring decides)
+UNCHECKED = {"score.divid", "score.form", "division.name", "division.ring"}
 
 
 def wrong_versions(request: dict[str, Any], values: list[Any] = WRONG) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -79,7 +87,8 @@ def test_wrong_types_in_every_field_get_the_error_frame_and_change_no_file(frees
     cases = {
         "/worldclass/methods/1/computer+operator": [*wrong_versions(SE_SCORE), *bracket],
         "/worldclass/methods/2/computer+operator": [*wrong_versions(SBS_SCORE), *bracket],
-        "/freestyle/test/1/computer+operator": list(wrong_versions(FREESTYLE_SCORE)),
+        "/freestyle/test/1/computer+operator": [*wrong_versions(FREESTYLE_SCORE),
+                                                *(v for r in FREESTYLE for v in wrong_versions(r))],
     }
     assert all(len(c) > 50 for c in cases.values())
 
