@@ -126,6 +126,7 @@ def test_se5_through_the_handlers(root):
     se_all(ring, (0.6, 0.6, 1.4, 1.4, 1.4))
     frames = se_all(ring, (0.3, 0.6, 1.5, 1.4, 1.4))
     assert steps(frames) == ["scoreboard", "leaderboard", "next"]
+    assert ring.delays[-3:] == [0, 7.0, 12.0]  # checklist 13: the final's leaderboard, then a `next` that moves nothing
     assert frames[-2]["division"]["state"] == "leaderboard" and frames[-2]["division"]["autopilot"] == "on"
     assert "autopilot" not in frames[-1]["division"]  # deliberate: SE switches itself off at the end
     ring.same("se5", "se5", "07-final.txt", autopilot_off_at_end=True)
@@ -156,6 +157,7 @@ def test_sbs2_through_the_handlers(root):
         frames = ring.send(sbs_score(j, 1, 0, chung, hong, (0, 1)), role=str(j))
         assert frames[0]["request"]["judge"] == j
     assert steps(frames) == ["scoreboard", "next", "matches"]
+    assert ring.delays[-3:] == [0, 7.0, 1.0]  # checklist 11: next 7 s after the scoreboard, matches 1 s later
     assert frames[-2]["division"]["form"] == 1 and frames[-1]["division"]["state"] == "matches"
     assert "autopilot" not in frames[-1]["division"]
     ring.same("sbs2", "sbs2", "04-form1-scored.txt")
@@ -165,6 +167,7 @@ def test_sbs2_through_the_handlers(root):
     for j in range(3):
         frames = ring.send(sbs_score(j, 1, 1, chung, hong, (0, 1)))
     assert steps(frames) == ["scoreboard", "results", "leaderboard"]
+    assert ring.delays[-3:] == [0, 7.0, 7.0]
     athletes = frames[-1]["division"]["athletes"]
     assert [a["scores"]["ro2"]["tb"] for a in athletes] == [[8.4], [8.2]]
     assert frames[-1]["division"]["matches"]["ro2"][0]["winner"] == 0
