@@ -231,6 +231,9 @@ def parse_division(text: str, name: str) -> Division:
     for key in ("current", "form", "round", "judges", "description", "forms"):
         if key not in seen:
             raise DivisionFormatError(f"header '{key}' is missing")
+    if isinstance(div.method, dict) and any(div.order.values()) and not bracket.round_list(div.method, div.order):
+        # upstream makes a nonsense round list of it (quirk 13): the file is refused instead
+        raise DivisionFormatError("no first round: the method names no round with athletes")
     pad(div)
     return div
 

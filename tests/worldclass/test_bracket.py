@@ -15,7 +15,15 @@ from hypothesis import strategies as st
 
 from freescore.worldclass import bracket, elimination, scoring
 from freescore.worldclass.bracket import BracketError, Snapshot
-from freescore.worldclass.divfile import Athlete, Division, Score, format_division, pad, parse_division
+from freescore.worldclass.divfile import (
+    Athlete,
+    Division,
+    DivisionFormatError,
+    Score,
+    format_division,
+    pad,
+    parse_division,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from methods_play import Play, sbs_request, step_text  # noqa: E402
@@ -425,3 +433,14 @@ def test_an_unusable_matches_line_is_built_again_from_the_order():
     assert not bracket.well_formed({"chung": 0}, "ro2", 2) and not bracket.well_formed([], "ro2", 2)
     assert bracket.well_formed([{"chung": 0, "hong": 1, "number": 1, "order": [0, 1], "winner": 1}], "ro2", 2)
     assert not bracket.well_formed([{"chung": 0, "hong": 1, "number": 1, "order": [0, 1], "winner": 5}], "ro2", 2)
+
+
+@pytest.mark.parametrize("method", ['{"ro2":"sbs"}', "{}", '{"ro8":"se","ro16":"se"}'])
+def test_a_combination_naming_no_round_with_athletes_is_refused(method):
+    """Quirk 13: upstream computes a nonsense round list; the file is refused as having no first round."""
+    text = step_text("sbs3", "00-before.txt").replace("# method=sbs", f"# method={method}")
+    with pytest.raises(DivisionFormatError, match="no first round"):
+        parse_division(text, "sbs3")
+    named = step_text("sbs3", "00-before.txt").replace("# method=sbs", '# method={"ro4":"sbs"}')
+    assert parse_division(named, "sbs3").rounds() == ["ro4"]
+
