@@ -131,12 +131,16 @@ def play(methods: tuple[str, Path], ring: int, divid: str, body: Any) -> None:
     """Run `body(op, base)` with ring `ring`'s operator connection, then close it."""
     base, data = methods
 
+    progress = data / f"ring{ring:02d}" / "progress.txt"
+    before = progress.read_bytes()
+
     async def scenario() -> None:
         op = await operator(base, data, ring, divid)
         await body(op, base)
         await op.peer.close()
 
     asyncio.run(scenario())
+    assert progress.read_bytes() == before  # se/sbs play never touches progress.txt (quirk 15)
 
 
 def test_se5_five_athletes(methods):
