@@ -210,7 +210,9 @@ def run_example(freescore, tmp_path, transport, example):
 async def example_20_1(s, rest, forms, peer):
     assert post(rest, 1, "p01", "8-9yo Beginner", ["Ana LIME", "Ben COVE", "Cal DUNE", "Dee FROST"]) == {
         "division": "p01", "status": "saved"}
+    saved = div_text(forms, 1, "p01")
     assert post(rest, 1, "p01", "x", []) == json.loads(frame_file("rest-post-exists.json")["answer"])
+    assert div_text(forms, 1, "p01") == saved  # `exists` changes nothing
     assert "# current=0\n# round=fin\n" in div_text(forms, 1, "p01")
     assert rest.get("/test/1/judges") == rest_answer("rest-judges.json")
     answers = await s.athlete(forms, 1, "p01", [8.3, 8.5, 8.4], "# current=1")
@@ -331,6 +333,18 @@ def test_worked_example(freescore, tmp_path, transport, example):
     run_example(freescore, tmp_path, transport, example)
 
 
+def test_division_next_and_previous_wrap_and_write_progress(freescore, tmp_path):
+    fs, forms, rest = start(freescore, tmp_path)
+    for divid in ("p01", "p02", "p03"):
+        post(rest, 1, divid, divid, ["Ana LIME"])
+    progress = forms / "ring01" / "progress.txt"
+    for path, current in (("next", "p02"), ("next", "p03"), ("next", "p01"), ("previous", "p03")):
+        same_json(rest.get(f"/test/1/division/{path}"), {"current": current})
+        assert progress.read_text() == f"# current={current}\n"
+    assert rest.get("/test/1/judges") == {"division": "p03", "judges": 3}
+    same_json(rest.get("/test/1/athlete/previous"), {"current": 0, "state": "score"})
+
+
 # -- checklist 10, upstream bug 2: the autopilot --------------------------------------------------
 
 
@@ -348,13 +362,21 @@ def test_rest_autopilot_steps_and_manual_navigation_cancels(freescore, tmp_path)
 
 
 def test_autopilot_never_wipes_a_score_entered_during_its_pause(freescore, tmp_path):
-    fs, forms, rest = start(freescore, tmp_path, times=(0.0, 0.1, 0.2, 60.0))
+    # Kim completes at C: next athlete at C+0.5, the last step would be due at C+1.0. Lou's scores
+    # come after C+0.5, so Lou's own leaderboard step (0.5 after Lou completes) runs after C+1.0:
+    # the file it leaves shows whether Kim's last step wrote a stale copy over Lou's scores.
+    fs, forms, rest = start(freescore, tmp_path, times=(0.0, 0.5, 0.5, 1.0))
     post(rest, 4, "p04", "Stale autopilot", ["Kim ASH", "Lou BAY"])
     for j, v in enumerate([80, 81, 82]):
         rest.get(f"/test/4/{j}/{v}")
     wait_until(lambda: "# current=1\n" in div_text(forms, 4, "p04"), what="next athlete step")
     rest.get("/test/4/0/77")  # inside the pause before the last step: upstream's stale copy wiped it (ring04)
     assert div_text(forms, 4, "p04") == upstream("ring04/div.p04.1-next-athlete-scored-during-autopilot.txt")
+    rest.get("/test/4/1/78")
+    rest.get("/test/4/2/79")
+    wait_until(lambda: "# state=display\n" in div_text(forms, 4, "p04"), what="Lou's leaderboard step")
+    text = div_text(forms, 4, "p04")
+    assert "Lou BAY\t\t7.7\t7.8\t7.9\t-\t-\t-\n" in text and "# placements=0,1\n" in text
 
 
 def test_ws_clients_see_rest_changes_only_through_the_files_and_sse(freescore, tmp_path):
