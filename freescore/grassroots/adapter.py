@@ -99,6 +99,17 @@ class GrassrootsEvents(ServiceResource):
 
     service: GrassrootsService
 
+    def render(self, request: Request) -> Any:
+        """GET streams; HEAD answers the stream's head only; any other method the JSON error, not Twisted's page."""
+        if request.method == b"GET":
+            return self.render_GET(request)
+        _cors(self, request)
+        if request.method == b"HEAD":
+            request.setHeader("content-type", "text/event-stream")
+            return b""
+        request.setHeader("allow", "GET, HEAD")
+        return json_error(request, 405, "Method not allowed: the update stream is read with GET")
+
     def render_GET(self, request: Request) -> Any:
         _cors(self, request)
         args = request.args

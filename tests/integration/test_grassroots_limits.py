@@ -159,6 +159,12 @@ def test_sse_bad_last_event_id_gets_the_current_state(freescore, tmp_path):
         r = requests.get(fs.url(1) + SSE + query, timeout=5)
         assert r.status_code in (400, 404) and set(r.json()) == {"error"}, (query, r.text)
         assert r.headers["access-control-allow-origin"] == CORS
+    for method in ("POST", "PUT", "DELETE", "OPTIONS"):
+        r = requests.request(method, fs.url(1) + SSE + "?tournament=test&ring=1", timeout=5)
+        assert (r.status_code, r.headers["access-control-allow-origin"]) == (405, CORS)
+        assert r.json() == {"error": "Method not allowed: the update stream is read with GET"}
+    r = requests.head(fs.url(1) + SSE + "?tournament=test&ring=1", timeout=5)  # the head, no stream held open
+    assert (r.status_code, r.headers["content-type"]) == (200, "text/event-stream")
     no_traceback(fs)
 
 
