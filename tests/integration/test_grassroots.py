@@ -97,12 +97,12 @@ def test_http_side_status_unknown_and_cors(freescore, tmp_path):
     r = requests.get(fs.url(1) + "/nope/x", timeout=5)
     assert (r.status_code, r.json(), r.headers["access-control-allow-origin"]) == (
         200, rest_answer("http-unknown.json"), CORS)
-    assert rest.get("/test/1/8.3") == rest_answer("rest-dot-in-score.json")
+    same_json(rest.get("/test/1/8.3"), rest_answer("rest-dot-in-score.json"))
     assert requests.get(fs.url(0) + "/grassroots/status", timeout=5).text == "OK"
     r = requests.options(fs.url(1) + "/test/1/0/83", timeout=5)
     assert (r.status_code, r.headers["access-control-allow-origin"]) == (200, CORS)
-    assert rest.get("/test/1/judges") == rest_answer("rest-judges-empty-ring.json")
-    assert rest.get("/test/9/judges") == {"division": None, "judges": None}  # upstream: HTTP 500 HTML
+    same_json(rest.get("/test/1/judges"), rest_answer("rest-judges-empty-ring.json"))
+    same_json(rest.get("/test/9/judges"), {"division": None, "judges": None})  # upstream: HTTP 500 HTML
     for path in ("/test/1/0/83", "/test/1/athlete/next", "/test/1/display", "/test/1/division/next"):
         assert "error" in rest.get(path)  # an empty ring answers JSON
 
@@ -214,7 +214,7 @@ async def example_20_1(s, rest, forms, peer):
     assert post(rest, 1, "p01", "x", []) == json.loads(frame_file("rest-post-exists.json")["answer"])
     assert div_text(forms, 1, "p01") == saved  # `exists` changes nothing
     assert "# current=0\n# round=fin\n" in div_text(forms, 1, "p01")
-    assert rest.get("/test/1/judges") == rest_answer("rest-judges.json")
+    same_json(rest.get("/test/1/judges"), rest_answer("rest-judges.json"))
     answers = await s.athlete(forms, 1, "p01", [8.3, 8.5, 8.4], "# current=1")
     if s.transport == "rest":
         same_json(answers[0], {**rest_answer("rest-score-answer.json"), "athlete": 0})
@@ -255,7 +255,7 @@ async def example_20_3(s, rest, forms, peer):
     tied = upstream("ring03/div.p03.9-final.txt", drop=("# pending=2", "# placements=0,1"),
                     add=(("# tied=1:0,1", "# placements=0,1,2"),))
     assert div_text(forms, 3, "p03") == tied
-    assert rest.get("/test/3/judges") == {"division": "p03", "judges": 3}
+    same_json(rest.get("/test/3/judges"), {"division": "p03", "judges": 3})
     same_json(rest.get("/test/3/0/tb/blue"), {**rest_answer("rest-tb-vote-answer.json"), "athlete": 0})
     text = div_text(forms, 3, "p03")
     assert "Hal BRIM\t\t8.5\t8.5\t8.5\t1\t-\t-\n" in text and "Ivy COLT\t\t8.4\t8.6\t8.5\t0\t-\t-\n" in text
@@ -268,7 +268,7 @@ async def example_20_3(s, rest, forms, peer):
     div = (await peer.expect(is_update("read")))["division"]
     assert "tied" not in div and div["placements"] == [0, 1, 2] and div["athletes"][0]["notes"] == "TB"
     assert (div["athletes"][0]["tb"], div["athletes"][1]["tb"]) == (2, 1)
-    assert rest.get("/test/3/display") == rest_answer("rest-display-from-tiebreaker.json")
+    same_json(rest.get("/test/3/display"), rest_answer("rest-display-from-tiebreaker.json"))
 example_20_3.ring = 3
 
 
@@ -320,7 +320,7 @@ async def example_20_5(s, rest, forms, peer):
     assert "Max ELM\t\t-\t8.5\t-\t-\t-\t-\n" in div_text(forms, 6, "p06")
     await s.score(6, 2, 8.4)
     assert "Max ELM\t\t-\t8.5\t8.4\t-\t-\t-\n" in div_text(forms, 6, "p06")
-    assert rest.get("/test/6/display") == rest_answer("rest-display.json")
+    same_json(rest.get("/test/6/display"), rest_answer("rest-display.json"))
     listed = rest.get("/test/6/division/list")["divisions"][0]
     assert listed["athletes"][0]["scores"] == ["-", 8.5, 8.4] and listed["athletes"][0]["score"] == 16.9
 example_20_5.ring = 6
@@ -341,7 +341,7 @@ def test_division_next_and_previous_wrap_and_write_progress(freescore, tmp_path)
     for path, current in (("next", "p02"), ("next", "p03"), ("next", "p01"), ("previous", "p03")):
         same_json(rest.get(f"/test/1/division/{path}"), {"current": current})
         assert progress.read_text() == f"# current={current}\n"
-    assert rest.get("/test/1/judges") == {"division": "p03", "judges": 3}
+    same_json(rest.get("/test/1/judges"), {"division": "p03", "judges": 3})
     same_json(rest.get("/test/1/athlete/previous"), {"current": 0, "state": "score"})
 
 
@@ -355,8 +355,8 @@ def test_rest_autopilot_steps_and_manual_navigation_cancels(freescore, tmp_path)
         rest.get(f"/test/4/{j}/{v}")
     wait_until(lambda: "# state=score\n" in div_text(forms, 4, "p04"), what="score step")
     wait_until(lambda: "# state=display\n" in div_text(forms, 4, "p04"), what="leaderboard step")
-    assert rest.get("/test/4/athlete/next") == rest_answer("rest-athlete-next.json")  # cancels the autopilot
-    assert rest.get("/test/4/0/77") == {"athlete": 1, "judge": 1, "score": 7.7}
+    same_json(rest.get("/test/4/athlete/next"), rest_answer("rest-athlete-next.json"))  # cancels the autopilot
+    same_json(rest.get("/test/4/0/77"), {"athlete": 1, "judge": 1, "score": 7.7})
     text = div_text(forms, 4, "p04")
     assert "Lou BAY\t\t7.7\t-\t-\t-\t-\t-\n" in text and "# current=1\n" in text
 
