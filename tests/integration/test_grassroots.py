@@ -526,3 +526,35 @@ def test_sse_sees_every_change_once_and_resumes_with_last_event_id(freescore, tm
                           ("?tournament=nosuch&ring=1", 404)):
         r = requests.get(fs.url(1) + SSE + query, timeout=5)
         assert r.status_code == status and "error" in r.json()
+
+
+def test_sse_streams_websocket_changes_and_autopilot_steps_each_once(freescore, tmp_path):
+    fs, forms, rest = start(freescore, tmp_path)
+    post(rest, 1, "p01", "x", ["Ana LIME", "Ben COVE"])
+    sse = SseClient(fs.port(0), SSE + "?tournament=test&ring=1")  # the shared listener serves it too
+    sse.wait(lambda c: len(c.events) == 1, what="the state on connect")
+
+    async def scenario():
+        peer = await Peer.connect(fs.url(1, "ws"), "/grassroots/test/1")
+        for j, v in enumerate([8.3, 8.5, 8.4]):
+            await peer.send({"type": "division", "action": "score", "judge": j, "score": v})
+            await peer.expect(is_update("score"))
+        await peer.expect(is_update("navigate"))
+        await peer.expect(is_update("navigate"))  # the autopilot's last step
+        await peer.close()
+
+    asyncio.run(scenario())
+
+    def div(e):
+        return e["data"]["divisions"][0]
+
+    sse.wait(lambda c: div(c.events[-1])["current"] == 1, what="the autopilot's next athlete")
+    datas = [json.dumps(e["data"], sort_keys=True) for e in sse.events]
+    assert all(a != b for a, b in zip(datas, datas[1:], strict=False))  # a state is streamed once
+    scores = [div(e)["athletes"][0]["scores"] for e in sse.events]
+    assert scores[1:4] == [[8.3, "-", "-"], [8.3, 8.5, "-"], [8.3, 8.5, 8.4]]
+    states = [(div(e)["state"], div(e)["current"]) for e in sse.events[3:]]
+    assert ("display", 0) in states and states[-1] == ("score", 1)
+    last = div(sse.events[-1])
+    assert f"# state={last['state']}\n# current={last['current']}\n" in div_text(forms, 1, "p01")
+    sse.close()
