@@ -87,12 +87,10 @@ def run(args: argparse.Namespace) -> list[float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--devices", type=int, default=1000)
-    ap.add_argument("--listeners", type=int, default=0)
-    ap.add_argument("--per-listener", type=int, default=20)
-    ap.add_argument("--scores", type=int, default=100_000)
+    counts = {"devices": 1000, "listeners": 0, "per-listener": 20, "scores": 100_000, "repeats": 3}
+    for name, default in counts.items():
+        ap.add_argument(f"--{name}", type=int, default=default)
     ap.add_argument("--per-turn", type=int, default=1, help="reads (one SCORE each) per reactor turn")
-    ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     results = run(args)
     print(f"Python CPU per SCORE: median {statistics.median(results):.2f} µs "
