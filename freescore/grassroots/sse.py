@@ -53,9 +53,7 @@ class RingEvents:
         self.reactor = reactor
         self.snapshot = snapshot
         self.replay = replay
-        self.max_unsent = max_unsent
-        self.unsent = unsent
-        self.drop = drop
+        self.max_unsent, self.unsent, self.drop = max_unsent, unsent, drop  # the slow-consumer bound
         self.rings: dict[Hashable, RingStream] = {}
         self._ids = itertools.count(int(time.time() * 1000))  # above any id a previous process handed out
         self._beat = LoopingCall(self.beat)
