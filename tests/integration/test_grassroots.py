@@ -558,3 +558,25 @@ def test_sse_streams_websocket_changes_and_autopilot_steps_each_once(freescore, 
     last = div(sse.events[-1])
     assert f"# state={last['state']}\n# current={last['current']}\n" in div_text(forms, 1, "p01")
     sse.close()
+
+
+def test_tablet_clear_of_a_tiebreaker_clears_that_judge_only(freescore, tmp_path):
+    fs, forms, rest = start(freescore, tmp_path)
+    post(rest, 1, "p01", "three-way", ["Ann A", "Bea B", "Cy C"])
+    for athlete in range(3):
+        for j in range(3):
+            rest.get(f"/test/1/{j}/85")
+        if athlete < 2:
+            wait_until(lambda a=athlete: f"# current={a + 1}\n" in div_text(forms, 1, "p01"), what="next athlete")
+    wait_until(lambda: "# tied=1:0,1,2\n" in div_text(forms, 1, "p01"), what="the three-way tie")
+    text = div_text(forms, 1, "p01")
+    assert "# state=tiebreaker\n" in text and "# current=0\n" in text and "# round=tb\n" in text
+    same_json(rest.get("/test/1/0/tb/85"), {"athlete": 0, "judge": 1, "tiebraker": 8.5})
+    rest.get("/test/1/1/tb/86")
+    assert "Ann A\t\t8.5\t8.5\t8.5\t8.5\t8.6\t-\n" in div_text(forms, 1, "p01")
+    same_json(rest.get("/test/1/0/tb/-10"), {"athlete": 0, "judge": 1, "tiebraker": -1.0})  # the tablet's Clear
+    text = div_text(forms, 1, "p01")
+    assert "Ann A\t\t8.5\t8.5\t8.5\t-\t8.6\t-\n" in text  # judge 1's vote stays in its own column
+    assert "# tied=1:0,1,2\n" in text
+    listed = rest.get("/test/1/division/list")["divisions"][0]["athletes"][0]
+    assert listed["tiebreakers"] == ["-", 8.6, "-"]
