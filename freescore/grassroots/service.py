@@ -127,7 +127,10 @@ class GrassrootsService(FreeScoreService):
     def _stream(self) -> None:
         """Every ring the last writes changed: one event for its SSE clients."""
         for key in self.store.take_written():
-            self.events.changed(key)
+            try:
+                self.events.changed(key)
+            except Exception:  # a display's stream must not keep the batch's REST answers waiting
+                self.log.failure("grassroots: streaming ring {key} failed", key=key)
 
     def _snapshot(self, key: Hashable) -> str:
         db, ring = key  # type: ignore[misc]
