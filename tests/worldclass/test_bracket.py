@@ -372,6 +372,7 @@ def test_bracket_building_properties(n):
     assert len(byes) == hi - n
     for m in matches:
         assert m["order"] == [m["chung"], m["hong"]] and m["chung"] is not None
+        assert m["hong"] is None or m["chung"] + m["hong"] == hi - 1  # seed i meets seed max-1-i
     # rounds halve: winners (chung of each match) fill the next round exactly
     codes = list(bracket.BRACKET_ROUNDS)
     i = codes.index(round_)
