@@ -3,7 +3,8 @@
 Every field of a score request (and of the bracket requests that take an athlete, a judge or an index)
 gets each wrong type in turn; every answer must be the service's error frame to the sender before the
 next request is answered, and at the end no file of the data folder has changed, the process runs and
-its log holds no traceback. Path escapes in division ids and upgrade paths are refused the same way.
+its log holds no traceback. Malformed frames and unknown commands get the same error form, an oversize
+message a 1009 close, and path escapes in division ids and upgrade paths are refused.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import websockets
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "worldclass"))
@@ -47,6 +49,11 @@ FREESTYLE = [
     {"type": "ring", "action": "transfer", "name": "fs01", "transfer": 2},
     {"type": "division", "action": "write", "division": {"name": "fs09", "judges": 3, "ring": 1,
                                                          "athletes": [{"name": "Ines Varga"}]}}]
+# not JSON objects, unknown commands, hostile nesting, binary frames
+MALFORMED: list[str | bytes] = [
+    "not json", "{", "[1, 2]", '"x"', "null", "1e999", '{"type": "division"}', '{"action": "read"}',
+    '{"type": "division", "action": "fly"}', '{"type": "nope", "action": "read"}', '{"type": [], "action": {}}',
+    "[" * 100000, '{"a":' * 100000, b"\x00\x01binary"]
 # not checked on purpose: an SBS score's divid and form (upstream checks only the match, quirk 12);
 # a new division's name and ring (any safe name is a name, and the connection's ring decides)
 UNCHECKED = {"score.divid", "score.form", "division.name", "division.ring"}
@@ -100,6 +107,10 @@ def test_wrong_types_in_every_field_get_the_error_frame_and_change_no_file(frees
                 answer = await peer.next()
                 # the error form: the text, and (worldclass, as upstream) the request it answers; never an update
                 assert isinstance(answer.get("error"), str) and "type" not in answer, (field, request, answer)
+            for text in MALFORMED:
+                await peer.send(text)
+                answer = await peer.next()
+                assert isinstance(answer.get("error"), str) and "type" not in answer, (text[:40], answer)
             for escape in ("../ring02/div.sbs2", "../../../etc/passwd", "..", "div/../../x"):
                 await peer.send({"type": "division", "action": "read", "divid": escape})
                 answer = await peer.next()
@@ -107,6 +118,10 @@ def test_wrong_types_in_every_field_get_the_error_frame_and_change_no_file(frees
             await peer.send({"type": "division", "action": "read"})  # the connection still works
             assert (await peer.next())["type"] == "division"
             await peer.close()
+            oversize = await websockets.connect(fs.url(0, "ws") + path, max_size=None)
+            await oversize.send("[" + " " * 2 * 1024 * 1024 + "]")
+            await oversize.wait_closed()
+            assert oversize.close_code == 1009, path
         await assert_refused(fs.url(0, "ws"), ["/worldclass/methods/../1/observer", "/worldclass/%2e%2e/1/observer",
                                                "/worldclass/methods/1/../../x", "/freestyle/%2e%2e/1/observer",
                                                "/freestyle/test/%2e%2e/observer", "/freestyle/..%2ftest/1/observer"])
