@@ -65,7 +65,8 @@ class Broadcaster:
     """Writes frames to a service's connections and counts them into its metrics.
 
     With `max_unsent`, a connection that still has more than that many bytes
-    unsent after a batch's write is handed to `too_slow` (a slow consumer).
+    unsent after a write (a batch's, or a direct one) is handed to `too_slow`
+    (a slow consumer).
     """
 
     def __init__(
@@ -90,8 +91,8 @@ class Broadcaster:
         batch = proto._batch
         if batch is not None:
             batch.append(frame)
-        else:
-            proto.write_now(frame)
+        elif not proto.write_now(frame):
+            self._check(proto)
         self.metrics.messages_out.inc()
         return True
 
@@ -115,8 +116,8 @@ class Broadcaster:
             elif batch_it:
                 proto._batch = [frame]
                 queued.append(proto)
-            else:
-                proto.write_now(frame)
+            elif not proto.write_now(frame):
+                self._check(proto)
             sent += 1
         if sent:
             self.metrics.messages_out.inc(sent)
@@ -130,12 +131,14 @@ class Broadcaster:
         if call is not None and call.active():
             call.cancel()
         queued, self._queued = self._queued, []
-        limit = self.max_unsent
         for proto in queued:
             batch, proto._batch = proto._batch, None
-            if not batch:
-                continue
-            buffered = not proto.write_now(batch[0] if len(batch) == 1 else b"".join(batch))
-            if buffered and limit and proto.state == _OPEN and proto.unsent_bytes() > limit:
-                assert self.too_slow is not None
-                self.too_slow(proto)
+            if batch and not proto.write_now(batch[0] if len(batch) == 1 else b"".join(batch)):
+                self._check(proto)
+
+    def _check(self, proto: FreescoreServerProtocol) -> None:
+        """Some of a write stayed buffered: over `max_unsent`, the connection is a slow consumer."""
+        limit = self.max_unsent
+        if limit and proto.state == _OPEN and proto.unsent_bytes() > limit:
+            assert self.too_slow is not None
+            self.too_slow(proto)

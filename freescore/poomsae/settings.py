@@ -1,4 +1,4 @@
-"""What every FreeScore service table has (pure): the data root, CORS, tournaments, idle time.
+"""What every FreeScore service table has (pure): the data root, CORS, tournaments, idle time, limits.
 
 The FreeScore services keep their tournaments in a local data folder (upstream's
 /usr/local/freescore/data; each service its own `forms-<service>` folder in a
@@ -29,12 +29,16 @@ class FreeScoreSettings(WebSocketSettings):
     """Accept connections for a `<db>` with no folder under the data root (its folder is made on
     the first write); off, such an upgrade is refused with 404, so URLs cannot grow memory or disk."""
     max_message: int = 1048576
+    max_unsent: int = 1048576
+    """Bytes a WebSocket may leave unread behind a broadcast before it is closed with 1013 (a
+    display that stopped reading); 0 = off (it then grows until the keepalive drops it)."""
 
     def validate(self, base: Path) -> Self:
         if self.inactivity_timeout <= 0:
             raise SettingError("inactivity_timeout", "must be positive")
         if self.max_message < 1024:
             raise SettingError("max_message", "must be at least 1024")
+        self.check_not_negative("max_unsent", zero="off")
         data = (self.data if self.data.is_absolute() else base / self.data).resolve()
         if not self.create_data and not data.is_dir():
             raise SettingError("data", f"no such folder: {data}")
