@@ -17,7 +17,8 @@ class Settings(FreeScoreSettings):
     sse_path: str = "/cgi-bin/freescore/forms/grassroots/update"
     """The display's and tablet's server-sent events, in place of upstream's CGI."""
     sse_heartbeat: float = 15.0
-    """Seconds between SSE comment lines that keep idle streams open; 0: none."""
+    """Seconds between SSE comment lines that keep idle streams open; must be positive: a write is
+    how a stream whose display vanished is noticed (and its slot freed), SSE has no other timeout."""
     sse_replay: int = 64
     """Events per ring kept for a reconnecting client's `Last-Event-ID`."""
     sse_max_unsent: int = 1048576
@@ -33,7 +34,9 @@ class Settings(FreeScoreSettings):
         times = self.autopilot
         if len(times) != 4 or any(t < 0 for t in times) or list(times) != sorted(times):
             raise SettingError("autopilot", "must be 4 non-negative, non-decreasing times in seconds")
-        self.non_negative("sse_heartbeat")
+        if self.sse_heartbeat <= 0:
+            raise SettingError("sse_heartbeat", "must be positive: the heartbeat is how an SSE stream whose "
+                                                "display vanished is noticed and its slot freed")
         if self.sse_max_unsent < 1024:
             raise SettingError("sse_max_unsent", "must be at least 1024 bytes")
         if self.sse_replay < 1:

@@ -10,6 +10,10 @@ is re-read, so a change another program wrote to the files is streamed too.
 A stream that stops reading is dropped once more than `max_unsent` bytes
 still wait for it when the next event or beat comes, so it cannot grow the
 server's memory (the display reconnects and catches up with `Last-Event-ID`).
+A ring's replay buffer lives while a stream watches it and `keep` seconds
+after the last one left (a display that reconnects within that catches up);
+then a beat drops it, so rings of made-up tournaments (`create_tournaments`)
+do not pile up. A ring nobody streams gets no buffer at all.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from __future__ import annotations
 import collections
 import itertools
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +38,13 @@ class RingStream:
     events: collections.deque[tuple[int, bytes]]
     data: str | None = None
     streams: list[Any] = field(default_factory=list)
+    idle_since: float = 0.0
+    """When it last had no stream (its creation, or its last stream leaving); read only while it has none."""
+
+
+def stale_rings(rings: Mapping[Hashable, RingStream], now: float, keep: float) -> list[Hashable]:
+    """Rings with no stream for at least `keep` seconds: their replay buffers can go."""
+    return [key for key, ring in rings.items() if not ring.streams and now - ring.idle_since >= keep]
 
 
 def _unbounded(stream: Any) -> int:
@@ -49,7 +60,7 @@ class RingEvents:
 
     def __init__(self, reactor: Any, snapshot: Callable[[Hashable], str], replay: int, heartbeat: float,
                  max_unsent: int = 0, unsent: Callable[[Any], int] = _unbounded,
-                 drop: Callable[[Any], None] | None = None) -> None:
+                 drop: Callable[[Any], None] | None = None, keep: float | None = None) -> None:
         self.reactor = reactor
         self.snapshot = snapshot
         self.replay = replay
@@ -59,6 +70,8 @@ class RingEvents:
         self._beat = LoopingCall(self.beat)
         self._beat.clock = reactor
         self.heartbeat = heartbeat
+        self.keep = max(60.0, 4 * heartbeat) if keep is None else keep
+        """Seconds a ring's replay buffer outlives its last stream."""
 
     def start(self) -> None:
         if self.heartbeat > 0:
@@ -74,17 +87,27 @@ class RingEvents:
     def _ring(self, key: Hashable) -> RingStream:
         ring = self.rings.get(key)
         if ring is None:
-            ring = self.rings[key] = RingStream(collections.deque(maxlen=self.replay))
+            ring = self.rings[key] = RingStream(collections.deque(maxlen=self.replay),
+                                                idle_since=self.reactor.seconds())
         return ring
+
+    def _left(self, ring: RingStream, request: Any) -> None:
+        ring.streams.remove(request)
+        if not ring.streams:
+            ring.idle_since = self.reactor.seconds()
 
     def changed(self, key: Hashable, data: str | None = None) -> None:
         """The ring may have changed: a new event for its streams if its data differs from the last one."""
-        ring = self._ring(key)
-        if data is None and not ring.streams:
-            ring.data = None  # nobody is watching: the next subscriber gets the state then, as a new event
-            return
         if data is None:
+            ring = self.rings.get(key)
+            if ring is None:
+                return  # nobody streams it: no buffer
+            if not ring.streams:
+                ring.data = None  # nobody is watching: the next subscriber gets the state then, as a new event
+                return
             data = self.snapshot(key)
+        else:
+            ring = self._ring(key)
         if data == ring.data:
             return
         ring.data = data
@@ -108,7 +131,7 @@ class RingEvents:
     def unsubscribe(self, key: Hashable, request: Any) -> None:
         ring = self.rings.get(key)
         if ring is not None and request in ring.streams:
-            ring.streams.remove(request)
+            self._left(ring, request)
 
     def beat(self) -> None:
         for key, ring in list(self.rings.items()):
@@ -120,6 +143,8 @@ class RingEvents:
                 log.failure("grassroots: re-reading ring {key} for its streams failed", key=key)
             for request in list(ring.streams):
                 self._send(key, ring, request, wire.SSE_HEARTBEAT)
+        for key in stale_rings(self.rings, self.reactor.seconds(), self.keep):
+            del self.rings[key]
 
     def _send(self, key: Hashable, ring: RingStream, request: Any, data: bytes) -> None:
         """Write to one stream, unless what it has not read yet is over the bound: then drop it."""
@@ -129,7 +154,7 @@ class RingEvents:
             return
         log.info("grassroots: SSE stream of ring {key} too slow ({waiting} bytes unsent), dropped",
                  key=key, waiting=waiting)
-        ring.streams.remove(request)
+        self._left(ring, request)
         self.drop(request)
 
     def count(self) -> int:

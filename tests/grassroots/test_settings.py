@@ -24,6 +24,8 @@ def test_defaults_resolve_the_data_root(tmp_path):
     ({"sse_replay": 0}, "sse_replay"),
     ({"sse_max_unsent": 10}, "sse_max_unsent"),
     ({"sse_heartbeat": -1.0}, "sse_heartbeat"),
+    ({"sse_heartbeat": 0.0}, "sse_heartbeat"),  # no beat: a vanished display would keep its slot forever
+    ({"max_unsent": -1}, "max_unsent"),
     ({"inactivity_timeout": 0.0}, "inactivity_timeout"),
 ])
 def test_bad_values_name_their_key(tmp_path, changes, key):

@@ -24,6 +24,10 @@ CASES = {
         "listen[0].certificate: certificate and private_key go together",
     ),
     "toml syntax": ("[[listen]\nendpoint=1", "(syntax):"),
+    "grassroots SSE without a heartbeat": (GOOD_LISTEN + '[grassroots]\nsse_heartbeat = 0\n',
+                                           "grassroots.sse_heartbeat: must be positive"),
+    "negative max_unsent": (GOOD_LISTEN + '[worldclass]\nmax_unsent = -1\n',
+                            "worldclass.max_unsent: must not be negative (0: off)"),
     "bad hub backend": (GOOD_LISTEN + '[hub]\nbackend = "etcd"\n', "hub.backend: must be 'memory' or 'redis'"),
 }
 

@@ -196,7 +196,7 @@ def test_sse_streams_count_against_max_connections(freescore, tmp_path):
 
 def test_an_sse_client_that_stops_reading_is_dropped_not_buffered(freescore, tmp_path):
     fs, forms, rest = start(freescore, tmp_path, times=(3600.0, 3601.0, 3602.0, 3603.0),  # one event a score
-                            sse_max_unsent=65536, sse_heartbeat=0.0)
+                            sse_max_unsent=65536, sse_heartbeat=3600.0)
     names = [f"Athlete {i} " + "x" * 200 for i in range(200)]
     rest.post("/test/1/p01", {"name": "p01", "header": {"judges": 3}, "athletes": names, "overwrite": True})
     stalled = socket.socket()
