@@ -55,11 +55,25 @@ def is_update(kind: str, action: str | None = None) -> Any:
                       and (action is None or f.get("request", {}).get("action") == action))
 
 
-def file_matches(forms: Path, division: dict[str, Any]) -> None:
-    """The division file holds exactly the object the update announced (written before the broadcast)."""
+async def file_matches(peer: Peer, forms: Path, division: dict[str, Any]) -> None:
+    """The division file holds exactly the object the update announced (written before the broadcast).
+
+    The autopilot's steps are 0.05 s apart here, so on a busy machine it may have moved on before
+    the file is read: then the file must be what one of the updates after this one announces
+    (waited for, without taking it from the frames the caller waits for next).
+    """
     path = Path(division["file"])
     assert path.parent.parent == forms
-    assert path.read_text(encoding="utf-8") == format_division(division)
+    text = path.read_text(encoding="utf-8")
+    if text == format_division(division):
+        return
+    later = max(i for i, f in enumerate(peer.frames) if f.get("division") is division)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10.0
+    while not any(isinstance(f.get("division"), dict) and f["division"].get("file") == division["file"]
+                  and format_division(f["division"]) == text for f in peer.frames[later + 1:]):
+        assert loop.time() < deadline, f"{path.name}: the file matches no update announced after this one"
+        await asyncio.sleep(0.01)
 
 
 class Run:
@@ -97,11 +111,11 @@ async def send_and_settle(run: Run, forms: Path, name: str, ring: int, request: 
     answer = await peer.expect(lambda f: "error" in f or f.get("request") == echoed)
     division = answer.get("division")
     if isinstance(division, dict) and "athletes" in division and kind != "division_read":
-        file_matches(forms, division)
+        await file_matches(peer, forms, division)
         if division.get("autopilot") == "on" and kind in ("division_score", "division_award_punitive"):
             last = await peer.expect(lambda f: f.get("request") == answer["request"]
                                      and "autopilot" not in f.get("division", {}), what="the autopilot's last step")
-            file_matches(forms, last["division"])
+            await file_matches(peer, forms, last["division"])
     return answer
 
 
