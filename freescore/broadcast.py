@@ -107,18 +107,33 @@ class Broadcaster:
     def _to_each(self, recipients: Iterable[FreescoreServerProtocol], frame: bytes, batch_it: bool) -> int:
         sent = 0
         queued = self._queued
+        size = len(frame)
         for proto in recipients:
             if proto.state != _OPEN:
                 continue
+            sent += 1
             batch = proto._batch
             if batch is not None:  # behind what this batch holds for it already
                 batch.append(frame)
-            elif batch_it:
+                continue
+            if batch_it:
                 proto._batch = [frame]
                 queued.append(proto)
-            elif not proto.write_now(frame):
-                self._check(proto)
-            sent += 1
+                continue
+            # `write_now`'s send straight to the kernel, in the loop: a call less per recipient
+            conn = proto._tcp
+            if conn is not None and not proto.send_queue and conn.connected and not conn.disconnecting \
+                    and not conn._tempDataLen and len(conn.dataBuffer) == conn.offset:
+                try:
+                    done = conn.socket.send(frame)
+                except OSError:  # EAGAIN, or an error Twisted reports on its next write
+                    done = 0
+                if done == size:
+                    continue
+                proto.transport.write(frame[done:] if done else frame)
+            elif proto.write_now(frame):
+                continue
+            self._check(proto)
         if sent:
             self.metrics.messages_out.inc(sent)
         if queued and self._flush_call is None:

@@ -160,10 +160,13 @@ class EventsService(PeerEffects, ProtocolService[Settings]):
         nothing queued, or queued in the outboxes of the others (polling, upgrading, behind)."""
         frame = SharedText(eio.MESSAGE + packet)
         direct = []
+        add = direct.append
         for conn in self.connections.resolve(members):
             session = conn.session
-            if conn.ws is not None and session.writable() and not session.outbox:
-                direct.append(conn.ws)
+            ws = conn.ws
+            # `ws` is set only on a WebSocket-transport session, where `writable()` is "not upgrading"
+            if ws is not None and not session.upgrading and not session.outbox:
+                add(ws)
             else:
                 session.send(frame)
                 conn.flush()

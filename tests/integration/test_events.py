@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 import threading
 import time
 from contextlib import ExitStack
@@ -28,6 +29,8 @@ max_clients = 100
 rate_limit = 0.0
 """
 EIO = {"EIO": "4", "transport": "polling"}
+GENEROUS = 30.0
+"""Bounds a wait for bytes; it measures nothing."""
 
 
 @pytest.fixture(scope="module")
@@ -457,3 +460,63 @@ def test_session_without_namespace_join_is_closed(freescore):
     fs = freescore(CONFIG.replace("rate_limit = 0.0", "rate_limit = 0.0\nconnect_timeout = 300"))
     p = Poller(fs.url())
     assert_closed(p)
+
+
+# -- the fan-out's direct writes -----------------------------------------------------------
+def _ws_frame(text: str) -> bytes:
+    """A masked client text frame (mask of zeros: the payload goes as it is)."""
+    data = text.encode()
+    assert len(data) < 126
+    return bytes((0x81, 0x80 | len(data))) + b"\0\0\0\0" + data
+
+
+def _ws_texts(buf: bytes) -> tuple[list[str], bytes]:
+    """The server's whole text frames in `buf`, and what is left of a frame not complete yet."""
+    texts = []
+    while len(buf) >= 2:
+        n, at = buf[1] & 0x7F, 2
+        if n == 126:
+            n, at = int.from_bytes(buf[2:4], "big"), 4
+        elif n == 127:
+            n, at = int.from_bytes(buf[2:10], "big"), 10
+        if len(buf) < at + n:
+            break
+        texts.append(buf[at:at + n].decode())
+        buf = buf[at + n:]
+    return texts, buf
+
+
+def test_a_subscriber_that_stops_reading_gets_every_post_once_and_in_order(fs):
+    """Posts to a WebSocket whose kernel buffers are full: the fan-out's direct send takes part of a
+    frame or nothing, the rest waits in the process, and nothing is lost, doubled or reordered."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(GENEROUS)
+    client = sender(fs)
+    try:
+        sock.connect(("127.0.0.1", fs.port()))
+        sock.sendall(b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                     b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                     b"Sec-WebSocket-Version: 13\r\n\r\n")
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            buf += sock.recv(65536)
+        buf = buf.split(b"\r\n\r\n", 1)[1]
+        sock.sendall(_ws_frame("40") + _ws_frame('42["set-filter",{"filter":["full"]}]'))
+        texts: list[str] = []
+        while not any(t.startswith('42["status"') for t in texts):
+            got, buf = _ws_texts(buf + sock.recv(65536))
+            texts += got
+        # Not reading now: after a few posts every send finds the socket's buffers full.
+        body = "y" * 400_000
+        ids = [client.call("post", {"channel": "full", "message": [i, body]}, timeout=GENEROUS)["id"]
+               for i in range(30)]
+        messages: list = []
+        while len(messages) < len(ids):
+            got, buf = _ws_texts(buf + sock.recv(1 << 20))
+            messages += [json.loads(t[2:]) for t in got if t.startswith("42")]
+        assert messages == [["message", {"id": n, "channel": "full", "message": [i, body]}]
+                            for i, n in enumerate(ids)]
+    finally:
+        client.disconnect()
+        sock.close()
