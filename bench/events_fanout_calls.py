@@ -24,9 +24,9 @@ from __future__ import annotations
 import argparse
 import cProfile
 import pstats
-import sys
 import socket
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -42,7 +42,7 @@ def main() -> None:
     ap.add_argument("--top", type=int, default=10, help="functions to list, most called first")
     ap.add_argument("--cpu", action="store_true", help="CPU per delivery over real socket sends, no profiler")
     ap.add_argument("--repeats", type=int, default=7, help="--cpu: rounds of --messages, median reported")
-    ap.add_argument("--no-send", action="store_true", help="--cpu: the socket's send replaced by len(): the Python only")
+    ap.add_argument("--no-send", action="store_true", help="--cpu: send replaced by len(): the Python only")
     args = ap.parse_args()
     tree = args.tree.resolve()
     sys.path[:0] = [str(tree), str(tree / "tests")]
