@@ -52,6 +52,14 @@ def rest_answer(name):
     return json.loads(frame_file(name)["raw"])
 
 
+RING_READ = {"type": "ring", "action": "read"}
+"""The sentinel: answered to its sender only, so it proves that nothing came before it."""
+
+
+def is_ring_read(f):
+    return set(f) == {"type", "action", "ring"} and f["type"] == "ring"
+
+
 def is_update(action=None):
     return lambda f: f.get("action") == "update" and (action is None or f["request"]["action"] == action)
 
@@ -115,7 +123,7 @@ def test_upgrade_paths_and_traversal(freescore, tmp_path):
         for base in (fs.url(0, "ws"), fs.url(1, "ws")):
             for path in ("/grassroots/test/1", "/grassroots/test/staging", "/grassroots/request/test/2"):
                 peer = await Peer.connect(base, path)
-                assert await peer.quiet(0.2) == []  # nothing is sent on connect
+                await peer.sentinel(RING_READ, is_ring_read)  # nothing is sent on connect
                 await peer.close()
             await assert_refused(base, ("/grassroots/test/1/observer", "/grassroots/..%2F..%2Fetc/1",
                                         "/grassroots/test/..", "/grassroots/test/0", "/grassroots/nosuchdb/1",
@@ -141,7 +149,7 @@ def test_ring_read_answers_the_sender_only(freescore, tmp_path):
         folder = str(forms / "ring01")
         expected["ring"].update(file=folder + "/progress.txt", path=folder)
         same_json(got, expected)
-        assert await b.quiet(0.3) == []
+        await b.sentinel(RING_READ, is_ring_read)  # a's read was not sent to b
         post(rest, 1, "p01", "8-9yo Beginner", ["Ana LIME", "Ben COVE", "Cal DUNE", "Dee FROST"])
         await a.send({"type": "ring", "action": "read"})
         got = await a.next()
@@ -182,7 +190,7 @@ def test_division_read_reaches_every_connection_with_or_without_cookies(freescor
         assert digests[0] == digests[1]
         upstream_frame = frame_file("division-read-reply.json")
         same_json(f["division"], as_replacement(upstream_frame["division"], str(tmp_path / "data")))
-        assert await other.quiet(0.2) == []
+        await other.sentinel(RING_READ, is_ring_read)  # ring 1's reads did not reach ring 2
         await peers[1].close()  # a closed connection leaves its ring; the others still get everything
         await peers[0].send({"type": "division", "action": "read"})
         for p in (peers[0], peers[2], peers[3]):
@@ -386,7 +394,7 @@ def test_ws_clients_see_rest_changes_only_through_the_files_and_sse(freescore, t
     async def scenario():
         peer = await Peer.connect(fs.url(1, "ws"), "/grassroots/test/1")
         rest.get("/test/1/0/83")
-        assert await peer.quiet(0.3) == []  # as upstream: REST changes are not broadcast (§7 note 5)
+        await peer.sentinel(RING_READ, is_ring_read)  # as upstream: REST changes are not broadcast (§7 note 5)
         await peer.close()
 
     asyncio.run(scenario())
@@ -462,7 +470,7 @@ def test_bad_input_gets_error_frames_or_a_clean_close(freescore, tmp_path):
             assert set(f) == {"error"} and f["error"].startswith(message), (bad, f)
         await peer.send({"type": "division", "action": "nonsense"})
         await peer.send({"type": "nonsense", "action": "read"})
-        assert await peer.quiet(0.3) == []  # unknown requests: silence
+        await peer.sentinel(RING_READ, is_ring_read)  # unknown requests: silence
         await peer.send("x" * 10000)
         await peer._reader
         assert peer.ws.close_code == 1009

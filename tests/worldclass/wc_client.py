@@ -90,8 +90,19 @@ class Peer:
             except TimeoutError:
                 continue
 
+    async def sentinel(self, request: Any, answer: Any, skip: Any = None) -> dict[str, Any]:
+        """Send `request` and require its answer to be the very next frame (bar ones `skip` matches).
+
+        This proves silence by order, not by waiting: whatever the server had sent this peer
+        before it handled `request` arrives before the answer and fails the check.
+        """
+        await self.send(request)
+        frame = await self.expect(lambda f: skip is None or not skip(f), what="the sentinel's answer")
+        assert answer(frame), f"{self.name}: expected the sentinel's answer next, got {frame}"
+        return frame
+
     async def quiet(self, seconds: float) -> list[dict[str, Any]]:
-        """Frames that arrive within `seconds` (used only to show that nothing arrives)."""
+        """Frames that arrive within `seconds`: only where a timer must not fire (a sentinel cannot show that)."""
         await asyncio.sleep(seconds)
         got = self.frames[self._seen:]
         self._seen = len(self.frames)
