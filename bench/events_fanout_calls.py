@@ -43,6 +43,8 @@ def main() -> None:
     ap.add_argument("--cpu", action="store_true", help="CPU per delivery over real socket sends, no profiler")
     ap.add_argument("--repeats", type=int, default=7, help="--cpu: rounds of --messages, median reported")
     ap.add_argument("--no-send", action="store_true", help="--cpu: send replaced by len(): the Python only")
+    ap.add_argument("--direct", action="store_true",
+                    help="count calls on the direct-send path (Unix socket pairs), as --cpu measures it")
     args = ap.parse_args()
     tree = args.tree.resolve()
     sys.path[:0] = [str(tree), str(tree / "tests")]
@@ -65,6 +67,7 @@ def main() -> None:
         if args.cpu:
             cpu_per_delivery(service, peers, args, HubMessage)
             return
+        pairs = direct_sockets(peers, False) if args.direct else []
         messages = [HubMessage("events:posts", 10**12 + i, {"channel": "ch", "message": {"n": i}})
                     for i in range(args.messages)]
         profile = cProfile.Profile()
@@ -73,9 +76,10 @@ def main() -> None:
             service._on_hub(message)
         node.clock.advance(0)
         profile.disable()
-        missing = [p for p in peers if p.written().count(b'"n":') != args.messages]
-        if missing:
-            raise SystemExit(f"{len(missing)} clients did not get every message")
+        if pairs:
+            check_delivered(pairs, args.messages)
+        elif any(p.written().count(b'"n":') != args.messages for p in peers):
+            raise SystemExit("a client did not get every message")
     stats = pstats.Stats(profile)
     deliveries = args.messages * args.clients
     print(f"{tree}: {stats.total_calls} calls for {deliveries} deliveries: "
@@ -103,7 +107,8 @@ class _NoSend:
     send = len
 
 
-def cpu_per_delivery(service, peers, args, hub_message) -> None:
+def direct_sockets(peers, no_send: bool) -> list[tuple[socket.socket, socket.socket]]:
+    """Each server connection sends to one end of a Unix socket pair, as `write_now` does on TCP."""
     pairs = []
     for peer in peers:
         ours, theirs = socket.socketpair()
@@ -112,9 +117,28 @@ def cpu_per_delivery(service, peers, args, hub_message) -> None:
         ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
         theirs.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
         peer.proto._tcp = direct = _Direct(ours)
-        if args.no_send:
+        if no_send:
             direct.socket = _NoSend()
         pairs.append((ours, theirs))
+    return pairs
+
+
+def check_delivered(pairs, messages: int) -> None:
+    """Drain each pair's far end; every client got every message."""
+    for _, theirs in pairs:
+        got = b""
+        while True:
+            try:
+                chunk = theirs.recv(1 << 20)
+            except BlockingIOError:
+                break
+            got += chunk
+        if got.count(b'"n":') != messages:
+            raise SystemExit("a client did not get every message")
+
+
+def cpu_per_delivery(service, peers, args, hub_message) -> None:
+    pairs = direct_sockets(peers, args.no_send)
     per_delivery = []
     n = 0
     for _ in range(args.repeats):
@@ -125,16 +149,8 @@ def cpu_per_delivery(service, peers, args, hub_message) -> None:
         for message in messages:
             service._on_hub(message)
         per_delivery.append((time.process_time() - start) / (args.messages * args.clients) * 1e6)
-        for _, theirs in [] if args.no_send else pairs:  # drain, and check that every delivery went out
-            got = b""
-            while True:
-                try:
-                    chunk = theirs.recv(1 << 20)
-                except BlockingIOError:
-                    break
-                got += chunk
-            if got.count(b'"n":') != args.messages:
-                raise SystemExit("a client did not get every message")
+        if not args.no_send:
+            check_delivered(pairs, args.messages)
     print(f"{args.tree}: CPU per delivery {statistics.median(per_delivery):.3f} µs (median of {args.repeats}; "
           f"range {min(per_delivery):.3f}-{max(per_delivery):.3f}), {args.clients} subscribers, "
           f"{args.messages} messages a round{', no kernel send' if args.no_send else ''}")
