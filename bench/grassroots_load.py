@@ -177,7 +177,7 @@ def main() -> None:
         work = Path(tmp)
         make_data(work / "data", args.rings, args.judges)
         config = ('[[listen]]\nendpoint = "tcp:0:interface=127.0.0.1"\n\n[grassroots]\ndata = "data"\n'
-                  "autopilot = [3600.0, 3601.0, 3602.0, 3603.0]\nsse_heartbeat = 0.0\n")
+                  "autopilot = [3600.0, 3601.0, 3602.0, 3603.0]\nsse_heartbeat = 15.0\n")
         probe = write_probe(work)
         fs = FreescoreProcess(config, work).start()
         try:
