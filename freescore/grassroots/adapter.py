@@ -76,19 +76,6 @@ def drop_stream(request: Request) -> None:
         transport.abortConnection()
 
 
-class GrassrootsHttp(ServiceResource):
-    """Plain HTTP below the WebSocket mount: `/grassroots/status`, else upstream's unknown command."""
-
-    service: GrassrootsService
-
-    def render(self, request: Request) -> bytes:
-        _cors(self, request)
-        if [s for s in request.postpath if s] == [b"status"]:
-            request.setHeader("content-type", "text/html;charset=UTF-8")
-            return b"OK"
-        return json_error(request, 200, wire.UNKNOWN_COMMAND)
-
-
 class GrassrootsEvents(ServiceResource):
     """`GET <sse_path>?tournament=<db>&ring=<n>`: the ring's JSON on connect and after every change (§7.4).
 

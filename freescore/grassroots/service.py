@@ -18,7 +18,6 @@ from freescore.effects import apply_effects
 from freescore.grassroots import logic, wire
 from freescore.grassroots.adapter import (
     GrassrootsEvents,
-    GrassrootsHttp,
     GrassrootsRest,
     drop_stream,
     stream_unsent,
@@ -31,7 +30,6 @@ from freescore.poomsae.frames import processing_error
 from freescore.poomsae.ids import RequestError, SaveError
 from freescore.poomsae.service import FreeScoreService
 from freescore.protocolservice import ServiceContext
-from freescore.websocket import WebSocketEndpoint
 
 
 @dataclass
@@ -61,8 +59,6 @@ class GrassrootsService(FreeScoreService):
                                  max_unsent=s.sse_max_unsent, unsent=stream_unsent, drop=drop_stream)
         self.rest_pending: list[RestCall] = []
         rest = GrassrootsRest(self)
-        self.resources[f"/{self.route_name}"] = WebSocketEndpoint(self.factory, http=GrassrootsHttp(self),
-                                                                 subpaths=True)
         self.resources[s.rest_path] = rest
         self.resources[s.sse_path] = GrassrootsEvents(self)
         if "" in self.resources:
@@ -75,6 +71,10 @@ class GrassrootsService(FreeScoreService):
     def stopService(self) -> Any:
         self.events.stop()
         return super().stopService()
+
+    def unknown_path(self, path: str) -> str:
+        """Upstream grassroots names no path in its unknown-command error."""
+        return wire.UNKNOWN_COMMAND
 
     def annotate(self, client: users.Client, request: dict[str, Any]) -> None:
         """`tournament` and the ring (an integer for a numbered ring, as upstream); no `from`."""

@@ -16,7 +16,6 @@ from twisted.web.server import Request
 
 from freescore.effects import ConnId
 from freescore.poomsae.frames import frame as canonical_frame
-from freescore.poomsae.frames import unknown_command
 from freescore.poomsae.routes import parse_route
 from freescore.poomsae.session import session_from_cookie
 from freescore.poomsae.users import Client
@@ -39,7 +38,7 @@ class FreeScoreHttp(ServiceResource):
         if path.rstrip("/") in (f"/{self.service.route_name}/status", "/status"):
             request.setHeader("content-type", "text/html;charset=UTF-8")
             return b"OK"
-        return json_error(request, 200, unknown_command(self.service.error_prefix, path.lstrip("/")))
+        return json_error(request, 200, self.service.unknown_path(path.lstrip("/")))
 
 
 class FreeScoreProtocol(FreescoreServerProtocol):

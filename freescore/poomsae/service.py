@@ -151,6 +151,10 @@ class FreeScoreService(ProtocolService[FreeScoreSettings], PeerEffects):
         """One update's frame for a group (encoded once, sent to every member)."""
         return frames.update_frame(update.type, update.key, update.payload, update.request)
 
+    def unknown_path(self, path: str) -> str:
+        """The error text of a plain HTTP request for a path the service does not serve."""
+        return frames.unknown_command(self.error_prefix, path)
+
     def request_failed(self, error: Exception, request: dict[str, Any]) -> str:
         """The error text for a request the rules refused or failed on (upstream's wording)."""
         if isinstance(error, UnknownRequest):
