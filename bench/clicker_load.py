@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 from gcstats import describe, snapshot  # bench/ is the script's folder, so on sys.path
-from loadkit import client_frame, cpu_seconds, pong, rss_kib, server_frames
+from loadkit import client_frame, cpu_seconds, cpu_split, pong, rss_kib, server_frames
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
@@ -275,13 +275,14 @@ def run_level(fs, args, rate: float) -> dict:
     for _ in procs:
         go.put(t0)
     time.sleep(max(0.0, t0 + args.warmup - time.monotonic()))
-    cpu0, w0, wait0 = cpu_seconds(pid), time.monotonic(), proc_wait(pid)
+    (user0, sys0), w0, wait0 = cpu_split(pid), time.monotonic(), proc_wait(pid)
     gc0 = snapshot(fs.url())
     rss_peak = 0.0
     while time.monotonic() < t0 + args.warmup + args.duration:
         rss_peak = max(rss_peak, proc_rss_mb(pid))
         time.sleep(0.5)
-    cpu1, w1, wait1 = cpu_seconds(pid), time.monotonic(), proc_wait(pid)
+    (user1, sys1), w1, wait1 = cpu_split(pid), time.monotonic(), proc_wait(pid)
+    cpu0, cpu1 = user0 + sys0, user1 + sys1
     gc_passes = describe(gc0, snapshot(fs.url()))
     gen_cpu = (sum(cpu_seconds(p.pid) for p in procs) - gen_cpu0) / (w1 - w0 + args.warmup + 0.5) * 100
     got = [results.get(timeout=120) for _ in procs]
@@ -301,6 +302,7 @@ def run_level(fs, args, rate: float) -> dict:
         "server_cpu": (cpu1 - cpu0) / (w1 - w0) * 100, "rss_idle": rss_idle, "rss_peak": rss_peak,
         "gen_cpu": gen_cpu, "load": load, "server_wait": (wait1 - wait0) / (w1 - w0) * 100,
         "us_per_score": (cpu1 - cpu0) / max(1, acked) * 1e6,
+        "us_kernel_per_score": (sys1 - sys0) / max(1, acked) * 1e6,
         "mean_rtt": statistics.fmean(rtts) if rtts else float("nan"), "gc": gc_passes,
     }
 
@@ -333,6 +335,7 @@ def main() -> None:
                     f"rate {rate:g}/s/device: acked {row['acked_per_s']:.0f}/s, SCORED p50 {row['rtt_p50']:.1f} ms "
                     f"p99 {row['rtt_p99']:.1f} ms, relay p50 {row['relay_p50']:.1f} ms p99 {row['relay_p99']:.1f} ms, "
                     f"server CPU {row['server_cpu']:.0f}% (waiting {row['server_wait']:.0f}%), "
+                    f"{row['us_per_score']:.1f} µs per SCORE ({row['us_kernel_per_score']:.1f} in the kernel), "
                     f"RSS {row['rss_peak']:.0f} MB", flush=True,
                 )
         finally:
@@ -358,13 +361,15 @@ def write_report(args, rows: list[dict]) -> None:
         f"so every SCORE is relayed once. {args.warmup:g} s warm-up, then {args.duration:g} s measured.",
         "SCORED round trip: device send to its `SCORED`. Relay latency: device send to the listener's `SCORE` line.",
         "Generator lag: the worst delay of a SCORE behind its schedule (the generator itself falling behind).",
-        "Server CPU per SCORE: server CPU seconds in the window / SCOREs acknowledged (includes its relay). "
+        "Server CPU per SCORE: server CPU seconds in the window / SCOREs acknowledged (includes its relay); "
+        "in brackets the kernel's part (system time: recv, send, epoll; on loopback a send also runs the "
+        "receiving socket's TCP input). "
         "Server waiting for a CPU: share of the window the server was runnable but not running "
         "(/proc/PID/schedstat), i.e. CPU it wanted and the contended machine did not give it. "
         "Load avg: the machine's 1-minute load average when the level started (2 cores).",
         "",
         "| SCORE/s offered | SCORE/s acked | SCORED p50 | SCORED p99 | relay p50 | relay p99 | unacked | "
-        "server CPU | server waiting for a CPU | server CPU per SCORE | server RSS (idle/peak) | "
+        "server CPU | server waiting for a CPU | server CPU per SCORE (of it kernel) | server RSS (idle/peak) | "
         "generator CPU | generator lag | load avg |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -373,7 +378,7 @@ def write_report(args, rows: list[dict]) -> None:
             f"| {r['offered']:.0f} | {r['acked_per_s']:.0f} | {r['rtt_p50']:.1f} ms | {r['rtt_p99']:.1f} ms | "
             f"{r['relay_p50']:.1f} ms | {r['relay_p99']:.1f} ms | {r['unacked']} | {r['server_cpu']:.0f}% | "
             f"{r['server_wait']:.0f}% | "
-            f"{r['us_per_score']:.0f} µs | "
+            f"{r['us_per_score']:.1f} µs ({r['us_kernel_per_score']:.1f}) | "
             f"{r['rss_idle']:.0f}/{r['rss_peak']:.0f} MB | {r['gen_cpu']:.0f}% | {r['late_ms']:.0f} ms | "
             f"{r['load']:.1f} |"
         )
