@@ -35,7 +35,13 @@ def frame(text: str) -> bytes:
     return bytes((0x81, 0x80 | len(payload))) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
 
 
-def run(args: argparse.Namespace) -> list[float]:
+def acknowledged(transports) -> int:
+    """The `SCORED` acknowledgements the devices' transports hold (server frames are not masked)."""
+    return sum(t.value().count(b"SCORED ") for t in transports)
+
+
+def run(args: argparse.Namespace) -> tuple[list[float], int]:
+    """CPU µs per SCORE of each repeat, and the SCOREs the devices got acknowledged."""
     from memnode import LISTEN, Node, autobahn_clock
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -60,7 +66,9 @@ def run(args: argparse.Namespace) -> list[float]:
                 listeners.append(lis)
             node.clock.advance(0)
             transports = [p.transport for p in devices + listeners]
+            device_transports = transports[:len(devices)]
             results = []
+            acked = 0
             for r in range(args.repeats):
                 # Frames made beforehand: the generator's work stays out of the measurement.
                 feeds = []
@@ -78,11 +86,13 @@ def run(args: argparse.Namespace) -> list[float]:
                     if k % per_turn == 0:
                         advance(0)
                         if k % 10_000 == 0:
+                            acked += acknowledged(device_transports)
                             for t in transports:
                                 t.clear()
                 advance(0)
                 results.append((time.process_time() - t0) / args.scores * 1e6)
-    return results
+                acked += acknowledged(device_transports)
+    return results, acked
 
 
 def main() -> None:
@@ -92,9 +102,10 @@ def main() -> None:
         ap.add_argument(f"--{name}", type=int, default=default)
     ap.add_argument("--per-turn", type=int, default=1, help="reads (one SCORE each) per reactor turn")
     args = ap.parse_args()
-    results = run(args)
+    results, acked = run(args)
     print(f"Python CPU per SCORE: median {statistics.median(results):.2f} µs "
-          f"(runs: {', '.join(f'{r:.2f}' for r in results)}); load average {os.getloadavg()[0]:.1f}")
+          f"(runs: {', '.join(f'{r:.2f}' for r in results)}); load average {os.getloadavg()[0]:.1f}; "
+          f"{acked} of {args.scores * args.repeats} SCOREs acknowledged")
 
 
 if __name__ == "__main__":

@@ -53,7 +53,8 @@ def main() -> None:
     from freescore.hub import HubMessage
 
     table = f'[events]\nsender_token = "t"\nmax_clients = {args.clients + 10}\nrate_limit = 0\n'
-    node = Node(LISTEN + table, Path(tempfile.mkdtemp(prefix="fanout-calls-")))
+    scratch = tempfile.TemporaryDirectory(prefix="fanout-calls-")  # removed when main returns
+    node = Node(LISTEN + table, Path(scratch.name))
     with autobahn_clock(node.clock):
         node.start("events")
         service = node.service("events")

@@ -360,8 +360,9 @@ def percentile(hist: array, total: int, q: float) -> float:
     return BUCKETS * BUCKET_MS
 
 
-def start_freescore(port_file: Path) -> tuple[subprocess.Popen, str]:
-    workdir = Path(tempfile.mkdtemp(prefix="events-bench-"))
+def start_freescore(scratch: Path) -> tuple[subprocess.Popen, str]:
+    """A fresh `twistd -n freescore` with its configuration and log in a new folder under `scratch`."""
+    workdir = Path(tempfile.mkdtemp(prefix="events-bench-", dir=scratch))
     config = workdir / "freescore.toml"
     config.write_text(
         '[[listen]]\nendpoint = "tcp:0:interface=127.0.0.1"\n\n[events]\n'
@@ -483,6 +484,7 @@ def main() -> None:
     args = ap.parse_args()
     raise_nofile()
     own = args.url is None
+    scratch = tempfile.TemporaryDirectory(prefix="events-bench-")  # the servers' folders; removed at exit
     lines = [
         "# Event daemon load test", "",
         f"Command: `python3 {' '.join(sys.argv)}`", "",
@@ -496,7 +498,7 @@ def main() -> None:
 
     def server():
         if own:
-            proc, url = start_freescore(Path(tempfile.mkdtemp()))
+            proc, url = start_freescore(Path(scratch.name))
             return proc, url, proc.pid
         return None, args.url, args.server_pid
 

@@ -416,7 +416,7 @@ process for the hooks, a pushing process, {args.procs} WebSocket client processe
 Setup: {args.clients} clients ({connected} connected in {connect_time:.1f} s, each through a POST hook),
 backend pushing {args.push_rate} msgs/s spread round-robin over them through `PUT {{ws_uri}}` (bearer auth),
 clients sending {args.send_rate} msgs/s in total, each becoming an ordered `PUT` hook.
-{args.duration:.0f} s of load; the first {args.warmup:.0f} s are not measured. RLIMIT_NOFILE = {nofile}.
+{args.duration:g} s of load; the first {args.warmup:g} s are not measured. RLIMIT_NOFILE = {nofile}.
 
 | Path | samples | p50 ms | p99 ms | max ms |
 |---|---|---|---|---|

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from poomsae_load import REPO, pct, write_probe  # noqa: E402
+from poomsae_load import display_seconds, pct, phase_arguments, write_probe  # noqa: E402
 
 from harness import FreescoreProcess  # noqa: E402
 
@@ -137,7 +137,8 @@ def phase(port: int, args: argparse.Namespace, pace: float | None, seconds: floa
     workers = []
     for group in (rings[i::args.display_procs] for i in range(args.display_procs)):
         parent, child = ctx.Pipe()
-        proc = ctx.Process(target=display_worker, args=(port, group, args.displays, seconds + 4.0, child))
+        proc = ctx.Process(target=display_worker, args=(port, group, args.displays, display_seconds(args, seconds),
+                                                        child))
         proc.start()
         workers.append((proc, parent))
     for _, parent in workers:
@@ -165,13 +166,7 @@ def phase(port: int, args: argparse.Namespace, pace: float | None, seconds: floa
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--rings", type=int, default=6)
-    ap.add_argument("--judges", type=int, default=5)
-    ap.add_argument("--displays", type=int, default=30)
-    ap.add_argument("--max-seconds", type=float, default=10.0)
-    ap.add_argument("--paced-seconds", type=float, default=15.0)
-    ap.add_argument("--display-procs", type=int, default=2, help="processes receiving for the displays")
-    ap.add_argument("--report", default=str(REPO / "bench" / "reports" / "grassroots.md"))
+    phase_arguments(ap, rings=6, judges=5, displays=30, report="grassroots.md")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)

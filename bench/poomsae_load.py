@@ -181,7 +181,7 @@ def phase(base: str, scenario: Scenario, args: argparse.Namespace, pace: float |
     for group in groups:
         parent, child = ctx.Pipe()
         proc = ctx.Process(target=display_worker,
-                           args=(base, scenario.service, group, args.displays, seconds + 4.0, child))
+                           args=(base, scenario.service, group, args.displays, display_seconds(args, seconds), child))
         proc.start()
         workers.append((proc, parent))
     for _, parent in workers:
@@ -201,6 +201,25 @@ def phase(base: str, scenario: Scenario, args: argparse.Namespace, pace: float |
             "server_p50": bucket_pct(before, after, 50), "server_p99": bucket_pct(before, after, 99)}
 
 
+def phase_arguments(ap: argparse.ArgumentParser, rings: int, judges: int, displays: int, report: str) -> None:
+    """The options every rings x (judges + displays) load shares; `report` is its file name in bench/reports."""
+    ap.add_argument("--rings", type=int, default=rings)
+    ap.add_argument("--judges", type=int, default=judges)
+    ap.add_argument("--displays", type=int, default=displays)
+    ap.add_argument("--max-seconds", type=float, default=10.0)
+    ap.add_argument("--paced-seconds", type=float, default=15.0)
+    ap.add_argument("--display-procs", type=int, default=2, help="processes receiving for the displays")
+    ap.add_argument("--drain", type=float, default=3.0,
+                    help="seconds the displays keep reading after the judges stop (late updates still count)")
+    ap.add_argument("--report", default=str(REPO / "bench" / "reports" / report))
+
+
+def display_seconds(args: argparse.Namespace, seconds: float) -> float:
+    """How long a display process reads in a phase of `seconds`: the second it takes to be ready, the
+    phase, then the drain."""
+    return 1.0 + seconds + args.drain
+
+
 def write_probe(folder: Path, count: int = 40) -> tuple[float, float]:
     """p50/p99 (ms) of freescore.persist.write_atomic on this disk right now: the floor of every score."""
     from freescore.persist import write_atomic
@@ -213,17 +232,13 @@ def write_probe(folder: Path, count: int = 40) -> tuple[float, float]:
     return pct(times, 50), pct(times, 99)
 
 
-def run(scenario: Scenario, description: str) -> None:
-    """Parse the command line, run both phases against a fresh twistd, write and print the report."""
-    ap = argparse.ArgumentParser(description=description)
-    ap.add_argument("--rings", type=int, default=4)
-    ap.add_argument("--judges", type=int, default=scenario.default_judges)
-    ap.add_argument("--displays", type=int, default=20)
-    ap.add_argument("--max-seconds", type=float, default=10.0)
-    ap.add_argument("--paced-seconds", type=float, default=15.0)
-    ap.add_argument("--display-procs", type=int, default=2, help="processes receiving for the displays")
-    ap.add_argument("--report", default=str(REPO / "bench" / "reports" / f"{scenario.report or scenario.service}.md"))
-    args, _ = ap.parse_known_args()  # a runner may take options of its own (worldclass_load's --method)
+def run(scenario: Scenario, description: str, parents: tuple[argparse.ArgumentParser, ...] = ()) -> None:
+    """Parse the command line (with the runner's own options of `parents`), run both phases against a fresh
+    twistd, write and print the report."""
+    ap = argparse.ArgumentParser(description=description, parents=list(parents))
+    phase_arguments(ap, rings=4, judges=scenario.default_judges, displays=20,
+                    report=f"{scenario.report or scenario.service}.md")
+    args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         scenario.make_data(work / "data", args.rings, args.judges)

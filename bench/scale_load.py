@@ -143,8 +143,8 @@ class Setup:
                 p.kill()
 
 
-def run(kind: str, args, redis: RedisServer | None) -> list[dict]:
-    workdir = Path(tempfile.mkdtemp(prefix=f"scale-bench-{kind}-"))
+def run(kind: str, args, redis: RedisServer | None, scratch: Path) -> list[dict]:
+    workdir = Path(tempfile.mkdtemp(prefix=f"scale-bench-{kind}-", dir=scratch))
     if redis is not None:
         redis.command("FLUSHALL")
     names = ["node-a", "node-b"] if kind == "two-redis" else ["node-a"]
@@ -190,12 +190,13 @@ def main() -> None:
     binary = find_redis_server()
     if binary is None:
         raise SystemExit("no redis-server binary (see docs/redis.md)")
-    redis = RedisServer(binary, Path(tempfile.mkdtemp(prefix="scale-bench-redis-"))).start()
+    scratch = tempfile.TemporaryDirectory(prefix="scale-bench-")  # Redis's and the nodes' folders; removed at exit
+    redis = RedisServer(binary, Path(scratch.name) / "redis").start()
     load = os.getloadavg()[0]
     results = {}
     try:
         for kind in args.runs.split(","):
-            results[kind] = run(kind, args, redis)
+            results[kind] = run(kind, args, redis, Path(scratch.name))
     finally:
         redis.kill()
     lines = [

@@ -12,6 +12,7 @@ Run: python3 bench/worldclass_load.py [--method cutoff|se|sbs] [--rings 4 --judg
 
 from __future__ import annotations
 
+import argparse
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -98,5 +99,7 @@ SBS = replace(WORLDCLASS, make_data=data_maker(lambda judges: bracket_text(judge
 SCENARIOS = {"cutoff": WORLDCLASS, "se": SE, "sbs": SBS}
 
 if __name__ == "__main__":
-    method = sys.argv[sys.argv.index("--method") + 1] if "--method" in sys.argv else "cutoff"
-    run(SCENARIOS[method], __doc__.split("\n")[0])
+    methods = argparse.ArgumentParser(add_help=False)
+    methods.add_argument("--method", choices=list(SCENARIOS), default="cutoff",
+                         help="cutoff division, single-elimination (se) or side-by-side (sbs) quarterfinal")
+    run(SCENARIOS[methods.parse_known_args()[0].method], __doc__.split("\n")[0], parents=(methods,))
