@@ -42,8 +42,15 @@ def server_frame(payload: bytes, binary: bool = False) -> bytes:
     return bytes((head, 127)) + n.to_bytes(8, "big") + payload
 
 
+_SHORT_TEXT_HEADS = [bytes((0x81, n)) for n in range(126)]
+
+
 def text_frame(text: str) -> bytes:
-    return server_frame(text.encode("utf-8"))
+    payload = text.encode("utf-8")
+    n = len(payload)
+    if n < 126:  # most replies and relays: the header from a table, no second call
+        return _SHORT_TEXT_HEADS[n] + payload
+    return server_frame(payload)
 
 
 class SharedText(str):
@@ -81,6 +88,7 @@ class Broadcaster:
         self.metrics = metrics
         self.max_unsent = max_unsent
         self.too_slow = too_slow
+        self._sent = metrics.messages_out
         self._queued: list[FreescoreServerProtocol] = []
         self._flush_call: Any = None
 
@@ -93,7 +101,7 @@ class Broadcaster:
             batch.append(frame)
         elif not proto.write_now(frame):
             self._check(proto)
-        self.metrics.messages_out.inc()
+        self._sent.pending += 1  # Tally.inc without the call: this runs for every reply
         return True
 
     def broadcast(self, recipients: Iterable[FreescoreServerProtocol], frame: bytes) -> int:

@@ -32,40 +32,40 @@ from freescore.wireformat import CloseCode
 ConnId = NewType("ConnId", str)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Send:
     to: ConnId
     frame: Any
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Broadcast:
     group: Hashable
     frame: Any
     exclude: ConnId | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Publish:
     channel: str
     message: Any
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Close:
     to: ConnId
     code: CloseCode
     reason: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Arm:
     key: Hashable
     delay: float
     payload: Any = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Cancel:
     key: Hashable
 
@@ -179,14 +179,13 @@ class Connections(Generic[C]):
         self._prefix = prefix
         self._counter = itertools.count(1)
         self._by_id: dict[ConnId, C] = {}
+        self.get: Callable[[ConnId], C | None] = self._by_id.get
+        """The object of an id, or None: the dict's own `get` (no Python call; every Send resolves with it)."""
 
     def add(self, conn: C) -> ConnId:
         cid = ConnId(f"{self._prefix}{next(self._counter)}")
         self._by_id[cid] = conn
         return cid
-
-    def get(self, cid: ConnId) -> C | None:
-        return self._by_id.get(cid)
 
     def remove(self, cid: ConnId) -> C | None:
         return self._by_id.pop(cid, None)

@@ -85,6 +85,8 @@ class FreescoreServerProtocol(WebSocketServerProtocol):
     _transports: tuple[Any, ...] | None = None
     _batch: list[bytes] | None = None
     """Frames queued by the broadcaster for this reactor turn's one write; direct sends queue behind them."""
+    _small_limit = 125
+    _messages_in: Any = None
 
     # -- hooks for protocols -------------------------------------------------
     def handshake(self, request: ConnectionRequest) -> Any:
@@ -126,6 +128,10 @@ class FreescoreServerProtocol(WebSocketServerProtocol):
         self.factory.pending.discard(self)
         self.factory.track_open(self)
         self._tcp = _direct_socket(self.transport)
+        # What `_small_text_frames` reads per read: the longest payload it takes (126 and 127
+        # announce longer ones) and the count it adds to.
+        self._small_limit = min(125, self.maxFramePayloadSize or 125, self.maxMessagePayloadSize or 125)
+        self._messages_in = self.factory.metrics.messages_in
         # Real-time frames are small: do not let Nagle hold one back behind an unacknowledged one.
         set_nodelay = getattr(self.transport, "setTcpNoDelay", None)
         if set_nodelay is not None:
@@ -240,11 +246,11 @@ class FreescoreServerProtocol(WebSocketServerProtocol):
         fragments, longer or partial frames, invalid UTF-8, which Autobahn
         answers with 1007), is returned for Autobahn to process as usual.
         What `onMessage` does per message is done once per read here: the
-        liveness mark and the metric.
+        liveness mark and the metric (a `Tally`'s count, added to without a call).
         """
         i = 0
         n = len(data)
-        limit = min(125, self.maxFramePayloadSize or 125, self.maxMessagePayloadSize or 125)  # 126, 127: longer
+        limit = self._small_limit
         received = self.received
         count = 0
         try:
@@ -271,7 +277,7 @@ class FreescoreServerProtocol(WebSocketServerProtocol):
         finally:
             if count:
                 self._alive = True
-                self.factory.metrics.messages_in.inc(count)
+                self._messages_in.pending += count
                 self.trafficStats.incomingOctetsWireLevel += i
         return data[i:] if i else data
 

@@ -51,7 +51,10 @@ class ClickerEffects:
         self.publish = publish
         """Takes each `Publish`'s message (all on logic.CHANNEL); the service batches and sends them."""
 
-    def apply(self, effects: Iterable[Effect]) -> None:
+    def apply(self, effects: Iterable[Effect], batch_relays: bool = False) -> None:
+        """Perform `effects` in order. Relays (Broadcasts) go out at once, or with `batch_relays`
+        (the SCORE came in a read of several frames: the server is busy) in each watcher's one
+        write at the end of the reactor turn, which costs a call per turn and saves a send per relay."""
         for effect in effects:
             kind = type(effect)
             if kind is Send:
@@ -64,7 +67,8 @@ class ClickerEffects:
                 cids = self.logic.members(effect.group)  # type: ignore[union-attr]
                 if cids:
                     protos = self.conns.resolve(cids)
-                    self.broadcaster.queue(protos, text_frame(effect.frame))  # type: ignore[union-attr]
+                    to_each = self.broadcaster.queue if batch_relays else self.broadcaster.broadcast
+                    to_each(protos, text_frame(effect.frame))  # type: ignore[union-attr]
             elif kind is Close:
                 proto = self.conns.get(effect.to)  # type: ignore[union-attr]
                 if proto is not None:
@@ -93,6 +97,7 @@ class ClickerProtocol(FreescoreServerProtocol):
         svc.logic.opened(self.cid)
 
     def received(self, payload: bytes, is_binary: bool) -> None:
+        """One frame: held behind a pending REGISTER, or parsed and handed to logic (SCORE first: nearly all are)."""
         if is_binary:  # devices never send binary; ignore, as the spec says
             self.factory.metrics.errors.inc()
             return
@@ -102,9 +107,6 @@ class ClickerProtocol(FreescoreServerProtocol):
                 self._paused = True
                 self.transport.pauseProducing()
             return
-        self._handle(payload)
-
-    def _handle(self, payload: bytes) -> None:
         svc = self.service
         try:
             command = wire.parse(payload.decode("utf-8"), svc.settings.max_ids)
@@ -112,7 +114,7 @@ class ClickerProtocol(FreescoreServerProtocol):
             self.factory.metrics.errors.inc()
             return
         if type(command) is wire.Score:
-            svc.effects.apply(svc.logic.score(self.cid, command))  # type: ignore[arg-type]
+            svc.effects.apply(svc.logic.score(self.cid, command), self._batch is not None)  # type: ignore[arg-type]
         elif type(command) is wire.Register:
             self._register(command)
         else:
@@ -207,7 +209,7 @@ class ClickerProtocol(FreescoreServerProtocol):
         for payload in held or ():
             if self._gone:
                 break
-            self._handle(payload)
+            self.received(payload, False)  # _held is None now: handled at once
         if self._paused and not self._gone and self.transport is not None:
             self._paused = False
             self.transport.resumeProducing()

@@ -182,16 +182,42 @@ class RetryFilter:
         self._ids: OrderedDict[str, _Seen] = OrderedDict()
 
     def is_repeat(self, device_id: str, score: wire.Score) -> bool:
-        seen = self._ids.get(device_id)
+        """Runs for every SCORE: the draft-2 check is written out here, not in `_Seen` (two calls fewer)."""
+        ids = self._ids
+        seen = ids.get(device_id)
         if seen is None:
-            seen = self._ids[device_id] = _Seen(self.window)
-            if len(self._ids) > self.max_ids:
-                self._ids.popitem(last=False)
+            seen = ids[device_id] = _Seen(self.window)
+            if len(ids) > self.max_ids:
+                ids.popitem(last=False)
         else:
-            self._ids.move_to_end(device_id)
-        if score.msg_id is None:
-            return seen.timestamp_repeat(score.timestamp)
-        return seen.msg_repeat(score.msg_id, hash((score.timestamp, score.score)))
+            ids.move_to_end(device_id)
+        msg_id, timestamp, value = score
+        if msg_id is None:
+            return seen.timestamp_repeat(timestamp)
+        body = hash((timestamp, value))
+        msgs = seen.msgs
+        known = msgs.get(msg_id)
+        if known == body:
+            return True
+        last = seen.last_msg
+        if known is not None or (  # msgId went down: a reboot (the usual case, both plain digits, written out)
+            last is not None and (len(msg_id) < len(last) or (len(msg_id) == len(last) and msg_id < last)
+                                  if msg_id[0] != "-" and last[0] != "-" else _below(msg_id, last))
+        ):
+            msgs.clear()
+            seen.msg_order.clear()
+        seen.last_msg = msg_id
+        msgs[msg_id] = body
+        order = seen.msg_order
+        order.append(msg_id)
+        if len(order) > self.window:
+            msgs.pop(order.popleft(), None)
+        return False
+
+
+def _below(a: str, b: str) -> bool:
+    """a < b for canonical decimal strings (`wire.parse_int`'s), of any length and sign."""
+    return wire.int_key(a) < wire.int_key(b)
 
 
 class _Seen:
@@ -199,27 +225,13 @@ class _Seen:
 
     def __init__(self, window: int) -> None:
         self.window = window
-        self.last_msg: tuple[int, int, str] | None = None
+        self.last_msg: str | None = None
+        """The last msgId taken (canonical decimal)."""
         self.msgs: dict[str, int] = {}
         """msgId -> hash of (timestamp, score): a retry repeats both, a reboot's msgId does not."""
         self.msg_order: deque[str] = deque()
         self.timestamps: set[str] = set()
         self.ts_order: deque[str] = deque()
-
-    def msg_repeat(self, msg_id: str, body: int) -> bool:
-        known = self.msgs.get(msg_id)
-        if known == body:
-            return True
-        key = wire.int_key(msg_id)
-        if known is not None or (self.last_msg is not None and key < self.last_msg):  # msgId went down
-            self.msgs.clear()
-            self.msg_order.clear()
-        self.last_msg = key
-        self.msgs[msg_id] = body
-        self.msg_order.append(msg_id)
-        if len(self.msg_order) > self.window:
-            self.msgs.pop(self.msg_order.popleft(), None)
-        return False
 
     def timestamp_repeat(self, timestamp: str) -> bool:
         if timestamp in self.timestamps:
@@ -276,6 +288,8 @@ class Clicker:
     """id -> nodes holding at least one live sender connection for it."""
     groups: dict[tuple[int, str], set[ConnId]] = field(default_factory=dict)
     """watchers(dialect, id) -> receivers watching it."""
+    watched: dict[str, int] = field(default_factory=dict)
+    """id -> how many of `groups` (one per dialect, so 1 or 2) have watchers: one lookup per SCORE."""
 
     # -- connections --------------------------------------------------------
     def opened(self, cid: ConnId) -> Session:
@@ -389,6 +403,8 @@ class Clicker:
             return (reply,)
         if not self.solo:
             return reply, Publish(CHANNEL, ["score", device_id, command.timestamp, command.score])
+        if device_id not in self.watched:  # nobody on this node watches it: no relay to build
+            return (reply,)
         relays = self._relays(device_id, command.timestamp, command.score)  # type: ignore[arg-type]
         return (reply, *relays) if relays else (reply,)
 
@@ -414,8 +430,13 @@ class Clicker:
         session.ids = command.ids
         session.dialect = command.dialect
         groups = self.groups
+        watched = self.watched
         for device_id in command.ids:
-            groups.setdefault((command.dialect, device_id), set()).add(cid)
+            group = groups.get((command.dialect, device_id))
+            if group is None:
+                group = groups[(command.dialect, device_id)] = set()
+                watched[device_id] = watched.get(device_id, 0) + 1
+            group.add(cid)
         fx = Effects()
         for line in wire.format_connect_reply([i for i in command.ids if self.present.get(i)]):
             fx.send(cid, line)
@@ -429,6 +450,11 @@ class Clicker:
                 cids.discard(cid)
                 if not cids:
                     del self.groups[group]
+                    left = self.watched[device_id] - 1
+                    if left:
+                        self.watched[device_id] = left
+                    else:
+                        del self.watched[device_id]
         session.ids = ()
 
     def _to_watchers(self, fx: Effects, device_id: str, line: str) -> None:
