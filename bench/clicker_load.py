@@ -276,14 +276,14 @@ def run_level(fs, args, rate: float) -> dict:
         go.put(t0)
     time.sleep(max(0.0, t0 + args.warmup - time.monotonic()))
     (user0, sys0), w0, wait0 = cpu_split(pid), time.monotonic(), proc_wait(pid)
-    gc0 = snapshot(fs.url())
+    gc0 = snapshot(fs.url()) if args.server == "freescore" else {}
     rss_peak = 0.0
     while time.monotonic() < t0 + args.warmup + args.duration:
         rss_peak = max(rss_peak, proc_rss_mb(pid))
         time.sleep(0.5)
     (user1, sys1), w1, wait1 = cpu_split(pid), time.monotonic(), proc_wait(pid)
     cpu0, cpu1 = user0 + sys0, user1 + sys1
-    gc_passes = describe(gc0, snapshot(fs.url()))
+    gc_passes = describe(gc0, snapshot(fs.url())) if args.server == "freescore" else "not measured (floor)"
     gen_cpu = (sum(cpu_seconds(p.pid) for p in procs) - gen_cpu0) / (w1 - w0 + args.warmup + 0.5) * 100
     got = [results.get(timeout=120) for _ in procs]
     for p in procs:
@@ -307,6 +307,25 @@ def run_level(fs, args, rate: float) -> dict:
     }
 
 
+def start_server(args, tmp: Path):
+    """freescore (on the chosen reactor) or the floor, as a process with `url()`, `proc` and `stop()`."""
+    if args.server == "floor":
+        from clicker_floor import FloorProcess
+
+        return FloorProcess(args.reactor)
+    from harness import TWISTD, FreescoreProcess, env
+
+    if args.reactor == "epoll":
+        return FreescoreProcess(CONFIG, tmp).start()
+    if args.reactor == "uvloop":
+        import uvloop  # noqa: F401  (not a dependency of freescore: `pip install uvloop` to measure it)
+    prelude = f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); from clicker_floor import " \
+              f"install_reactor; install_reactor({args.reactor!r}); "
+    argv = [sys.executable, "-c", prelude + TWISTD, "-n", "--pidfile=", "freescore", "--config",
+            str(tmp / "freescore.toml")]
+    return FreescoreProcess(CONFIG, tmp, argv=argv, environ=env()).start()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--devices", type=int, default=1000)
@@ -319,14 +338,16 @@ def main() -> None:
     ap.add_argument("--warmup", type=float, default=3.0)
     ap.add_argument("--duration", type=float, default=15.0)
     ap.add_argument("--report", type=Path, default=REPO / "bench" / "reports" / "clicker.md")
+    ap.add_argument("--server", choices=["freescore", "floor"], default="freescore",
+                    help="floor: bench/clicker_floor.py, a bare Twisted server (what the reactor and kernel cost)")
+    ap.add_argument("--reactor", choices=["epoll", "asyncio", "uvloop"], default="epoll",
+                    help="the server's reactor: Twisted's default (epoll), asyncio, or asyncio on uvloop")
     args = ap.parse_args()
     if args.listeners * args.per_listener > args.devices:
         ap.error("listeners x per-listener must not exceed devices (each device is watched once)")
-    from harness import FreescoreProcess
-
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        fs = FreescoreProcess(CONFIG, Path(tmp)).start()
+        fs = start_server(args, Path(tmp))
         try:
             for rate in (float(r) for r in args.rates.split(",")):
                 row = run_level(fs, args, rate)
@@ -353,7 +374,9 @@ def write_report(args, rows: list[dict]) -> None:
         f"Taken {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {platform.node()} "
         f"({os.cpu_count()} cores, Python {platform.python_version()}), loopback, load generator "
         f"({args.procs} asyncio processes, `{args.client}` client) on the same machine as the server "
-        f"(1-minute load average at the start {os.getloadavg()[0]:.1f}; 2.0 means both cores busy).",
+        f"(1-minute load average at the start {os.getloadavg()[0]:.1f}; 2.0 means both cores busy). "
+        f"Server: {'freescore' if args.server == 'freescore' else 'bench/clicker_floor.py (the floor)'}, "
+        f"reactor {args.reactor}.",
         "",
         f"{args.devices} devices each sending `SCORE <msgId> <timestamp> <score>` at the given rate "
         "(not waiting for the acknowledgement), "

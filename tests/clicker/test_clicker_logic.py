@@ -374,3 +374,71 @@ def test_alone_a_relay_is_a_broadcast_to_the_watchers_now_and_nothing_when_nobod
         Send(s, "SCORED 2 11"), Broadcast(logic.watchers(wire.DRAFT_1, reg.device_id), f"SCORE 11 {reg.device_id} 8"),
     )
     assert c.score(s, Score("2", "11", "8")) == (Send(s, "SCORED 2 11"),)  # a retry: acknowledged, not relayed
+
+
+class ReferenceRetries:
+    """The draft-2 rule with Python ints, as the spec words it: a repeat is an msgId seen with the same
+    timestamp and score since that id's msgId last went down; only the last `window` msgIds are kept."""
+
+    def __init__(self, window: int) -> None:
+        self.window = window
+        self.seen: dict[int, tuple[str, str]] = {}
+        self.order: list[int] = []
+        self.last: int | None = None
+
+    def is_repeat(self, msg_id: int, body: tuple[str, str]) -> bool:
+        known = self.seen.get(msg_id)
+        if known == body:
+            return True
+        if known is not None or (self.last is not None and msg_id < self.last):
+            self.seen, self.order = {}, []
+        self.last = msg_id
+        self.seen[msg_id] = body
+        self.order.append(msg_id)
+        if len(self.order) > self.window:
+            self.seen.pop(self.order.pop(0), None)
+        return False
+
+
+@settings(deadline=None)
+@given(st.lists(st.tuples(st.integers(-12, 12) | st.integers(10**20 - 3, 10**20 + 3), st.sampled_from("ab")),
+                max_size=120))
+def test_retry_filter_agrees_with_integer_reference_for_any_msgids(steps):
+    """Negative msgIds, msgIds of different lengths and past 2**64 compare as numbers."""
+    f = RetryFilter(window=8)
+    ref = ReferenceRetries(window=8)
+    for msg_id, body in steps:
+        score = Score(str(msg_id), body, "1")
+        assert f.is_repeat("dev", score) == ref.is_repeat(msg_id, (body, "1")), (msg_id, body)
+
+
+@settings(deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["subscribe", "listen", "close"]), st.integers(0, 3),
+                          st.sets(st.sampled_from([0, 1, 2]))), max_size=40))
+def test_watched_counts_the_dialect_groups_with_watchers(actions):
+    """`watched` (one lookup per SCORE) always matches the groups; an unwatched id's SCORE builds no relay."""
+    c = clicker(solo=True)
+    sender = conn(c)
+    reg = c.register(sender, Register(""))
+    c.registered(sender, reg)
+    names = [reg.device_id, "900002", "900003"]
+    receivers = [conn(c) for _ in range(4)]
+    open_ = set(range(4))
+    for action, k, ids in actions:
+        if k not in open_:
+            continue
+        if action == "close":
+            c.closed(receivers[k])
+            open_.discard(k)
+            continue
+        dialect = wire.DRAFT_2 if action == "subscribe" else wire.DRAFT_1
+        c.listen(receivers[k], Listen(tuple(names[i] for i in sorted(ids)), dialect))
+        expected: dict[str, int] = {}
+        for (_, device_id), members in c.groups.items():
+            assert members
+            expected[device_id] = expected.get(device_id, 0) + 1
+        assert c.watched == expected
+    for n, msg in enumerate(["1", "2"]):  # the first SCORE with its state, the next after the last change
+        effects = c.score(sender, Score(msg, str(n), "3"))
+        assert [type(e) for e in effects] == [Send] + [Broadcast] * c.watched.get(reg.device_id, 0)
+        assert {e.group for e in effects[1:]} == {g for g in c.groups if g[1] == reg.device_id}

@@ -187,3 +187,23 @@ def test_parse_never_fails_otherwise(text):
         wire.parse(text)
     except IgnoredInput:
         pass
+
+
+SCORE_TOKEN = st.one_of(
+    st.from_regex(r"\A[0-9]{1,25}\Z"),  # what devices send, leading zeros included
+    st.text(alphabet="0123456789+-\u0663\u00a0xe.", min_size=1, max_size=8),  # the lenient and the invalid
+)
+
+
+@given(SCORE_TOKEN, SCORE_TOKEN, SCORE_TOKEN, st.sampled_from(["SCORE", "score", "Score"]),
+       st.sampled_from(["", "\r\n"]))
+def test_three_argument_score_is_parse_int_of_each_token(msg_id, timestamp, score, verb, newline):
+    """The plain-digit shortcut in `parse` gives what the general path (JavaScript parseInt per token) gives."""
+    values = [reference_parse_int(t) for t in (msg_id, timestamp, score)]
+    text = f"{verb} {msg_id} {timestamp} {score}{newline}"
+    if None in values:
+        with pytest.raises(IgnoredInput):
+            wire.parse(text)
+        return
+    parsed = wire.parse(text)
+    assert type(parsed) is Score and parsed == Score(*values)

@@ -589,3 +589,30 @@ def test_new_ids_over_the_address_budget_get_no_reply(freescore, tmp_path):
     assert len(json.loads((tmp_path / "state" / "registry.json").read_text())["secrets"]) == 2
     proc.wait_log(r"REGISTER for a new id from .* ignored: over its budget of new ids")
     assert proc.log().count("over its budget of new ids") == 2, "logged once per connection"
+
+
+def test_scores_of_one_read_and_single_ones_are_relayed_in_order(fs):
+    """A device's frames in one TCP segment (a busy server reads them at once and batches their
+    relays to the turn's end) and frames one by one (relayed at once) reach listeners in order."""
+    device = RawDevice(fs.port())
+    sub = RawDevice(fs.port())
+    try:
+        device.send("REGISTER")
+        device_id = device.recv().split(" ")[1]
+        sub.send(f"SUBSCRIBE {device_id}")
+        assert sub.recv() == f"CONNECT {device_id}"
+        burst = [f"SCORE {m} {100 + m} {m}" for m in range(1, 9)]
+        frames = b""
+        for line in burst:  # eight masked frames, one sendall: one segment on loopback
+            payload = line.encode()
+            mask = bytes([m % 256 + 1 for m in range(4)])
+            frames += bytes([0x81, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        device.sock.sendall(frames)
+        device.send("SCORE 9 109 9")
+        device.send("SCORE 2 102 2")  # a retry from the burst: acknowledged, not relayed
+        device.send("SCORE 10 110 10")
+        assert [device.recv() for _ in range(11)] == [f"SCORED {m} {100 + m}" for m in [*range(1, 10), 2, 10]]
+        assert [sub.recv() for _ in range(10)] == [f"SCORE {100 + m} {m} {device_id}" for m in range(1, 11)]
+    finally:
+        device.close()
+        sub.close()
