@@ -86,6 +86,11 @@ CASES = [  # the longest first, so the parallel runs end together
                                                          "--duration", "1", "--client", client),
            {"SCORE/s acked": 1})
       for client in ("raw", "websockets")),
+    *(Case(f"clicker_load {' '.join(extra)}", "clicker_load.py", ("--devices", "4", "--listeners", "2",
+                                                                  "--per-listener", "2", "--procs", "1", "--rates",
+                                                                  "10", "--warmup", "0.5", "--duration", "1", *extra),
+           {"SCORE/s acked": 1})
+      for extra in (("--server", "floor"), ("--reactor", "asyncio"))),
     *(Case(f"hub_load{label}", "hub_load.py", ("--rates", "50", "--seconds", "0.5", *extra), {"delivered": 1},
            needs="redis")
       for label, extra in (("", ()), (" no-hiredis", ("--no-hiredis",)))),
@@ -99,8 +104,9 @@ CASES = [  # the longest first, so the parallel runs end together
     Case("events_fanout_calls cpu", "events_fanout_calls.py", (*FANOUT, "--cpu", "--repeats", "2"),
          printed=r"CPU per delivery .* (?P<subscribers>5) subscribers, (?P<messages>5) messages a round"),
 ]
-LIBRARIES = {"loadkit.py", "gcstats.py", "poomsae_load.py"}
-"""bench/ modules the scripts import, not run on their own (poomsae_load through worldclass/freestyle)."""
+LIBRARIES = {"loadkit.py", "gcstats.py", "poomsae_load.py", "clicker_floor.py"}
+"""bench/ modules the scripts import, not run on their own (poomsae_load through worldclass/freestyle,
+clicker_floor through `clicker_load --server floor`)."""
 
 
 def missing(case: Case) -> str | None:
