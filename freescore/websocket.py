@@ -128,7 +128,7 @@ class FreescoreServerProtocol(WebSocketServerProtocol):
         self.factory.pending.discard(self)
         self.factory.track_open(self)
         self._tcp = _direct_socket(self.transport)
-        # What `_small_text_frames` reads per read: the longest payload it takes (126 and 127
+        # What `dataReceived` reads per read: the longest payload it takes (126 and 127
         # announce longer ones) and the count it adds to.
         self._small_limit = min(125, self.maxFramePayloadSize or 125, self.maxMessagePayloadSize or 125)
         self._messages_in = self.factory.metrics.messages_in
@@ -221,22 +221,6 @@ class FreescoreServerProtocol(WebSocketServerProtocol):
     # read and write even with debug logging off: about a third of the CPU of a
     # small message. These two keep its behaviour and skip that line.
     def dataReceived(self, data: bytes) -> None:
-        if self.state == _OPEN and not self.data and self.current_frame is None and not self.inside_message:
-            if self._batch is not None or len(data) <= 6 + (data[1] & 0x7F if len(data) > 1 else 0):
-                data = self._small_text_frames(data)  # one frame (or a batch is open already): no batch of its own
-            else:
-                self._batch = batch = []  # replies to the frames of this read leave in one write
-                try:
-                    data = self._small_text_frames(data)
-                finally:
-                    self._batch = None
-                    if batch:
-                        self.write_now(batch[0] if len(batch) == 1 else b"".join(batch))
-            if not data:
-                return
-        self._dataReceived(data)
-
-    def _small_text_frames(self, data: bytes) -> bytes:
         """Deliver the complete, masked, unfragmented text frames under 126 bytes at the front of `data`.
 
         Most messages of these protocols are such frames (a clicker SCORE is
@@ -244,12 +228,20 @@ class FreescoreServerProtocol(WebSocketServerProtocol):
         (frame and message state, a masker and a UTF-8 validator object). The
         rest, from the first frame that is anything else (control frames,
         fragments, longer or partial frames, invalid UTF-8, which Autobahn
-        answers with 1007), is returned for Autobahn to process as usual.
-        What `onMessage` does per message is done once per read here: the
-        liveness mark and the metric (a `Tally`'s count, added to without a call).
+        answers with 1007), goes to Autobahn as usual. What `onMessage` does
+        per message is done once per read here: the liveness mark and the
+        metric (a `Tally`'s count, added to without a call). When the read
+        holds more than one frame, the replies to them leave in one write.
+        One method, not two: it runs for every read.
         """
-        i = 0
+        if self.state != _OPEN or self.data or self.current_frame is not None or self.inside_message:
+            self._dataReceived(data)  # Autobahn's own path: handshake, partial frames, closing
+            return
         n = len(data)
+        batch = None
+        if self._batch is None and n > 6 + (data[1] & 0x7F if n > 1 else 0):
+            self._batch = batch = []  # several frames (or a long one): their replies in one write
+        i = 0
         limit = self._small_limit
         received = self.received
         count = 0
@@ -279,7 +271,12 @@ class FreescoreServerProtocol(WebSocketServerProtocol):
                 self._alive = True
                 self._messages_in.pending += count
                 self.trafficStats.incomingOctetsWireLevel += i
-        return data[i:] if i else data
+            if batch is not None:
+                self._batch = None
+                if batch:
+                    self.write_now(batch[0] if len(batch) == 1 else b"".join(batch))
+        if i < n:
+            self._dataReceived(data[i:] if i else data)
 
     def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:
         batch = self._batch
