@@ -8,9 +8,10 @@ read the exact bytes a service writes: HTTP answers and WebSocket frames.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -87,7 +88,36 @@ class Node:
                  f"Sec-WebSocket-Key: {key}", "Sec-WebSocket-Version: 13"]
         lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
         transport.protocol.dataReceived(("\r\n".join(lines) + "\r\n\r\n").encode())
-        return Peer(transport)
+        return Peer(transport, path)
+
+    def expect(self, peer: Peer, predicate: Any, seconds: float = 0.0, step: float = 0.05) -> Any:
+        """`peer`'s first JSON message that `predicate` accepts (earlier ones are dropped); while none
+        has come, the clock advances in `step`s, `seconds` at most."""
+        self.clock.advance(0)
+        for k in range(round(seconds / step) + 1):
+            if k:
+                self.clock.advance(step)
+            peer.inbox += peer.messages()
+            while peer.inbox:
+                message = peer.inbox.pop(0)
+                if predicate(message):
+                    return message
+        raise AssertionError(f"{peer.path}: no such message within {seconds}s of the test clock")
+
+    def quiet(self, seconds: float, peers: Sequence[Peer], files: Sequence[Path] = (), step: float = 0.05) -> None:
+        """Advance the clock `seconds` in `step`s: after every step no peer got a byte and no file changed.
+
+        Proves that a cancelled timer never fires without waiting on a wall clock: each call
+        that falls due runs inside `advance`, so small steps pass every pause in turn.
+        """
+        assert [p.inbox for p in peers if p.inbox] == [], "read but not taken before the quiet"
+        before = {f: f.read_bytes() for f in files}
+        for k in range(1, round(seconds / step) + 1):
+            self.clock.advance(step)
+            for peer in peers:
+                assert peer.written() == b"", f"{peer.path} was written to {k * step:.2f}s on"
+            for f in files:
+                assert f.read_bytes() == before[f], f"{f.name} changed {k * step:.2f}s on"
 
 
 def client_frame(payload: bytes, opcode: int = 1, fin: bool = True) -> bytes:
@@ -112,8 +142,10 @@ def close_frame(code: int, reason: str = "") -> bytes:
 class Peer:
     """The client end of one WebSocket: what it sends, and the server's bytes as they came."""
 
-    def __init__(self, transport: Transport) -> None:
+    def __init__(self, transport: Transport, path: str = "") -> None:
         self.transport = transport
+        self.path = path
+        self.inbox: list[Any] = []  # messages read but not yet taken (`Node.expect`)
         head, _, rest = bytes(transport.value()).partition(b"\r\n\r\n")
         self.status = int(head.split(b" ", 2)[1]) if head else 0
         self.head = head
@@ -144,6 +176,10 @@ class Peer:
 
     def texts(self) -> list[str]:
         return [p.decode() for op, p in self.frames() if op == 1]
+
+    def messages(self) -> list[Any]:
+        """The text frames written since the last call, parsed as JSON."""
+        return [json.loads(t) for t in self.texts()]
 
 
 def split_frames(data: bytes) -> list[tuple[int, bytes]]:

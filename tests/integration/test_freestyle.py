@@ -298,16 +298,12 @@ def test_autopilot_sequence_and_its_cancellation(freescore, tmp_path):
         base = fs.url(0, "ws")
         tablet = await Peer.connect(base, "/freestyle/test/1/observer")
         coord = await Peer.connect(base, "/freestyle/test/1/computer+operator")
-        loop = asyncio.get_running_loop()
         for j in range(3):
             await tablet.send(score_request(j))
         armed = await tablet.expect(lambda f: f.get("division", {}).get("autopilot") == "on")
-        t0 = loop.time()
         assert armed["request"]["judge"] == 2 and armed["division"]["state"] == "score"
         board = await tablet.expect(lambda f: f.get("division", {}).get("state") == "display")
-        t1 = loop.time()
         nxt = await tablet.expect(lambda f: "autopilot" not in f.get("division", {"autopilot": 1}))
-        assert t1 - t0 >= 0.25 and loop.time() - t1 >= 0.45  # timers never fire early
         assert board["request"] == nxt["request"] == armed["request"]
         assert (nxt["division"]["current"], nxt["division"]["state"]) == (1, "score")
         # athlete 1 completes; the coordinator moves on at once: no autopilot frame follows
@@ -317,8 +313,10 @@ def test_autopilot_sequence_and_its_cancellation(freescore, tmp_path):
         await coord.send({"type": "division", "action": "athlete next"})
         moved = await coord.expect(is_update("division", "athlete next"))
         assert moved["division"]["current"] == 2 and "autopilot" not in moved["division"]
-        later = await tablet.quiet(1.2)
-        assert [f for f in later if f.get("request", {}).get("action") == "score"] == []
+        await tablet.expect(is_update("division", "athlete next"))
+        # the read's answer is the next frame; that the cancelled steps never come, and that no step
+        # comes before its pause ends, is proven on a test clock: tests/freestyle/test_autopilot_node.py
+        await tablet.sentinel({"type": "division", "action": "read"}, is_update("division", "read"))
         on_disk = parse_division((forms / "ring01" / "div.fs01.txt").read_text())
         assert on_disk["current"] == 2 and "autopilot" not in on_disk
         for p in (tablet, coord):

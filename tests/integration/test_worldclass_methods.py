@@ -253,8 +253,8 @@ def test_sbs2_draws_and_tie_break(methods):
         same_shape("sbs2-autopilot-results", frames[1], flags=False)
         same_shape("sbs2-autopilot-leaderboard", frames[2], flags=False)
         assert [a["scores"]["ro2"]["tb"] for a in frames[2]["division"]["athletes"]] == [[8.4], [8.2]]
-        assert await op.peer.quiet(0.5) == []  # nothing after the leaderboard
-        op.same_file("sbs2", "06-final.txt")
+        await op.peer.sentinel({"type": "division", "action": "read"}, is_update("division", "read"))
+        op.same_file("sbs2", "06-final.txt")  # no step after the leaderboard: test_autopilot_node.py
         for _ in range(9):
             await op.ask({"type": "division", "action": "display"})
         await op.ask({"type": "division", "action": "clear judge score", "judge": 2, "index": [0, 1]})
@@ -304,8 +304,8 @@ def test_se2f_two_forms(methods):
             frames = await op.sequence(*(["scoreboard"] if k == 3 else ["scoreboard", "next"]))
             op.same_file("se2f", names[k], autopilot_off_at_end=k == 3)
         same_shape("se2f-autopilot-scoreboard-last", frames[0], "$.division.autopilot")
-        assert await op.peer.quiet(0.5) == []
-        final = await op.ask({"type": "division", "action": "read"})
+        # the read's answer is the next frame (no step after the last scoreboard: test_autopilot_node.py)
+        final = await op.peer.sentinel({"type": "division", "action": "read"}, is_update("division", "read"))
         same_shape("se2f-division-read-final", final, "$.division.autopilot")
         assert (final["division"]["current"], final["division"]["form"]) == (1, 1)
 
@@ -322,8 +322,8 @@ def test_manual_action_during_a_pause_cancels_the_rest(freescore, tmp_path):
         await op.sequence("scoreboard", "bracket")
         shown = await op.ask({"type": "division", "action": "display"})
         assert shown["division"]["state"] == "leaderboard" and "autopilot" not in shown["division"]
-        late = await op.peer.quiet(5.0)  # longer than the pause the next step was due after
-        assert [f for f in late if f.get("type") == "autopilot"] == []
         assert "# current=0\n" in op.file.read_text() and "# state=leaderboard\n" in op.file.read_text()
+        # the read's answer is the next frame (the cancelled steps never come: test_autopilot_node.py)
+        await op.peer.sentinel({"type": "division", "action": "read"}, is_update("division", "read"))
 
     play((fs.url(0, "ws"), data), 1, "se5", scenario)
