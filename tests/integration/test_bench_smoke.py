@@ -53,7 +53,7 @@ class Case:
     printed: str = ""
     """For scripts without a report: a pattern of the standard output whose named groups are counts above 0."""
     needs: str = ""
-    """`redis` or `node`: skipped without it, as the other tests that need it are."""
+    """`redis`, `node` or `valgrind`: skipped without it, as the other tests that need it are."""
 
 
 CASES = [  # the longest first, so the parallel runs end together
@@ -94,6 +94,8 @@ CASES = [  # the longest first, so the parallel runs end together
     *(Case(f"hub_load{label}", "hub_load.py", ("--rates", "50", "--seconds", "0.5", *extra), {"delivered": 1},
            needs="redis")
       for label, extra in (("", ()), (" no-hiredis", ("--no-hiredis",)))),
+    Case("clicker_instructions", "clicker_instructions.py", ("--devices", "4", "--listeners", "0", "--rounds", "1"),
+         printed=r"instructions per SCORE: (?P<instructions>\d+) \((?P<devices>4) devices", needs="valgrind"),
     Case("clicker_fastpath", "clicker_fastpath.py", ("--devices", "4", "--listeners", "2", "--per-listener", "2",
                                                      "--scores", "200", "--repeats", "2"),
          printed=r"(?P<acked>\d+) of (?P=acked) SCOREs acknowledged"),
@@ -115,6 +117,8 @@ def missing(case: Case) -> str | None:
         return SKIP_REASON
     if case.needs == "node" and shutil.which("node") is None:
         return "needs node (bash .ci/needs-events.sh)"
+    if case.needs == "valgrind" and shutil.which("valgrind") is None:
+        return "needs valgrind (bash .ci/needs-bench.sh)"
     return None
 
 
