@@ -363,17 +363,18 @@ def test_rest_autopilot_steps_and_manual_navigation_cancels(freescore, tmp_path)
         rest.get(f"/test/4/{j}/{v}")
     wait_until(lambda: "# state=score\n" in div_text(forms, 4, "p04"), what="score step")
     wait_until(lambda: "# state=display\n" in div_text(forms, 4, "p04"), what="leaderboard step")
-    same_json(rest.get("/test/4/athlete/next"), rest_answer("rest-athlete-next.json"))  # cancels the autopilot
+    # cancels the autopilot (that its steps never come: tests/grassroots/test_autopilot_node.py)
+    same_json(rest.get("/test/4/athlete/next"), rest_answer("rest-athlete-next.json"))
     same_json(rest.get("/test/4/0/77"), {"athlete": 1, "judge": 1, "score": 7.7})
     text = div_text(forms, 4, "p04")
     assert "Lou BAY\t\t7.7\t-\t-\t-\t-\t-\n" in text and "# current=1\n" in text
 
 
 def test_autopilot_never_wipes_a_score_entered_during_its_pause(freescore, tmp_path):
-    # Kim completes at C: next athlete at C+0.5, the last step would be due at C+1.0. Lou's scores
-    # come after C+0.5, so Lou's own leaderboard step (0.5 after Lou completes) runs after C+1.0:
-    # the file it leaves shows whether Kim's last step wrote a stale copy over Lou's scores.
-    fs, forms, rest = start(freescore, tmp_path, times=(0.0, 0.5, 0.5, 1.0))
+    # Kim completes at C: next athlete at C+0.5, the last step would be due at C+60, so Lou's first
+    # score surely lands inside that pause. That the cancelled last step never writes a stale copy
+    # over Lou's scores is proven on a test clock: tests/grassroots/test_autopilot_node.py.
+    fs, forms, rest = start(freescore, tmp_path, times=(0.0, 0.5, 0.5, 60.0))
     post(rest, 4, "p04", "Stale autopilot", ["Kim ASH", "Lou BAY"])
     for j, v in enumerate([80, 81, 82]):
         rest.get(f"/test/4/{j}/{v}")
