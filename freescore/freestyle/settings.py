@@ -10,9 +10,6 @@ from freescore.poomsae.settings import FreeScoreSettings
 
 @dataclass(frozen=True)
 class Settings(FreeScoreSettings):
-    data: Path = Path("var/freescore")
-    """The data root; tournament `<db>` keeps its freestyle divisions in `<db>/forms-freestyle`
-    (the same root as `[worldclass]` serves both, as upstream's /usr/local/freescore/data does)."""
     leaderboard_delay: float = 9.0
     """Autopilot: the completing score -> the leaderboard (s)."""
     next_delay: float = 12.0

@@ -19,7 +19,9 @@ from freescore.settings import Config, SettingError, WebSocketSettings
 @dataclass(frozen=True)
 class FreeScoreSettings(WebSocketSettings):
     data: Path = Path("var/freescore")
-    """The data root (upstream's /usr/local/freescore/data); each tournament db is a folder in it."""
+    """The data root (upstream's /usr/local/freescore/data); each tournament db is a folder in it.
+    One default for every FreeScore service: each keeps its own `<db>/forms-<service>` folder in it,
+    so worldclass, freestyle and grassroots share a root as upstream's services do."""
     cors_origin: str = "*"
     inactivity_timeout: float = 3600.0
     keepalive: float = 60.0

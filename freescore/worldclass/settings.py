@@ -11,8 +11,6 @@ from freescore.settings import SettingError
 
 @dataclass(frozen=True)
 class Settings(FreeScoreSettings):
-    data: Path = Path("var/worldclass")
-    """The data root (upstream's /usr/local/freescore/data); each tournament db is a folder in it."""
     ping_interval: float = 30.0
     sessions: Path | None = None
     scoreboard_delay: float = 9.0

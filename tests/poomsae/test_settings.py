@@ -7,8 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from freescore import embedded, registry
+from freescore.config import parse
 from freescore.poomsae.settings import FreeScoreSettings
 from freescore.settings import Config, HubSettings, SettingError
+from harness import REPO
+
+FREESCORE = sorted(name for name, cls in registry.SERVICES.items() if issubclass(cls, FreeScoreSettings))
 
 
 @dataclass(frozen=True)
@@ -45,3 +50,22 @@ def test_a_freescore_service_refuses_the_redis_hub(tmp_path: Path) -> None:
         Table().check(config, "freestyle")
     assert e.value.key == "hub.backend" and "freestyle is single-node" in e.value.message
     Table().check(Config(file=tmp_path / "x.toml", listeners=()), "freestyle")
+
+
+def test_every_freescore_service_defaults_to_one_data_root(tmp_path: Path) -> None:
+    """A table without `data` shares the root of the others (each keeps its own forms-<service> folder)."""
+    assert {"worldclass", "freestyle", "grassroots"} <= set(FREESCORE)
+    text = '[[listen]]\nendpoint = "tcp:0"\n' + "".join(f"[{name}]\n" for name in FREESCORE)
+    config = parse(text, tmp_path / "freescore.toml")
+    assert {name: config.services[name].data for name in FREESCORE} == dict.fromkeys(
+        FREESCORE, (tmp_path / "var" / "freescore").resolve())
+
+
+@pytest.mark.parametrize("source", ["etc/freescore.toml", "embedded default"])
+def test_the_shipped_configurations_give_every_freescore_service_one_data_root(source: str, tmp_path: Path) -> None:
+    if source == "embedded default":
+        config = embedded.load(cwd=tmp_path)
+    else:
+        config = parse((REPO / source).read_text(encoding="utf-8"), REPO / source)
+    roots = {config.services[name].data for name in FREESCORE if name in config.services}
+    assert len(roots) == 1, roots
