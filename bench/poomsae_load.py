@@ -220,6 +220,12 @@ def display_seconds(args: argparse.Namespace, seconds: float) -> float:
     return 1.0 + seconds + args.drain
 
 
+def server_config(scenario: Scenario) -> str:
+    """One loopback listener on any port and the service's table, its data root `data` beside the file."""
+    return (f'[[listen]]\nendpoint = "tcp:0:interface=127.0.0.1"\n\n[{scenario.service}]\ndata = "data"\n'
+            + scenario.config)
+
+
 def write_probe(folder: Path, count: int = 40) -> tuple[float, float]:
     """p50/p99 (ms) of freescore.persist.write_atomic on this disk right now: the floor of every score."""
     from freescore.persist import write_atomic
@@ -242,8 +248,7 @@ def run(scenario: Scenario, description: str, parents: tuple[argparse.ArgumentPa
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         scenario.make_data(work / "data", args.rings, args.judges)
-        config = (f'[[listen]]\nendpoint = "tcp:0:interface=127.0.0.1"\n\n[{scenario.service}]\ndata = "data"\n'
-                  + scenario.config)
+        config = server_config(scenario)
         probe_before = write_probe(work)
         fs = FreescoreProcess(config, work).start()
         try:

@@ -53,7 +53,7 @@ class Case:
     printed: str = ""
     """For scripts without a report: a pattern of the standard output whose named groups are counts above 0."""
     needs: str = ""
-    """`redis`, `node` or `valgrind`: skipped without it, as the other tests that need it are."""
+    """`redis`, `node`, `valgrind` or `strace`: skipped without it, as the other tests that need it are."""
 
 
 CASES = [  # the longest first, so the parallel runs end together
@@ -99,6 +99,11 @@ CASES = [  # the longest first, so the parallel runs end together
     Case("clicker_fastpath", "clicker_fastpath.py", ("--devices", "4", "--listeners", "2", "--per-listener", "2",
                                                      "--scores", "200", "--repeats", "2"),
          printed=r"(?P<acked>\d+) of (?P=acked) SCOREs acknowledged"),
+    *(Case(f"worldclass_calls {what}", "worldclass_calls.py",
+           ("--count", what, "--rings", "1", "--judges", "2", "--displays", "1", "--warmup", "1", "--scores", "4"),
+           printed=rf"(?P<scores>\d+) scores: (?P<per_score>\d+)[.\d]* {unit} per score",
+           needs="strace" if what == "syscalls" else "")
+      for what, unit in (("syscalls", "syscalls"), ("calls", "Python calls"))),
     Case("events_fanout_calls", "events_fanout_calls.py", FANOUT,
          printed=r"(?P<calls>\d+) calls for (?P<deliveries>25) deliveries"),
     Case("events_fanout_calls direct", "events_fanout_calls.py", (*FANOUT, "--direct"),
@@ -119,6 +124,8 @@ def missing(case: Case) -> str | None:
         return "needs node (bash .ci/needs-events.sh)"
     if case.needs == "valgrind" and shutil.which("valgrind") is None:
         return "needs valgrind (bash .ci/needs-bench.sh)"
+    if case.needs == "strace" and shutil.which("strace") is None:
+        return "needs strace (bash .ci/needs-bench.sh)"
     return None
 
 
