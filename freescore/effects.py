@@ -31,6 +31,9 @@ from freescore.wireformat import CloseCode
 
 ConnId = NewType("ConnId", str)
 
+# The effects are slotted dataclasses, not frozen ones: one is made for nearly every message
+# (a clicker SCORE's reply), and a frozen dataclass's __init__ costs about twice as much (one
+# object.__setattr__ per field). Nothing changes an effect once logic has returned it.
 
 @dataclass(slots=True)
 class Send:
