@@ -113,7 +113,7 @@ class FreescoreServerProtocol(WebSocketServerProtocol):
                     service=self.factory.name, peer=self.peer, path=request.path, origin=self.origin,
                 )
                 raise ConnectionDeny(403, "origin not allowed")
-        if len(self.factory.open) + len(self.factory.pending) >= self.factory.limits.max_connections:
+        if self.factory.in_use() >= self.factory.limits.max_connections:
             log.warn(
                 "{service}: refusing {peer} on {path}: {limit} connections open",
                 service=self.factory.name, peer=self.peer, path=request.path,
@@ -456,6 +456,9 @@ class FreescoreServerFactory(WebSocketServerFactory):
         self.connections = connections
         self.open: set[FreescoreServerProtocol] = set()
         self.pending: set[FreescoreServerProtocol] = set()
+        self.also_counted: Callable[[], int] | None = None
+        """The service's connections outside this factory that share its `max_connections`
+        (grassroots's server-sent event streams)."""
         options: dict[str, Any] = dict(
             maxFramePayloadSize=limits.frame_limit,
             maxMessagePayloadSize=limits.max_message,
@@ -467,6 +470,11 @@ class FreescoreServerFactory(WebSocketServerFactory):
         self.setProtocolOptions(**options)
         self._next_origin: str | None = None
         self._next_open_timeout: float | None = None
+
+    def in_use(self) -> int:
+        """Connections counted against `max_connections`: open, opening, and `also_counted`."""
+        also = self.also_counted
+        return len(self.open) + len(self.pending) + (also() if also is not None else 0)
 
     def buildProtocol(self, addr: Any) -> Any:
         proto = super().buildProtocol(addr)

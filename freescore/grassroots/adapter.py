@@ -109,7 +109,7 @@ class GrassrootsEvents(ServiceResource):
             return json_error(request, 400, e.message)
         if not self.service.tournament_allowed(db):
             return json_error(request, 404, f"No tournament '{db}'")
-        if self.service.events.count() >= self.service.settings.max_connections:
+        if self.service.factory.in_use() >= self.service.settings.max_connections:  # streams and WebSockets
             return json_error(request, 503, "too many connections")
         request.setHeader("content-type", "text/event-stream")
         request.setHeader("cache-control", "no-cache")

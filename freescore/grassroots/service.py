@@ -57,6 +57,7 @@ class GrassrootsService(FreeScoreService):
         super().__init__(ctx, logic.Grassroots(self.store, s.autopilot))
         self.events = RingEvents(self.reactor, self._snapshot, s.sse_replay, s.sse_heartbeat,
                                  max_unsent=s.sse_max_unsent, unsent=stream_unsent, drop=drop_stream)
+        self.factory.also_counted = self.events.count  # one max_connections for WebSockets and streams
         self.rest_pending: list[RestCall] = []
         rest = GrassrootsRest(self)
         self.resources[s.rest_path] = rest

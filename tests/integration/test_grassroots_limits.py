@@ -3,7 +3,7 @@
 REST answers upstream's error form (HTTP 200 `{"error"}` with CORS) or the
 site's own refusal (413, 414), the WebSocket its error frame or a clean close,
 SSE a JSON refusal; nothing crashes, hangs, logs a traceback or leaves a file
-half written. SSE streams count against `max_connections`, a display that
+half written. SSE streams and WebSockets share `max_connections`, a display that
 stops reading is dropped once `sse_max_unsent` bytes wait for it, and stopping
 the server ends every stream with HTTP's last chunk.
 """
@@ -21,7 +21,7 @@ import pytest
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "grassroots"))
-from gr_client import CORS, Peer, Rest, SseClient, config, make_rings, wait_until  # noqa: E402
+from gr_client import CORS, Peer, Rest, SseClient, assert_refused, config, make_rings, wait_until  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from harness import raw_request  # noqa: E402
@@ -191,6 +191,36 @@ def test_sse_streams_count_against_max_connections(freescore, tmp_path):
     for s in streams:
         s.wait(lambda c: len(c.events) == 2, what="the change")
         s.close()
+
+
+def test_websockets_and_sse_streams_share_one_max_connections(freescore, tmp_path):
+    """A tablet's WebSocket and a display's stream are both connections: over the limit, either
+    kind is refused with 503, and a slot either kind frees is open to the other."""
+    fs, forms, rest = start(freescore, tmp_path, max_connections=2)
+    stream = SseClient(fs.port(1), SSE + "?tournament=test&ring=1")
+    stream.wait(lambda c: len(c.events) == 1, what="the state on connect")
+
+    async def scenario():
+        tablet = await Peer.connect(fs.url(1, "ws"), "/grassroots/test/1")
+        r = requests.get(fs.url(1) + SSE + "?tournament=test&ring=1", timeout=5)
+        assert (r.status_code, r.json()) == (503, {"error": "too many connections"})
+        await assert_refused(fs.url(1, "ws"), ["/grassroots/test/2"], status=503)
+        await tablet.close()
+
+    asyncio.run(scenario())
+
+    def admitted() -> bool:
+        c = SseClient(fs.port(1), SSE + "?tournament=test&ring=2")
+        c.wait(lambda c: c.status != 0, what="an answer")
+        if c.status == 200:
+            c.close()
+            return True
+        c.close()
+        return False
+
+    wait_until(admitted, what="the tablet's slot for a display")  # the server sees the close a moment later
+    stream.close()
+    no_traceback(fs)
 
 
 def test_an_sse_client_that_stops_reading_is_dropped_not_buffered(freescore, tmp_path):
