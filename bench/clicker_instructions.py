@@ -17,11 +17,8 @@ it tells whether a change of the fast path saves anything.
 from __future__ import annotations
 
 import argparse
-import base64
-import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,40 +27,11 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "tests" / "clicker"))
 
 CONFIG = '[[listen]]\nendpoint = "tcp:0:interface=127.0.0.1"\n\n[clicker]\nstate = "state"\nping_interval = 0\n'
 PER_LISTENER = 16
 """Ids a listener watches: one SUBSCRIBE and one CONNECT line stay under 126 bytes."""
-
-
-def frame(text: str) -> bytes:
-    payload = text.encode()
-    mask = os.urandom(4)
-    return bytes((0x81, 0x80 | len(payload))) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-
-
-def recv_text(sock: socket.socket) -> str:
-    head = b""
-    while len(head) < 2:
-        head += sock.recv(2 - len(head))
-    body = b""
-    while len(body) < head[1] & 0x7F:
-        body += sock.recv((head[1] & 0x7F) - len(body))
-    return body.decode()
-
-
-def connect(port: int) -> socket.socket:
-    sock = socket.create_connection(("127.0.0.1", port), timeout=120)
-    key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall(f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                 f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())
-    head = b""
-    while b"\r\n\r\n" not in head:
-        head += sock.recv(4096)
-    if b" 101 " not in head.split(b"\r\n", 1)[0]:
-        raise RuntimeError(f"handshake refused: {head[:80]!r}")
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return sock
 
 
 def main() -> None:
@@ -76,6 +44,8 @@ def main() -> None:
         ap.error(f"listeners x {PER_LISTENER} must not exceed devices")
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         sys.exit("needs valgrind (apt-get install valgrind)")
+    from clicker_raw import RawDevice  # the tests' device: handshake as the firmware does, masked frames
+
     from harness import TWISTD, FreescoreProcess, env
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -84,17 +54,17 @@ def main() -> None:
                 "--pidfile=", "freescore", "--config", str(Path(tmp) / "freescore.toml")]
         fs = FreescoreProcess(CONFIG, Path(tmp), argv=argv, environ={**env(), "PYTHONHASHSEED": "0"}).start(300)
         try:
-            devices = [connect(fs.port()) for _ in range(args.devices)]
+            devices = [RawDevice(fs.port(), timeout=120) for _ in range(args.devices)]
             ids = []
             for d in devices:
-                d.sendall(frame("REGISTER"))
-                ids.append(recv_text(d).split(" ")[1])
+                d.send("REGISTER")
+                ids.append(d.recv().split(" ")[1])
             listeners = []
             for n in range(args.listeners):
-                sock = connect(fs.port())
-                sock.sendall(frame("SUBSCRIBE " + " ".join(ids[n * PER_LISTENER:(n + 1) * PER_LISTENER])))
-                recv_text(sock)
-                listeners.append(sock)
+                listener = RawDevice(fs.port(), timeout=120)
+                listener.send("SUBSCRIBE " + " ".join(ids[n * PER_LISTENER:(n + 1) * PER_LISTENER]))
+                listener.recv()
+                listeners.append(listener)
             msg = 0
 
             def phase(rounds: int) -> int:
@@ -102,10 +72,10 @@ def main() -> None:
                 for _ in range(rounds):
                     for k, d in enumerate(devices):
                         msg += 1
-                        d.sendall(frame(f"SCORE {msg} {10**15 + msg} {msg % 10}"))
-                        assert recv_text(d).startswith(f"SCORED {msg} ")
+                        d.send(f"SCORE {msg} {10**15 + msg} {msg % 10}")
+                        assert d.recv().startswith(f"SCORED {msg} ")
                         if k // PER_LISTENER < len(listeners):
-                            assert recv_text(listeners[k // PER_LISTENER]).startswith("SCORE ")
+                            assert listeners[k // PER_LISTENER].recv().startswith("SCORE ")
                 return rounds * len(devices)
 
             def counted(rounds: int) -> tuple[int, int]:
