@@ -22,11 +22,14 @@ class Backend:
     - `drop`: closes, unanswered, any connection a message `drop` comes on.
 
     `put_delay` seconds pass before each PUT is recorded and answered (a slow backend).
+    `endless` names a method whose answers are a 200 whose body never ends: a flood, or with
+    `drip` a few bytes now and then; `cut` counts those the gateway closed.
     """
 
-    def __init__(self, mode: str = "plain", put_delay: float = 0.0) -> None:
+    def __init__(self, mode: str = "plain", put_delay: float = 0.0, endless: str = "", drip: bool = False) -> None:
         self.hooks: list[tuple[str, str, str, bytes]] = []  # method, id, credential, body
         self.dropped = 0
+        self.cut = 0
         self.cond = threading.Condition()
         backend = self
 
@@ -53,6 +56,9 @@ class Backend:
                     backend.hooks.append((self.command, self.path.rsplit("/", 1)[1],
                                           self.headers.get("authorization", ""), body))
                     backend.cond.notify_all()
+                if self.command == endless:
+                    self._answer_forever()
+                    return
                 reply = b'{"code":"OK"}'
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -63,6 +69,22 @@ class Backend:
                 self.wfile.write(reply)
                 if mode == "third" and self.served % 3 == 0:
                     self.close_connection = True
+
+            def _answer_forever(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(1 << 40))
+                self.end_headers()
+                self.close_connection = True
+                try:
+                    while True:
+                        self.wfile.write(b"{}     " if drip else b" " * 65536)
+                        if drip:
+                            time.sleep(0.1)
+                except OSError:
+                    with backend.cond:
+                        backend.cut += 1
+                        backend.cond.notify_all()
 
             do_POST = do_PUT = do_DELETE = _handle
 

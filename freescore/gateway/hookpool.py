@@ -18,6 +18,11 @@ no answer, and a client's message is lost. Here:
 
 The resend happens inside the hook's own call, so the next hook of that client
 waits for it and order per client is kept.
+
+An answer's body is read by `Answer`: only as much of it as the hook needs is
+kept, and a hook that runs out of time closes its connection, so a backend
+whose answer never ends neither fills the process's memory nor keeps a
+connection open.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from functools import partial
 from typing import Any
 
 from twisted.internet.defer import CancelledError, Deferred, succeed
+from twisted.internet.protocol import Protocol, connectionDone
 from twisted.python.failure import Failure
 from twisted.web._newclient import (
     HTTP11ClientProtocol,
@@ -36,7 +42,7 @@ from twisted.web._newclient import (
     ResponseNeverReceived,
     _WrapperException,
 )
-from twisted.web.client import HTTPConnectionPool, _HTTP11ClientFactory
+from twisted.web.client import HTTPConnectionPool, PotentialDataLoss, ResponseDone, _HTTP11ClientFactory
 from twisted.web.iweb import IBodyProducer
 from zope.interface import implementer
 
@@ -65,7 +71,7 @@ def describe(failure: Failure) -> str:
     if isinstance(exc, _WrapperException):
         inner = "; ".join(f"{r.type.__name__}: {r.getErrorMessage()}" for r in exc.reasons)
         return f"{type(exc).__name__}: {inner}"
-    if isinstance(exc, ResentFailed):
+    if isinstance(exc, ResentFailed | AnswerTooLong):
         return str(exc)
     return f"{failure.type.__name__}: {failure.getErrorMessage()}"
 
@@ -160,3 +166,47 @@ class Body:
 
     def stopProducing(self) -> None:
         pass
+
+
+class AnswerTooLong(Exception):
+    """An answer body over what the hook reads of it."""
+
+
+class Answer(Protocol):
+    """An answer's body: at most `keep` bytes kept (a longer body fails and closes the
+    connection), or with `keep` None read and dropped, for answers nobody reads.
+
+    Cancelling `done` (the hook's timeout) closes the connection: the backend
+    may still be sending, and the connection is of no use to a later hook.
+    """
+
+    def __init__(self, keep: int | None) -> None:
+        self.keep = keep
+        self.parts: list[bytes] = []
+        self.size = 0
+        self.done: Deferred[bytes] = Deferred(self._cancelled)
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.keep is None or self.done.called:
+            return
+        self.size += len(data)
+        if self.size > self.keep:
+            self._close()
+            self.done.errback(AnswerTooLong(f"the answer's body is over {self.keep} bytes"))
+            return
+        self.parts.append(data)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        if self.done.called:
+            return
+        if reason.check(ResponseDone, PotentialDataLoss):
+            self.done.callback(b"".join(self.parts))
+        else:
+            self.done.errback(reason)
+
+    def _cancelled(self, _: Deferred[bytes]) -> None:
+        self._close()
+
+    def _close(self) -> None:
+        if self.transport is not None:
+            self.transport.loseConnection()

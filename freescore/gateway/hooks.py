@@ -1,9 +1,10 @@
 """The backend's webhooks: POST on connect, PUT per message, DELETE on close.
 
 One Twisted Agent over one persistent connection pool (TCP_NODELAY) serves
-every connection; treq reads the responses. The pool (`hookpool`) reuses only
-connections the backend keeps open and resends, once, a hook that a reused
-connection dropped unanswered.
+every connection. The pool (`hookpool`) reuses only connections the backend
+keeps open and resends, once, a hook that a reused connection dropped
+unanswered; its `Answer` reads the answers: the connect hook's body up to
+`wire.CONNECT_ANSWER_LIMIT`, the others' not kept at all.
 Each call fires with a `HookResult` and never fails, so callers decide by
 looking at the result rather than by catching.
 """
@@ -13,7 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import treq
 from hyperlink import URL
 from prometheus_client import Counter
 from twisted.internet.defer import Deferred, DeferredSemaphore
@@ -26,7 +26,7 @@ from twisted.web.iweb import IAgentEndpointFactory
 from zope.interface import implementer
 
 from freescore.gateway import logic, wire
-from freescore.gateway.hookpool import Body, HookPool, describe
+from freescore.gateway.hookpool import Answer, Body, HookPool, describe
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,9 @@ class Backend:
             ["hook"], registry=registry,
         )
 
-    def call(self, method: str, conn_id: str, credential: str, content_type: str, body: bytes) -> Deferred[HookResult]:
+    def call(self, method: str, conn_id: str, credential: str, content_type: str, body: bytes,
+             keep: int | None = None) -> Deferred[HookResult]:
+        """One hook; `keep` is how much of the answer's body it reads (None: none of it, the answer is ignored)."""
         headers = Headers({b"content-type": [content_type.encode("ascii")],
                            b"authorization": [credential.encode("utf-8")]})
         timed_out = [False]
@@ -87,7 +89,7 @@ class Backend:
 
         def send(_: Any) -> Deferred[HookResult]:
             r: Deferred[Any] = self._request(method.encode("ascii"), uri, headers, Body(body))
-            r.addCallback(lambda resp: treq.content(resp).addCallback(lambda data: HookResult(resp.code, data)))
+            r.addCallback(_read_answer, keep)
             return r.addBoth(_release, self.slots)
 
         d: Deferred[Any] = self.slots.acquire().addCallback(send)
@@ -130,7 +132,8 @@ class Backend:
         return with_endpoint(key, self._endpoints.endpointForURI(uri), method, uri, headers, body, uri.originForm)
 
     def connect(self, conn_id: str, credential: str, ws: str, timeout_ms: int) -> Deferred[wire.Decision]:
-        d = self.call("POST", conn_id, credential, wire.TEXT_TYPE, wire.connect_body(ws, timeout_ms))
+        d = self.call("POST", conn_id, credential, wire.TEXT_TYPE, wire.connect_body(ws, timeout_ms),
+                      keep=wire.CONNECT_ANSWER_LIMIT)
         return d.addCallback(decide)
 
     def message(self, conn_id: str, credential: str, hook: logic.Hook) -> Deferred[HookResult]:
@@ -162,6 +165,16 @@ class Backend:
 
     def stop(self) -> Deferred[Any]:
         return self.pool.closeCachedConnections()
+
+
+def _read_answer(response: Any, keep: int | None) -> Deferred[HookResult]:
+    answer = Answer(keep)
+    response.deliverBody(answer)
+    return answer.done.addCallback(_answered, response.code)
+
+
+def _answered(body: bytes, status: int) -> HookResult:
+    return HookResult(status, body)
 
 
 def _release(result: Any, slots: DeferredSemaphore) -> Any:

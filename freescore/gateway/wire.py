@@ -125,6 +125,10 @@ DENY_BACKEND_ERROR = Decision(False, 502, "BACKEND_ERROR")
 DENY_BACKEND_TIMEOUT = Decision(False, 504, "BACKEND_TIMEOUT")
 
 
+CONNECT_ANSWER_LIMIT = 65536
+"""Bytes of the connect hook's answer read for the decision; a longer body is an invalid answer (502)."""
+
+
 def admission(status: int, body: bytes) -> Decision:
     """The connect hook's answer -> the client's fate: 2xx and `{"code":"OK"}` admits."""
     if 200 <= status < 300:

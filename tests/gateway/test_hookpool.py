@@ -20,3 +20,38 @@ HTTP11 = (b"HTTP", 1, 1)
 ])
 def test_keeps_alive(version, connection, reused):
     assert keeps_alive(version, connection) is reused
+
+
+def test_answer_keeps_what_the_hook_reads_and_closes_on_more_or_on_cancel():
+    from twisted.internet.defer import CancelledError
+    from twisted.internet.testing import StringTransport
+    from twisted.python.failure import Failure
+    from twisted.web.client import ResponseDone
+
+    from freescore.gateway.hookpool import Answer, AnswerTooLong
+
+    def answer(keep):
+        a = Answer(keep)
+        a.makeConnection(StringTransport())
+        return a
+
+    ignored = answer(None)
+    for _ in range(100):
+        ignored.dataReceived(b"x" * 65536)
+    ignored.connectionLost(Failure(ResponseDone()))
+    assert (ignored.done.result, ignored.parts, ignored.transport.disconnecting) == (b"", [], False)
+
+    kept = answer(4)
+    kept.dataReceived(b'{"a"')
+    kept.connectionLost(Failure(ResponseDone()))
+    assert kept.done.result == b'{"a"'
+
+    over = answer(4)
+    over.dataReceived(b'{"a":')
+    assert over.transport.disconnecting
+    over.done.addErrback(lambda f: f.trap(AnswerTooLong))
+
+    cancelled = answer(4)
+    cancelled.done.cancel()
+    assert cancelled.transport.disconnecting
+    cancelled.done.addErrback(lambda f: f.trap(CancelledError))

@@ -1,20 +1,23 @@
-"""The gateway against backends that close their keep-alive connections.
+"""The gateway against backends that close their keep-alive connections, or never end an answer.
 
 Real `http.server` backends on loopback, a real `twistd freescore` and ten
 `websockets` clients: whatever the backend does with its connections (HTTP/1.0
 and a close after each answer, an idle timeout, a close after every third
 request, said or unsaid, a close as the next request comes in), every message
-reaches it exactly once and in order per client.
+reaches it exactly once and in order per client. An answer whose body never
+ends is read no further than the hook needs and its connection is closed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import uuid
 
 import pytest
 from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
 
 from harness import FreescoreProcess
 from hookbackend import Backend
@@ -24,14 +27,14 @@ MESSAGES = 100  # per client: 1 000 in all
 RETRY_LINE = "sending it again on a new connection"
 
 
-def config(api_uri: str) -> str:
+def config(api_uri: str, hook_timeout: int = 5000) -> str:
     return f"""
 [[listen]]
 endpoint = "tcp:0:interface=127.0.0.1"
 
 [gateway]
 api_uri = "{api_uri}"
-hook_timeout = 5000
+hook_timeout = {hook_timeout}
 """
 
 
@@ -99,3 +102,44 @@ def test_a_hook_dropped_again_on_a_new_connection_is_logged_and_not_sent_a_third
     assert [h[3] for h in backend.hooks if h[0] == "PUT"] == [b"after"]
     assert RETRY_LINE in fs.log()
     assert "no answer on a reused connection" in line and "nor on a new one" in line, line
+
+
+@pytest.mark.parametrize("drip, status, code", [(False, 502, "BACKEND_ERROR"), (True, 504, "BACKEND_TIMEOUT")])
+def test_a_connect_answer_that_never_ends_refuses_the_client_and_its_connection_is_closed(tmp_path, drip, status,
+                                                                                         code):
+    """A flood is cut at the 64 KiB the decision reads (502); a trickle at the hook timeout (504)."""
+    backend = Backend(endless="POST", drip=drip)
+    fs = FreescoreProcess(config(backend.url, hook_timeout=1000), tmp_path).start()
+
+    async def main() -> InvalidStatus:
+        with pytest.raises(InvalidStatus) as refused:
+            async with connect(fs.url(0, "ws") + "/gateway", open_timeout=30):
+                pass
+        return refused.value
+
+    try:
+        refused = asyncio.run(asyncio.wait_for(main(), 60))
+        backend.wait(lambda hs: backend.cut == 1, "the gateway to close the endless answer's connection")
+    finally:
+        fs.stop()
+        backend.stop()
+    assert (refused.response.status_code, json.loads(refused.response.body)) == (status, {"code": code})
+
+
+def test_a_message_answer_that_never_ends_is_closed_at_the_hook_timeout_and_the_next_message_goes(tmp_path):
+    backend = Backend(endless="PUT")
+    fs = FreescoreProcess(config(backend.url, hook_timeout=1000), tmp_path).start()
+
+    async def main() -> None:
+        async with connect(fs.url(0, "ws") + "/gateway") as ws:
+            await ws.send("first")
+            await ws.send("second")
+            await asyncio.to_thread(backend.wait, lambda hs: backend.cut == 2, "both endless answers closed")
+
+    try:
+        asyncio.run(asyncio.wait_for(main(), 60))
+        fs.wait_log(r"message hook for \S+ failed: timeout")
+    finally:
+        fs.stop()
+        backend.stop()
+    assert [h[3] for h in backend.hooks if h[0] == "PUT"] == [b"first", b"second"]
