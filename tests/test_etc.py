@@ -1,14 +1,19 @@
-"""The examples in etc/ say what the code does: the TLS example loads, the systemd unit runs the venv's twistd."""
+"""The examples in etc/ say what the code does: the TLS example loads, the systemd unit runs the venv's twistd,
+and the settings the configurations only mention in comments are real ones."""
 
 from __future__ import annotations
 
 import re
 import shutil
 import subprocess
+import tomllib
+import typing
 
 import pytest
 
-from freescore.config import parse
+from freescore import registry
+from freescore.config import _coerce, parse
+from freescore.settings import HttpSettings, HubSettings, ListenerSettings, RuntimeSettings, WebSocketSettings
 from harness import REPO
 from tlsutil import write_server_files
 
@@ -57,3 +62,35 @@ def test_systemd_unit_runs_the_twistd_of_the_venv_named_by_one_variable(tmp_path
     copy.write_text(unit)
     result = subprocess.run([analyze, "verify", str(copy)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "freescore.service" not in result.stderr, result.stderr
+
+
+COMMENTED = re.compile(r"^#(?P<indent> +)(?P<setting>\w+ = .*)$")
+SECTION = re.compile(r"^\[\[?(?P<name>\w+)\]\]?")
+CONFIGS = [ETC / "freescore.toml", ETC / "freescore-tls.toml", REPO / "freescore" / "default.toml"]
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: str(p.relative_to(REPO)))
+def test_settings_in_comments_are_real_settings_of_their_table(config, tmp_path):
+    """`# key = value` under a table (uncomment to use) names a key of that table, with a value of its type;
+    an indented one (`#   max_connections = 10000`) shows a limit every service table takes."""
+    tables = {"listen": ListenerSettings, "hub": HubSettings, "http": HttpSettings, "runtime": RuntimeSettings,
+              **registry.SERVICES}
+    table, checked = None, 0
+    for number, line in enumerate(config.read_text().splitlines(), 1):
+        section = SECTION.match(line)
+        if section:
+            table = section.group("name")
+        m = COMMENTED.match(line)
+        if m is None or table is None:
+            continue
+        try:
+            ((key, value),) = tomllib.loads(m.group("setting")).items()
+        except tomllib.TOMLDecodeError:
+            continue  # prose that happens to hold " = "
+        cls = WebSocketSettings if len(m.group("indent")) > 1 else tables[table]
+        hints = typing.get_type_hints(cls)
+        where = f"{config.relative_to(REPO)}:{number}"
+        assert key in hints, f"{where}: {key!r} is not a setting of {cls.__module__}.{cls.__qualname__}"
+        _coerce(value, hints[key], key, tmp_path)  # raises SettingError for a value of the wrong type
+        checked += 1
+    assert checked, f"{config.name}: no setting in a comment found; is COMMENTED out of date?"

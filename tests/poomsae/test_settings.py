@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from freescore import embedded, registry
-from freescore.config import parse
+from freescore.config import ConfigError, parse
 from freescore.poomsae.settings import FreeScoreSettings
 from freescore.settings import Config, HubSettings, SettingError
 from harness import REPO
@@ -50,6 +50,14 @@ def test_a_freescore_service_refuses_the_redis_hub(tmp_path: Path) -> None:
         Table().check(config, "freestyle")
     assert e.value.key == "hub.backend" and "freestyle is single-node" in e.value.message
     Table().check(Config(file=tmp_path / "x.toml", listeners=()), "freestyle")
+
+
+@pytest.mark.parametrize("name", FREESCORE)
+def test_each_freescore_table_is_refused_with_the_redis_hub_naming_itself(name: str, tmp_path: Path) -> None:
+    """docs/redis.md names the line each service stops with."""
+    text = f'[[listen]]\nendpoint = "tcp:0"\n[hub]\nbackend = "redis"\n[{name}]\n'
+    with pytest.raises(ConfigError, match=f"hub.backend: {name} is single-node"):
+        parse(text, tmp_path / "freescore.toml")
 
 
 def test_every_freescore_service_defaults_to_one_data_root(tmp_path: Path) -> None:
