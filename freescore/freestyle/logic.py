@@ -57,10 +57,7 @@ class FreestyleRing(RingFolder):
     def set_current(self, divid: str | None) -> None:
         """Change the ring's current division; progress.txt is written at once, as upstream."""
         self.progress = {**self.progress, "current": divid or "", "name": str(self.ring)}
-        try:
-            self.save_progress()
-        except OSError as e:
-            raise SaveError(self.t.db, e) from e
+        self.save_progress()
 
     def step_current(self, step: int, leaving: str | None = None) -> None:
         """Move `current` among this ring's divisions (sorted, wrapping), skipping one that is leaving."""

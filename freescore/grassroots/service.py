@@ -94,6 +94,11 @@ class GrassrootsService(FreeScoreService):
             return
         try:
             out = self.model.rest(command, self.reactor.seconds())
+        except (SaveError, OSError) as e:
+            error = self.disk_error(command.db, e)
+            self._save_failed(error)
+            answer({"error": processing_error(error.message)})
+            return
         except Exception as e:  # a bug must not take the ring down: the files are re-read next time
             self.log.failure("grassroots: REST {action} failed", action=command.action)
             self._flush_model()

@@ -15,7 +15,7 @@ A `RingFolder`:
 
     divisions      {divid: entry}, sorted by divid; an entry has at least `path` and `stamp`
     progress       progress.txt's keys; `current_divid()` applies the shared rule
-    errors         {divid: why its file could not be read} (the division is left out)
+    errors         {divid: (stamp, why its file could not be read)}: left out, re-read once it changes
     autopilot_gen  bumped by every manual change: an autopilot step armed before it is stale
 """
 
@@ -72,7 +72,7 @@ class RingFolder:
         self.divisions: dict[str, Any] = {}
         self.progress: dict[str, str] = {}
         self.progress_stamp: Stamp | None = None
-        self.errors: dict[str, str] = {}
+        self.errors: dict[str, tuple[Stamp, str]] = {}
         self.autopilot_gen = 0
 
     @property
@@ -99,8 +99,11 @@ class RingFolder:
             pending[3].append(description)
 
     def save_progress(self) -> None:
-        """Write progress.txt now (a ring navigation is not batched)."""
-        self.t.store.save_progress(self)
+        """Write progress.txt now (a ring navigation is not batched); SaveError when the disk refuses."""
+        try:
+            self.t.store.save_progress(self)
+        except OSError as e:
+            raise SaveError(self.t.db, e) from e
 
     def sort(self) -> None:
         self.divisions = dict(sorted(self.divisions.items()))

@@ -300,9 +300,10 @@ class FreeScoreService(ProtocolService[FreeScoreSettings], PeerEffects):
             self.log.info("{name}: unknown request {kind} from {cid}", name=self.name, kind=kind, cid=client.cid)
             self._error(proto, self.request_failed(e, request), request)
             return
-        except SaveError as e:
-            self._save_failed(e)
-            self._error(proto, self.request_failed(e, request), request)
+        except (SaveError, OSError) as e:  # the disk refused a write (or a file went away under the rules)
+            error = self.disk_error(client.route.db, e)
+            self._save_failed(error)
+            self._error(proto, self.request_failed(error, request), request)
             return
         except Exception as e:  # a refused request, or a bug: neither may take the ring down
             if not isinstance(e, RequestError):
@@ -376,13 +377,20 @@ class FreeScoreService(ProtocolService[FreeScoreSettings], PeerEffects):
         for error in failed.values():
             self._save_failed(error)
 
+    @staticmethod
+    def disk_error(db: str, error: Exception) -> SaveError:
+        """A SaveError for what the rules raised: theirs, or an OSError of a write they made directly
+        (progress.txt, a moved or deleted division, draws.json, schedule.json). No traceback, no path."""
+        return error if isinstance(error, SaveError) else SaveError(db, error)
+
     def _save_failed(self, error: SaveError) -> None:
         """A write failed: nothing of that tournament's batch is broadcast; each requester gets an error.
 
         The rules already forgot the tournament (they re-read the files on next use); queued
         effects for it become error frames, queued error frames stay as they are.
         """
-        self.log.error("{name}: {message}: {error}", name=self.name, message=error.message, error=repr(error.error))
+        self.log.error("{name}: {message}: {error}", name=self.name, message=error.message,
+                       error=str(error.error) or repr(error.error))  # the OS error with its path, for the operator
         self.model.forget(error.db)
         self._cancel_autopilot(error.db)
         for entry in self.pending:
@@ -437,8 +445,8 @@ class FreeScoreService(ProtocolService[FreeScoreSettings], PeerEffects):
         """A ring's autopilot timer fired: run the step now (it writes before its update goes out)."""
         try:
             effects = self.model.autopilot(key, payload, self.reactor.seconds())  # type: ignore[arg-type]
-        except SaveError as e:
-            self._save_failed(e)
+        except (SaveError, OSError) as e:
+            self._save_failed(self.disk_error(key[0], e))  # type: ignore[index]
             self._drop_idle()
             return
         except Exception:

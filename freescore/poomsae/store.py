@@ -8,7 +8,7 @@ mode 0666 as upstream does, so the PHP side can write them too.
 
     stamp(path)                      (mtime_ns, size) or None
     write_file(path, text)           atomic write; returns the new stamp
-    read_text(path)                  UTF-8 text
+    read_text(path)                  the file's text (`decode_text`: BOM dropped, Latin-1 if not UTF-8)
     tournament_folder(layout, db)    `<root>/<db>/<forms>`, refused if a link leads it out of the root
     tournament_exists(layout, db)    whether `<root>/<db>` is a folder someone set up
     scan_divisions(layout, folder)   {divid: (path, stamp)} of a ring folder, sorted
@@ -24,12 +24,15 @@ format: `parse(text, divid, path, stamp)` and `format(entry)`.
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from twisted.logger import Logger
 
 from freescore.persist import write_atomic
 from freescore.poomsae.ids import RequestError
@@ -38,6 +41,7 @@ from freescore.poomsae.progress import format_progress, parse_progress
 from freescore.poomsae.rings import RingFolder
 
 Stamp = tuple[int, int]
+log = Logger(namespace="freescore.poomsae")
 
 
 def stamp(path: Path) -> Stamp | None:
@@ -59,8 +63,23 @@ def write_file(path: Path, text: str) -> Stamp | None:
     return stamp(path)
 
 
+def decode_text(data: bytes) -> str:
+    """A data file's bytes as text: UTF-8 without the BOM a Windows editor adds, else Latin-1.
+
+    Operators edit division files by hand; a BOM or an old editor's Latin-1 name must not
+    make a division vanish (upstream's Perl reads bytes and shows such names as Latin-1).
+    Files are always written back as UTF-8.
+    """
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8):]
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
+
+
 def read_text(path: Path) -> str:
-    return path.read_text(encoding="utf-8")
+    return decode_text(path.read_bytes())
 
 
 def tournament_folder(layout: Layout, db: str) -> Path:
@@ -88,9 +107,12 @@ def scan_divisions(layout: Layout, folder: Path) -> dict[str, tuple[Path, Stamp]
     with os.scandir(folder) as it:
         for entry in it:
             divid = layout.divid_of_file(entry.name)
-            if divid is None or not entry.is_file():
+            try:
+                if divid is None or not entry.is_file():
+                    continue
+                st = entry.stat()
+            except FileNotFoundError:  # removed by another program while we looked
                 continue
-            st = entry.stat()
             found[divid] = (Path(entry.path), (st.st_mtime_ns, st.st_size))
     return dict(sorted(found.items()))
 
@@ -127,21 +149,28 @@ class DataStore:
         found = scan_divisions(self.layout, ring.dir)
         for divid, (path, st) in found.items():
             entry = ring.divisions.get(divid)
-            if entry is not None and entry.stamp == st:
-                continue
+            if entry is not None and entry.stamp == st or ring.errors.get(divid, (None,))[0] == st:
+                continue  # unchanged: parsed (or refused) already
             try:
                 ring.divisions[divid] = parse(read_text(path), divid, path, st)
             except (ValueError, OSError) as e:  # a malformed or vanished file: left out, its reason kept
-                ring.errors[divid] = str(e)
+                ring.errors[divid] = (st, str(e))
                 ring.divisions.pop(divid, None)
+                log.warn("{path}: left out of its ring, the file cannot be read: {error}", path=str(path), error=e)
                 continue
             ring.errors.pop(divid, None)
+        for divid in [d for d in ring.errors if d not in found]:
+            del ring.errors[divid]
         for divid in [d for d, e in ring.divisions.items() if d not in found and not ring.keep_unsaved(e)]:
             del ring.divisions[divid]
         ring.sort()
         st = stamp(ring.progress_path)
         if st != ring.progress_stamp:
-            ring.progress = parse_progress(read_text(ring.progress_path)) if st else {}
+            try:
+                ring.progress = parse_progress(read_text(ring.progress_path)) if st else {}
+            except OSError as e:  # vanished or not a file: no current division, as with none
+                log.warn("{path}: cannot be read: {error}", path=str(ring.progress_path), error=e)
+                ring.progress = {}
             ring.progress_stamp = st
 
     # -- a service's division files: its `parse` and `format` -------------------------

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import codecs
 import os
 import stat
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from freescore.poomsae import store
 from freescore.poomsae.ids import RequestError
@@ -52,3 +55,14 @@ def test_tournament_folders_stay_in_the_root(tmp_path):
     assert store.tournament_folder(layout, "new") == root / "new" / "forms-worldclass"
     with pytest.raises(RequestError):
         store.tournament_folder(layout, "escape")
+
+
+@given(st.text())
+def test_hand_edited_text_decodes_with_or_without_a_bom(text):
+    data = text.encode("utf-8")
+    assert store.decode_text(codecs.BOM_UTF8 + data) == text  # one BOM is dropped, the text stays
+    assert store.decode_text(data) == text.removeprefix("\ufeff")
+
+
+def test_bytes_that_are_not_utf8_are_latin1():
+    assert store.decode_text("Añá LIME\n".encode("latin-1")) == "Añá LIME\n"
