@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from freescore import registry
+from freescore.config import _coerce
 from freescore.settings import HttpSettings, HubSettings, ListenerSettings, RuntimeSettings, WebSocketSettings
 from harness import REPO
 
@@ -43,6 +44,10 @@ TABLES: dict[tuple[str, str], type] = {
     ("docs/runtime.md", "`[runtime]`"): RuntimeSettings,
     **{(f"docs/{name}.md", ""): cls for name, cls in registry.SERVICES.items()},
 }
+
+# A configuration's tables -> the class each is built from (`freescore.config.parse`).
+CONFIG_TABLES: dict[str, type] = {"listen": ListenerSettings, "hub": HubSettings, "http": HttpSettings,
+                                  "runtime": RuntimeSettings, **registry.SERVICES}
 
 # Keys a table need not name, each with the reason. Keep it short: a key a user can set belongs in its table.
 EXEMPT: dict[tuple[str, str], str] = {}
@@ -194,3 +199,23 @@ def test_docs_table_names_every_setting_with_its_type_and_default(file, part):
             if is_literal and name in defaults and comparable(value) != comparable(defaults[name]):
                 wrong.append(f"{name}: default {cell}, the code's is {comparable(defaults[name])!r}")
     assert not wrong, f"{where}:\n  " + "\n  ".join(wrong)
+
+
+def assert_real_setting(cls: type, key: str, value: Any, where: str) -> None:
+    """`key = value` is a key of `cls` with a value of its type (as `freescore.config` reads it)."""
+    hints = typing.get_type_hints(cls)
+    assert key in hints, f"{where}: {key!r} is not a setting of {cls.__module__}.{cls.__qualname__}"
+    _coerce(value, hints[key], key, Path("/"))  # SettingError for a value of the wrong type
+
+
+@pytest.mark.parametrize("doc", [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))],
+                         ids=lambda p: str(p.relative_to(REPO)))
+def test_toml_examples_in_the_docs_name_real_settings(doc):
+    blocks = re.findall(r"^```toml\n(.*?)^```", doc.read_text(encoding="utf-8"), re.MULTILINE | re.DOTALL)
+    for number, block in enumerate(blocks, 1):
+        where = f"{doc.relative_to(REPO)}, TOML example {number}"
+        for table, content in tomllib.loads(block).items():
+            assert table in CONFIG_TABLES, f"{where}: no table [{table}] in a configuration"
+            for values in content if isinstance(content, list) else [content]:
+                for key, value in values.items():
+                    assert_real_setting(CONFIG_TABLES[table], key, value, where)

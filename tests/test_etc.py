@@ -7,13 +7,12 @@ import re
 import shutil
 import subprocess
 import tomllib
-import typing
 
 import pytest
+from test_docs_settings import CONFIG_TABLES, assert_real_setting
 
-from freescore import registry
-from freescore.config import _coerce, parse
-from freescore.settings import HttpSettings, HubSettings, ListenerSettings, RuntimeSettings, WebSocketSettings
+from freescore.config import parse
+from freescore.settings import WebSocketSettings
 from harness import REPO
 from tlsutil import write_server_files
 
@@ -70,11 +69,9 @@ CONFIGS = [ETC / "freescore.toml", ETC / "freescore-tls.toml", REPO / "freescore
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: str(p.relative_to(REPO)))
-def test_settings_in_comments_are_real_settings_of_their_table(config, tmp_path):
+def test_settings_in_comments_are_real_settings_of_their_table(config):
     """`# key = value` under a table (uncomment to use) names a key of that table, with a value of its type;
     an indented one (`#   max_connections = 10000`) shows a limit every service table takes."""
-    tables = {"listen": ListenerSettings, "hub": HubSettings, "http": HttpSettings, "runtime": RuntimeSettings,
-              **registry.SERVICES}
     table, checked = None, 0
     for number, line in enumerate(config.read_text().splitlines(), 1):
         section = SECTION.match(line)
@@ -87,10 +84,7 @@ def test_settings_in_comments_are_real_settings_of_their_table(config, tmp_path)
             ((key, value),) = tomllib.loads(m.group("setting")).items()
         except tomllib.TOMLDecodeError:
             continue  # prose that happens to hold " = "
-        cls = WebSocketSettings if len(m.group("indent")) > 1 else tables[table]
-        hints = typing.get_type_hints(cls)
-        where = f"{config.relative_to(REPO)}:{number}"
-        assert key in hints, f"{where}: {key!r} is not a setting of {cls.__module__}.{cls.__qualname__}"
-        _coerce(value, hints[key], key, tmp_path)  # raises SettingError for a value of the wrong type
+        cls = WebSocketSettings if len(m.group("indent")) > 1 else CONFIG_TABLES[table]
+        assert_real_setting(cls, key, value, f"{config.relative_to(REPO)}:{number}")
         checked += 1
     assert checked, f"{config.name}: no setting in a comment found; is COMMENTED out of date?"
