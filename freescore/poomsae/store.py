@@ -42,6 +42,9 @@ from freescore.poomsae.rings import RingFolder
 
 Stamp = tuple[int, int]
 log = Logger(namespace="freescore.poomsae")
+MAX_DIVISION_BYTES = 16 << 20
+"""A division file larger than this is left out unread: the biggest real ones are well under 2 MiB, and
+parsing a stray huge file would stall every ring of every FreeScore service (one reactor) or exhaust memory."""
 
 
 def stamp(path: Path) -> Stamp | None:
@@ -134,6 +137,8 @@ class DataStore:
 
     def __init__(self, layout: Layout) -> None:
         self.layout = layout
+        self.refused: dict[Path, Stamp] = {}
+        """Division files that could not be read, with the stamp of the version logged (once, not per load)."""
 
     def tournament_exists(self, db: str) -> bool:
         return tournament_exists(self.layout, db)
@@ -152,13 +157,18 @@ class DataStore:
             if entry is not None and entry.stamp == st or ring.errors.get(divid, (None,))[0] == st:
                 continue  # unchanged: parsed (or refused) already
             try:
+                if st[1] > MAX_DIVISION_BYTES:
+                    raise ValueError(f"{st[1]} bytes, larger than a division file can be ({MAX_DIVISION_BYTES})")
                 ring.divisions[divid] = parse(read_text(path), divid, path, st)
             except (ValueError, OSError) as e:  # a malformed or vanished file: left out, its reason kept
                 ring.errors[divid] = (st, str(e))
                 ring.divisions.pop(divid, None)
-                log.warn("{path}: left out of its ring, the file cannot be read: {error}", path=str(path), error=e)
+                if self.refused.get(path) != st:
+                    self.refused[path] = st
+                    log.warn("{path}: left out of its ring, the file cannot be read: {error}", path=str(path), error=e)
                 continue
             ring.errors.pop(divid, None)
+            self.refused.pop(path, None)
         for divid in [d for d in ring.errors if d not in found]:
             del ring.errors[divid]
         for divid in [d for d, e in ring.divisions.items() if d not in found and not ring.keep_unsaved(e)]:

@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from freescore.poomsae.store import MAX_DIVISION_BYTES
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "worldclass"))
 from wc_client import FIXTURES, Peer, is_error, score  # noqa: E402
@@ -90,6 +92,8 @@ def test_hand_edited_files_are_read_and_written_back_as_utf8(freescore, tmp_path
     hand_edit(gr, "Ana LIME", "Añá LIME")
     (data / "test" / "forms-worldclass" / "ring02" / "progress.txt").write_bytes(b"# current=p10\n# note=Sal\xf3n\n")
     (data / "test" / "forms-freestyle" / "ring01" / "div.broken.txt").write_text('{"athletes": [')
+    with open(data / "test" / "forms-grassroots" / "ring01" / "div.huge.txt", "wb") as huge:
+        huge.truncate(MAX_DIVISION_BYTES + 1)  # a stray file: sparse, so the test fills no disk
     fs = freescore(CONFIG)
     base = fs.url(0, "ws")
 
@@ -113,9 +117,10 @@ def test_hand_edited_files_are_read_and_written_back_as_utf8(freescore, tmp_path
         await tablet.expect(lambda f: f.get("request", {}).get("action") == "score")
 
         coordinator = await Peer.connect(base, "/grassroots/test/1")
-        await coordinator.send({"type": "division", "action": "read"})
-        read = await coordinator.expect(lambda f: "division" in f or is_error(f))
-        assert read["division"]["athletes"][0]["name"] == "Añá LIME", read
+        for _ in range(2):  # the huge file is skipped (and logged) once, not on every request
+            await coordinator.send({"type": "division", "action": "read"})
+            read = await coordinator.expect(lambda f: "division" in f or is_error(f))
+            assert read["division"]["athletes"][0]["name"] == "Añá LIME", read
         for peer in (judge, ring2, tablet, coordinator):
             await peer.close()
 
@@ -126,6 +131,8 @@ def test_hand_edited_files_are_read_and_written_back_as_utf8(freescore, tmp_path
         assert_written_as_utf8(path, name)
     log = fs.log()
     assert log.count("div.broken.txt: left out of its ring, the file cannot be read") == 1, log[-3000:]
+    assert log.count(f"div.huge.txt: left out of its ring, the file cannot be read: {MAX_DIVISION_BYTES + 1} bytes, "
+                     f"larger than a division file can be ({MAX_DIVISION_BYTES})") == 1, log[-3000:]
     assert_clean_log(log)
 
 
