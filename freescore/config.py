@@ -19,6 +19,7 @@ from typing import Any
 from freescore import registry
 from freescore.settings import (
     Config,
+    ConfigError,
     HttpSettings,
     HubSettings,
     ListenerSettings,
@@ -33,16 +34,6 @@ __all__ = [
     "Config", "ConfigError", "HttpSettings", "HubSettings", "ListenerSettings", "RuntimeSettings",
     "ServiceSettings", "SettingError", "is_loopback", "load", "parse",
 ]
-
-
-class ConfigError(Exception):
-    """A configuration problem, rendered as `FILE: KEY: message`."""
-
-    def __init__(self, file: str | Path, key: str, message: str) -> None:
-        self.file = str(file)
-        self.key = key
-        self.message = message
-        super().__init__(f"{self.file}: {key}: {message}")
 
 
 def _coerce(value: Any, tp: Any, key: str, base: Path) -> Any:

@@ -23,8 +23,7 @@ from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.web.server import Site
 from zope.interface import implementer
 
-from freescore.config import ConfigError
-from freescore.settings import Config, ListenerSettings, endpoint_options
+from freescore.settings import Config, ConfigError, ListenerSettings, endpoint_options
 
 log = Logger(namespace="freescore.listeners")
 

@@ -16,6 +16,16 @@ from pathlib import Path
 from typing import Any, Self
 
 
+class ConfigError(Exception):
+    """A configuration problem, rendered as `FILE: KEY: message` (here, not in config.py: services raise it)."""
+
+    def __init__(self, file: str | Path, key: str, message: str) -> None:
+        self.file = str(file)
+        self.key = key
+        self.message = message
+        super().__init__(f"{self.file}: {key}: {message}")
+
+
 class SettingError(ValueError):
     """A bad value; the loader adds the file. `key` is relative to the table, or whole (`hub.backend`)."""
 

@@ -20,10 +20,10 @@ from freescore.clicker.adapter import ClickerEffects, ClickerProtocol
 from freescore.clicker.logic import CHANNEL, Clicker, RegisterBudget
 from freescore.clicker.settings import Settings
 from freescore.clicker.store import HubRegistry, RegistryStore, load_registry
-from freescore.config import ConfigError
 from freescore.effects import Connections
 from freescore.hub import HubMessage
 from freescore.protocolservice import ProtocolService, ServiceContext
+from freescore.settings import ConfigError
 from freescore.websocket import WebSocketEndpoint
 
 log = Logger(namespace="freescore.clicker")
