@@ -8,12 +8,32 @@ from __future__ import annotations
 
 import enum
 import json
+import re
 from typing import Any
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
+def json_text(obj: Any) -> str:
+    """Compact JSON text that always encodes as UTF-8, the one encoder for frames and HTTP bodies.
+
+    A peer may send `"\\ud800"`, which JSON allows and UTF-8 cannot carry: such a
+    lone surrogate stays escaped, as JavaScript's `JSON.stringify` writes it,
+    instead of failing every later `.encode("utf-8")` of the text.
+    """
+    text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    if not text.isascii() and _LONE_SURROGATE.search(text):
+        text = _LONE_SURROGATE.sub(_escape, text)
+    return text
 
 
 def encode_json(obj: Any) -> bytes:
-    """Compact UTF-8 JSON, the one encoder for frames and HTTP bodies."""
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    """`json_text` as UTF-8 bytes."""
+    return json_text(obj).encode("utf-8")
 
 
 class CloseCode(enum.IntEnum):

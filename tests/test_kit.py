@@ -12,7 +12,7 @@ from freescore.auth import bearer_matches, token_matches
 from freescore.config import ConfigError, parse
 from freescore.ratelimit import TokenBucket
 from freescore.settings import WebSocketSettings
-from freescore.wireformat import CloseCode, HttpError
+from freescore.wireformat import CloseCode, HttpError, json_text
 
 LISTEN = '[[listen]]\nendpoint = "tcp:0:interface=127.0.0.1"\n'
 
@@ -24,6 +24,21 @@ def test_close_codes_are_rfc_6455s():
         "TRY_AGAIN_LATER": 1013,
     }
     assert f"{CloseCode.GOING_AWAY}" == "1001"  # log lines show the number
+
+
+any_text = st.text(st.characters() | st.characters(categories=["Cs"]))
+"""Lone surrogates included: JSON's `"\\ud800"` decodes to one."""
+
+
+@given(st.recursive(st.none() | st.integers() | any_text,
+                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(any_text, inner, max_size=3)))
+def test_json_text_is_always_utf8_and_means_what_the_ascii_form_means(value):
+    text = json_text(value)
+    text.encode("utf-8")
+    assert json.loads(text) == json.loads(json.dumps(value))
+    plain = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    if not any("\ud800" <= c <= "\udfff" for c in plain):
+        assert text == plain  # well-formed text is written as it was
 
 
 def test_http_error_carries_status_message_headers_and_the_json_body():

@@ -288,16 +288,28 @@ class EngineIOProtocol(FreescoreServerProtocol):
             raise ConnectionDeny(400, "Bad request")
         if info.sid is not None:
             self.conn = service.conns[info.sid]
-            self.conn.probe_ws = self
             self.probing = True
         return None
 
     def opened(self) -> None:
         service = self.service
-        if self.conn is None:
+        conn = self.conn
+        if conn is None:
             conn = self.conn = service.new_conn("websocket")
             conn.ws = self
             self.send_text(service.handshake(conn, []))
+            return
+        # The session may have ended, or another WebSocket begun probing, since the handshake.
+        try:
+            if conn.done:
+                raise eio.unknown_sid()
+            conn.session.begin_upgrade()
+        except eio.EngineIOError as e:
+            self.probing = False
+            self.conn = None
+            self.close_with(CloseCode.POLICY_VIOLATION, e.message)
+            return
+        conn.probe_ws = self
 
     def received(self, payload: bytes, is_binary: bool) -> None:
         conn = self.conn

@@ -9,7 +9,6 @@ exiting as upstream did.
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 import pika
@@ -20,7 +19,7 @@ from twisted.internet.protocol import ClientCreator
 from twisted.logger import Logger
 
 from freescore.events.logic import Post
-from freescore.events.wire import MAX_CHANNEL, valid_channel
+from freescore.events.wire import MAX_CHANNEL, parse_json, valid_channel
 
 if TYPE_CHECKING:
     from freescore.events.service import EventsService
@@ -33,7 +32,7 @@ MAX_BACKOFF = 30.0
 def parse_body(body: bytes, max_channel: int = MAX_CHANNEL) -> tuple[int, str, Any] | None:
     """`{id, channel, message}` from a Django AMQP post, or None for anything else."""
     try:
-        data = json.loads(body.decode("utf-8"))
+        data = parse_json(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
         return None
     if not isinstance(data, dict):

@@ -228,11 +228,16 @@ class Session:
         raise PacketError(f"unexpected packet type {kind!r} from client")
 
     # upgrade
-    def probe(self) -> str:
-        """The client sent `2probe` on a new WebSocket: answer `3probe`, release a held GET."""
-        if self.transport != "polling" or self.upgraded:
-            raise PacketError("probe on a session that is not polling")
+    def begin_upgrade(self) -> None:
+        """A WebSocket with this sid opened to probe; until it upgrades or goes away no other may (as Node)."""
+        if self.upgrading or self.transport != "polling":
+            raise bad_request()
         self.upgrading = True
+
+    def probe(self) -> str:
+        """The client sent `2probe` on the probing WebSocket: answer `3probe`, release a held GET."""
+        if not self.upgrading:
+            raise PacketError("probe on a session that is not upgrading")
         if self.get_pending:
             self.outbox.append(NOOP)
         return PONG + "probe"

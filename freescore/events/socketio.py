@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
+
+from freescore.events.wire import parse_json
+from freescore.wireformat import json_text
 
 CONNECT, DISCONNECT, EVENT, ACK, CONNECT_ERROR, BINARY_EVENT, BINARY_ACK = 0, 1, 2, 3, 4, 5, 6
 MAX_ACK_DIGITS = 15  # ack ids stay exact JS numbers
@@ -23,17 +25,9 @@ class Packet:
     has_data: bool = False
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _loads(text: str) -> Any:
-    return json.loads(text, parse_constant=_reject_constant)
-
-
 def dumps(obj: Any) -> str:
-    """Compact JSON as socket.io-parser writes it (no ASCII escaping)."""
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    """Compact JSON as socket.io-parser writes it (no ASCII escaping; lone surrogates escaped, as JSON.stringify)."""
+    return json_text(obj)
 
 
 def encode(
@@ -87,7 +81,7 @@ def decode(text: str) -> Packet:
     has_data = bool(rest)
     if has_data:
         try:
-            data = _loads(rest)
+            data = parse_json(rest)
         except (ValueError, RecursionError) as e:
             raise SocketIOError(f"invalid JSON payload: {e}") from None
     packet = Packet(kind, namespace, ack_id, data, has_data)

@@ -31,6 +31,36 @@ def too_many(limit: int) -> dict[str, str]:
     }
 
 
+MAX_DEPTH = 100
+"""Deepest JSON nesting taken from a peer. A post is encoded again deeper in the
+stack than it was parsed (the hub, the fan-out), where Python's recursion limit
+would lose it after its sender was told it was posted."""
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_json(text: str, max_depth: int = MAX_DEPTH) -> Any:
+    """Strict JSON from a peer (no NaN or Infinity, which browsers' JSON.parse refuses), at most
+    `max_depth` arrays and objects deep; ValueError (or RecursionError) otherwise."""
+    value = json.loads(text, parse_constant=_reject_constant)
+    if text.count("[") + text.count("{") > max_depth and _deeper_than(value, max_depth):
+        raise ValueError(f"JSON nested deeper than {max_depth} levels")
+    return value
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Without recursion: the value is the deep one."""
+    level: list[Any] = [value]
+    for _ in range(limit):
+        level = [c for v in level for c in (v.values() if isinstance(v, dict) else v)
+                 if isinstance(c, (dict, list))]
+        if not level:
+            return False
+    return True
+
+
 MAX_CHANNEL = 100
 """Longest channel name, in characters (upstream's)."""
 
@@ -93,7 +123,7 @@ def legacy_repr(value: Any) -> str:
 def legacy_parse(frame: str) -> tuple[dict[str, Any], dict[str, str] | None]:
     """A legacy JSON command, or the `syntax-error` to answer."""
     try:
-        request = json.loads(frame)
+        request = parse_json(frame)
     except (ValueError, RecursionError) as e:
         return {}, {"status": "error", "code": "syntax-error", "message": str(e)}
     if not isinstance(request, dict) or not isinstance(request.get("command"), str):

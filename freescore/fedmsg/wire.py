@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from freescore.wireformat import json_text
+
 SUBSCRIBE = "__topic_subscribe__"
 UNSUBSCRIBE = "__topic_unsubscribe__"
 
@@ -80,17 +82,12 @@ def parse_client_frame(payload: bytes | str, max_pattern_length: int = 1024) -> 
         return Subscribe(body) if topic == SUBSCRIBE else Unsubscribe(body)
     if not topic:
         raise BadMessage("empty topic")
-    return Publish(topic, encode_json_text(body))
+    return Publish(_sendable(topic), encode_json_text(body))
 
 
 def encode_json_text(value: Any) -> str:
     """Compact JSON text that is always valid UTF-8 (lone surrogates stay escaped)."""
-    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        text = json.dumps(value, separators=(",", ":"))
-    return text
+    return json_text(value)
 
 
 def check_body_text(text: str) -> str:
@@ -118,7 +115,16 @@ def parse_publish_request(data: bytes) -> tuple[str, str]:
         raise BadMessage("'topic' must be a non-empty string")
     if "body" not in obj:
         raise BadMessage("'body' is missing")
-    return topic, encode_json_text(obj["body"])
+    return _sendable(topic), encode_json_text(obj["body"])
+
+
+def _sendable(topic: str) -> str:
+    """A topic to publish is a ZeroMQ frame, UTF-8 bytes: JSON's lone surrogates (`"\\ud800"`) cannot be one."""
+    try:
+        topic.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadMessage("'topic' is not valid Unicode (a lone surrogate)") from None
+    return topic
 
 
 def format_envelope(topic: str, body_text: str) -> bytes:

@@ -50,6 +50,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from freescore.hub import HubMessage, Listener
+from freescore.wireformat import json_text
 
 log = Logger(namespace="freescore.hub.redis")
 
@@ -738,4 +739,4 @@ def _eval(conn: Any, script: str, keys: list[str], args: list[Any]) -> Deferred[
 
 
 def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return json_text(value)

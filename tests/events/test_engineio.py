@@ -93,6 +93,12 @@ def test_upgraded_session_refuses_polling():
     assert eio.check_request("GET", {"EIO": "4", "transport": "polling", "sid": s.sid}, sessions).sid == s.sid
     ws = eio.check_request("GET", {"EIO": "4", "transport": "websocket", "sid": s.sid}, sessions)
     assert ws.transport == "websocket"
+    s.begin_upgrade()
+    with pytest.raises(eio.EngineIOError) as second:  # one probing WebSocket at a time, as Node
+        eio.check_request("GET", {"EIO": "4", "transport": "websocket", "sid": s.sid}, sessions)
+    assert second.value.code == 3
+    with pytest.raises(eio.EngineIOError):
+        s.begin_upgrade()
     s.probe()
     s.upgrade()
     with pytest.raises(eio.EngineIOError) as e:
@@ -160,6 +166,7 @@ def test_no_namespace_join_closes():
 def test_probe_sends_noop_to_held_get_and_upgrade_switches():
     s = session()
     s.begin_get()
+    s.begin_upgrade()
     assert s.probe() == "3probe"
     assert s.take() == ["6"]
     s.end_get()
@@ -172,6 +179,8 @@ def test_probe_sends_noop_to_held_get_and_upgrade_switches():
 
 def test_upgrade_without_probe_is_an_error():
     s = session()
+    with pytest.raises(eio.PacketError):
+        s.probe()  # no WebSocket opened to probe
     with pytest.raises(eio.PacketError):
         s.upgrade()
     with pytest.raises(eio.PacketError):

@@ -1,5 +1,7 @@
 """Socket.IO v5 packet encoding and parsing."""
 
+import json
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -43,12 +45,23 @@ def test_decode(text, kind, ns, ack, data):
     [
         "", "x", "7", "9[]", '51-["a",{"_placeholder":true,"num":0}]', "6", "0[1]", '0"s"', "1{}",
         "2", "2{}", "2[]", "2[1]", "2[\"a\"", "3{}", "31{}", '4{"message":"x"}', "2[NaN]",
-        "2" + "9" * 20 + '["a"]',
+        "2" + "9" * 20 + '["a"]', '2["a",' + "[" * 100 + "]" * 100 + "]", '2["a",' + '{"k":' * 100 + "1" + "}" * 101,
     ],
 )
 def test_decode_refuses(bad):
     with pytest.raises(sio.SocketIOError):
         sio.decode(bad)
+
+
+def test_nesting_up_to_max_depth_is_taken():
+    """Deeper JSON is refused at the door: encoded again deeper in the stack, it would hit the recursion limit."""
+    assert sio.decode('2["a",' + "[" * 99 + "]" * 99 + "]").data[1] == json.loads("[" * 99 + "]" * 99)
+
+
+def test_lone_surrogates_go_out_escaped_as_json_stringify_writes_them():
+    packet = sio.event("message", {"message": sio.decode('2["x","lone \\ud800 \u00e9"]').data[1]})
+    assert packet == '2["message",{"message":"lone \\ud800 \u00e9"}]'
+    packet.encode("utf-8")
 
 
 @given(st.text())

@@ -80,9 +80,18 @@ def test_envelope_keeps_body_text_verbatim():
 
 
 def test_lone_surrogates_stay_valid_utf8():
-    topic, body = wire.parse_publish_request(b'{"topic":"a\\ud800","body":"\\udfff"}')
+    topic, body = wire.parse_publish_request(b'{"topic":"a","body":"\\udfff"}')
     frame = wire.format_envelope(topic, body)
-    assert json.loads(frame.decode("utf-8")) == {"topic": "a\ud800", "body": "\udfff"}
+    assert json.loads(frame.decode("utf-8")) == {"topic": "a", "body": "\udfff"}
+
+
+@pytest.mark.parametrize("publish", [
+    lambda: wire.parse_publish_request(b'{"topic":"a\\ud800","body":1}'),
+    lambda: wire.parse_client_frame(b'{"topic":"a\\udfff","body":1}'),
+])
+def test_a_topic_zeromq_cannot_carry_is_refused(publish):
+    with pytest.raises(wire.BadMessage, match="lone surrogate"):
+        publish()
 
 
 @given(st.text(), json_values)

@@ -209,6 +209,42 @@ def test_websocket_upgrade(fs):
         assert json.loads(ws.recv(5)[2:]) == ["status", {"status": "success"}]
 
 
+def test_one_probing_websocket_per_session_and_none_outlives_it(fs):
+    """A second WebSocket for a sid that one is probing is refused (400, as Node). It was accepted,
+    and the session forgot the first: left open, unpinged and counted, after the session ended."""
+    p = Poller(fs.url())
+    p.connect()
+    url = fs.url(0, "ws") + f"/socket.io/?EIO=4&transport=websocket&sid={p.sid}"
+    with ws_connect(url) as first:
+        with pytest.raises(InvalidStatus) as refused:
+            ws_connect(url)
+        assert refused.value.response.status_code == 400
+        first.send("2probe")
+        assert first.recv(5) == "3probe"
+        first.send("5")
+        first.send("1")  # the client ends the session: its WebSocket goes with it
+        with pytest.raises(ConnectionClosed):
+            first.recv(GENEROUS)
+    # A probe that leaves before `5` frees the session for the next one.
+    q = Poller(fs.url())
+    q.connect()
+    url = fs.url(0, "ws") + f"/socket.io/?EIO=4&transport=websocket&sid={q.sid}"
+    with ws_connect(url) as gone:
+        gone.send("2probe")
+        assert gone.recv(5) == "3probe"
+    deadline = time.monotonic() + GENEROUS
+    while True:  # the server sees the close a moment after the client
+        try:
+            retry = ws_connect(url)
+            break
+        except InvalidStatus:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    with retry:
+        retry.send("2probe")
+        assert retry.recv(5) == "3probe"
+
+
 def test_posts_queued_during_upgrades_arrive_on_every_websocket(fs):
     """Posts that reach sessions mid-upgrade wait in their outboxes, then go out over the WebSocket."""
     client = sender(fs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 from contextlib import contextmanager
 
@@ -131,6 +132,57 @@ def test_receiver_errors(fs, frame, expected):
         assert json.loads(rcv.recv(5))["code"] == "too-many-subscriptions"
         rcv.send('{"command":"set-filter","filter":[""]}')
         assert json.loads(rcv.recv(5))["code"] == "invalid-channel"
+
+
+def strict_json(text: str):
+    """What a browser's JSON.parse takes: no NaN or Infinity."""
+    def refuse(name):
+        raise AssertionError(f"{name} in {text[:80]!r}")
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_a_post_told_success_reaches_subscribers_live_and_on_catch_up(fs):
+    """Any JSON a sender posts (lone surrogate escapes, NaN, deep nesting) is refused with
+    `syntax-error` or delivered as strict JSON. Such posts were told `success`, then lost to every
+    subscriber (the fan-out's re-encoding raised), closed the sessions catching up, or reached
+    browsers as NaN."""
+    deep = ['{"command":"post","channel":"odd","message":' + "[" * d + "]" * d + "}" for d in range(1, 1000)]
+    odd = ['{"command":"post","channel":"odd","message":NaN}',
+           '{"command":"post","channel":"\\udfff","message":{"k\\udbff":"\u00e9"}}',
+           '{"command":"post","channel":"odd","message":"lone \\ud800"}']
+    with legacy_sender(fs) as snd, ws_connect(fs.url(0, "ws") + "/event/") as rcv:
+        rcv.send('{"command":"set-filter","filter":["odd","\\udfff"]}')
+        marker = legacy_post(snd, "odd", "marker")  # live, or caught up from the queue: filtering from here
+        assert strict_json(rcv.recv(5))["id"] == marker
+        posted = []
+        for frame in deep + odd:
+            snd.send(frame)
+            reply = strict_json(snd.recv(5))
+            if reply["status"] == "success":
+                posted.append(reply["id"])
+            else:
+                assert reply["code"] == "syntax-error", reply
+        frames = [rcv.recv(5) for _ in posted]
+    assert [int(re.match(r'\{"id":(\d+),', f)[1]) for f in frames] == posted  # deep ones: not parsed here
+    live = [strict_json(f) for f in frames[-3:]]
+    assert live[-2:] == [{"id": posted[-2], "channel": "\udfff", "message": {"k\udbff": "\u00e9"}},
+                         {"id": posted[-1], "channel": "odd", "message": "lone \ud800"}]
+    caught_up: list[dict] = []
+    done = threading.Event()
+    queued = posted[-50:]  # the default max_queue: catch-up hands out the whole queue
+    client = socketio.Client(reconnection=False)  # its handlers run in threads of their own: any order
+    client.on("message", lambda m: (caught_up.append(m), done.set() if len(caught_up) == len(queued) else None))
+    client.connect(fs.url(), auth={"role": "client"}, namespaces=["/"], wait_timeout=5)
+    try:
+        client.emit("start-msg", {"start": marker})
+        client.emit("set-filter", {"filter": ["odd", "\udfff"]})
+        assert done.wait(10)
+    finally:
+        client.disconnect()
+    caught_up.sort(key=lambda m: m["id"])
+    assert [m["id"] for m in caught_up] == queued and caught_up[-2:] == live[-2:]
+    r = requests.get(fs.url() + f"/channels/odd?last={posted[-2]}", timeout=5)
+    assert r.status_code == 200 and strict_json(r.text)["message"] == "lone \ud800"
 
 
 def test_channels_immediate_held_and_timeout(fs):

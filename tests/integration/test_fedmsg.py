@@ -558,3 +558,30 @@ def test_peer_that_never_pongs_is_dropped(freescore, pub):
     assert received.startswith(b"HTTP/1.1 101")
     assert b"\x89" in received  # at least one ping frame came before the drop
     fs.wait_log(r"answered no ping within 0.5s, dropping")
+
+
+def test_a_topic_zeromq_cannot_carry_is_refused_and_the_browser_stays(freescore, pub):
+    """JSON lets a topic hold a lone surrogate (`"\\ud800"`), a ZeroMQ frame cannot: with
+    `publish_endpoints` such a publish raised, a 500 over HTTP and a dropped browser."""
+    fs = freescore(config(pub.port, f'client2server = true\npublish_endpoints = ["tcp://127.0.0.1:{free_port()}"]'))
+    send = zmq_sender(pub)
+    r = requests.post(fs.url(0) + "/fedmsg/publish", data=b'{"topic":"org.x\\ud800","body":1}',
+                      headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5)
+    assert r.status_code == 400 and "lone surrogate" in r.json()["error"]
+
+    async def scenario():
+        url = fs.url(0, "ws") + "/fedmsg"
+        watcher = await Browser.open(url, "watcher")
+        talker = await Browser.open(url, "talker")
+        await watcher.subscribe("org.")
+        await watcher.ready(send)
+        await talker.ws.send('{"topic":"org.x\\udfff","body":1}')
+        await talker.ws.send('{"topic":"org.y","body":2}')
+        await talker.ready(send)  # still open, and its later frames count
+        got = await watcher.collect(send)
+        for b in (watcher, talker):
+            await b.ws.close()
+        return got
+
+    assert asyncio.run(scenario()) == [{"topic": "org.y", "body": 2}]
+    assert "Traceback" not in fs.log() and "Unhandled" not in fs.log()
