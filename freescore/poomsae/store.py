@@ -25,6 +25,7 @@ format: `parse(text, divid, path, stamp)` and `format(entry)`.
 from __future__ import annotations
 
 import codecs
+import errno
 import json
 import os
 import shutil
@@ -48,10 +49,15 @@ parsing a stray huge file would stall every ring of every FreeScore service (one
 
 
 def stamp(path: Path) -> Stamp | None:
-    """`(mtime_ns, size)` of a file, or None when it does not exist."""
+    """`(mtime_ns, size)` of a file, or None when there is none (also under a ring "folder" that is a file
+    or a symlink loop: such a ring reads as one without a folder, as `scan_divisions` sees it)."""
     try:
         st = path.stat()
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as e:
+        if e.errno != errno.ELOOP:
+            raise
         return None
     return (st.st_mtime_ns, st.st_size)
 

@@ -6,7 +6,8 @@ progress.txt that is not UTF-8) are read, not dropped, and written back as UTF-8
 cannot be read at all is named in the log once, not on every request. A write the rules make at
 once (progress.txt on navigation, a division moved to another ring) that the disk refuses answers
 the requester with the save error of the FreeScore layer (no traceback, no server path), leaves the
-other rings working, and works again once the disk does.
+other rings working, and works again once the disk does; a ring "folder" that is a file reads as a
+ring without divisions.
 """
 
 from __future__ import annotations
@@ -144,6 +145,8 @@ def test_a_refused_direct_write_answers_the_save_error_and_the_ring_recovers(fre
         path.unlink(missing_ok=True)
         path.mkdir()
     (data / "test" / "forms-worldclass" / "ring03").write_text("a file where the ring folder goes")
+    for forms in ("forms-worldclass", "forms-freestyle", "forms-grassroots"):
+        (data / "test" / forms / "ring05").write_text("a file where the ring folder goes")
     fs = freescore(CONFIG)
     base = fs.url(0, "ws")
     navigate = {
@@ -168,6 +171,9 @@ def test_a_refused_direct_write_answers_the_save_error_and_the_ring_recovers(fre
             assert is_error(answer) and answer["error"] == SAVE_ERROR + "Is a directory\n", (path, answer)
             other = path.replace("/test/1", "/test/2")  # the ring next door is not affected
             assert not is_error(await attempt(other, {"type": "division", "action": "read"})), other
+            no_folder = path.replace("/test/1", "/test/5")  # a file for a ring folder: a ring without divisions
+            ring = await attempt(no_folder, {"type": "ring", "action": "read"})
+            assert not is_error(ring) and ring["ring"]["divisions"] == [], (no_folder, ring)
         moved = await attempt("/worldclass/test/1/computer+operator",
                               {"type": "ring", "action": "transfer", "name": "p02", "transfer": 3})
         assert is_error(moved) and moved["error"].startswith(SAVE_ERROR), moved
