@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import json
+import math
 import re
 from typing import Any
 
@@ -29,6 +30,26 @@ def json_text(obj: Any) -> str:
     if not text.isascii() and _LONE_SURROGATE.search(text):
         text = _LONE_SURROGATE.sub(_escape, text)
     return text
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if value in (math.inf, -math.inf):
+        raise ValueError(f"{text} is out of range")
+    return value
+
+
+def loads_strict(text: str, *, reencoded: bool = True) -> Any:
+    """JSON that browsers' `JSON.parse` takes: no NaN or Infinity, and, when the value is to be
+    `reencoded`, no number so large it becomes one (`1e999`, which Python writes as `Infinity`).
+    ValueError (or RecursionError) otherwise."""
+    if not reencoded:
+        return json.loads(text, parse_constant=_reject_constant)
+    return json.loads(text, parse_constant=_reject_constant, parse_float=_finite)
 
 
 def encode_json(obj: Any) -> bytes:

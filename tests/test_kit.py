@@ -12,7 +12,7 @@ from freescore.auth import bearer_matches, token_matches
 from freescore.config import ConfigError, parse
 from freescore.ratelimit import TokenBucket
 from freescore.settings import WebSocketSettings
-from freescore.wireformat import CloseCode, HttpError, json_text
+from freescore.wireformat import CloseCode, HttpError, json_text, loads_strict
 
 LISTEN = '[[listen]]\nendpoint = "tcp:0:interface=127.0.0.1"\n'
 
@@ -39,6 +39,15 @@ def test_json_text_is_always_utf8_and_means_what_the_ascii_form_means(value):
     plain = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
     if not any("\ud800" <= c <= "\udfff" for c in plain):
         assert text == plain  # well-formed text is written as it was
+
+
+@pytest.mark.parametrize("text", ["NaN", "[Infinity]", '{"a":-Infinity}', "1e999", "[-2e308]", "1E+400"])
+def test_loads_strict_refuses_what_would_go_out_as_nan_or_infinity(text):
+    with pytest.raises(ValueError):
+        loads_strict(text)
+    assert loads_strict("[1.5e308, -0.0, 1e-999]") == [1.5e308, -0.0, 0.0]
+    if text[-1].isdigit():  # kept verbatim, never re-encoded: JSON.parse reads it (as Infinity)
+        assert loads_strict(text, reencoded=False) in (float("inf"), -float("inf"))
 
 
 def test_http_error_carries_status_message_headers_and_the_json_body():

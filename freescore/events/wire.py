@@ -6,10 +6,9 @@ Socket.IO endpoint; the legacy DMOJ endpoints speak them as plain JSON frames.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from freescore.wireformat import HttpError, encode_json
+from freescore.wireformat import HttpError, encode_json, loads_strict
 
 OK = {"status": "success"}
 ERR_INVALID_FILTER = {"status": "error", "code": "invalid-filter", "message": "Invalid filter"}
@@ -37,14 +36,10 @@ stack than it was parsed (the hub, the fan-out), where Python's recursion limit
 would lose it after its sender was told it was posted."""
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
 def parse_json(text: str, max_depth: int = MAX_DEPTH) -> Any:
-    """Strict JSON from a peer (no NaN or Infinity, which browsers' JSON.parse refuses), at most
+    """Strict JSON from a peer (`loads_strict`: nothing that re-encodes as NaN or Infinity), at most
     `max_depth` arrays and objects deep; ValueError (or RecursionError) otherwise."""
-    value = json.loads(text, parse_constant=_reject_constant)
+    value = loads_strict(text)
     if text.count("[") + text.count("{") > max_depth and _deeper_than(value, max_depth):
         raise ValueError(f"JSON nested deeper than {max_depth} levels")
     return value

@@ -7,11 +7,10 @@ envelopes reach browsers byte-identical.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
-from freescore.wireformat import json_text
+from freescore.wireformat import json_text, loads_strict
 
 SUBSCRIBE = "__topic_subscribe__"
 UNSUBSCRIBE = "__topic_unsubscribe__"
@@ -42,16 +41,10 @@ class Publish:
 ClientFrame = Subscribe | Unsubscribe | Publish
 
 
-def _reject_constant(name: str) -> Any:
-    raise BadMessage(f"{name} is not JSON")
-
-
-def _loads(text: str) -> Any:
-    """Strict JSON: no NaN/Infinity, which browsers' JSON.parse refuses."""
+def _loads(text: str, reencoded: bool = True) -> Any:
+    """Strict JSON (`loads_strict`): nothing browsers' JSON.parse would refuse."""
     try:
-        return json.loads(text, parse_constant=_reject_constant)
-    except BadMessage:
-        raise
+        return loads_strict(text, reencoded=reencoded)
     except (ValueError, RecursionError) as e:
         raise BadMessage(f"not JSON: {e}") from None
 
@@ -92,7 +85,7 @@ def encode_json_text(value: Any) -> str:
 
 def check_body_text(text: str) -> str:
     """Return `text` if it is one JSON value (kept verbatim), else raise BadMessage."""
-    _loads(text)
+    _loads(text, reencoded=False)
     return text
 
 

@@ -142,12 +142,12 @@ def strict_json(text: str):
 
 
 def test_a_post_told_success_reaches_subscribers_live_and_on_catch_up(fs):
-    """Any JSON a sender posts (lone surrogate escapes, NaN, deep nesting) is refused with
+    """Any JSON a sender posts (lone surrogate escapes, NaN, 1e999, deep nesting) is refused with
     `syntax-error` or delivered as strict JSON. Such posts were told `success`, then lost to every
     subscriber (the fan-out's re-encoding raised), closed the sessions catching up, or reached
-    browsers as NaN."""
+    browsers as NaN or Infinity."""
     deep = ['{"command":"post","channel":"odd","message":' + "[" * d + "]" * d + "}" for d in range(1, 1000)]
-    odd = ['{"command":"post","channel":"odd","message":NaN}',
+    odd = ['{"command":"post","channel":"odd","message":NaN}', '{"command":"post","channel":"odd","message":[1e999]}',
            '{"command":"post","channel":"\\udfff","message":{"k\\udbff":"\u00e9"}}',
            '{"command":"post","channel":"odd","message":"lone \\ud800"}']
     with legacy_sender(fs) as snd, ws_connect(fs.url(0, "ws") + "/event/") as rcv:

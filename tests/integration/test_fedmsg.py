@@ -560,14 +560,17 @@ def test_peer_that_never_pongs_is_dropped(freescore, pub):
     fs.wait_log(r"answered no ping within 0.5s, dropping")
 
 
-def test_a_topic_zeromq_cannot_carry_is_refused_and_the_browser_stays(freescore, pub):
+def test_a_publish_zeromq_or_browsers_cannot_take_is_refused_and_the_browser_stays(freescore, pub):
     """JSON lets a topic hold a lone surrogate (`"\\ud800"`), a ZeroMQ frame cannot: with
-    `publish_endpoints` such a publish raised, a 500 over HTTP and a dropped browser."""
+    `publish_endpoints` such a publish raised, a 500 over HTTP and a dropped browser. A number past
+    double range (`1e999`) was re-encoded as `Infinity`, which browsers' JSON.parse refuses."""
     fs = freescore(config(pub.port, f'client2server = true\npublish_endpoints = ["tcp://127.0.0.1:{free_port()}"]'))
     send = zmq_sender(pub)
-    r = requests.post(fs.url(0) + "/fedmsg/publish", data=b'{"topic":"org.x\\ud800","body":1}',
-                      headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5)
-    assert r.status_code == 400 and "lone surrogate" in r.json()["error"]
+    for data, error in ((b'{"topic":"org.x\\ud800","body":1}', "lone surrogate"),
+                        (b'{"topic":"org.x","body":[1e999]}', "out of range")):
+        r = requests.post(fs.url(0) + "/fedmsg/publish", data=data,
+                          headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5)
+        assert r.status_code == 400 and error in r.json()["error"]
 
     async def scenario():
         url = fs.url(0, "ws") + "/fedmsg"
@@ -576,6 +579,7 @@ def test_a_topic_zeromq_cannot_carry_is_refused_and_the_browser_stays(freescore,
         await watcher.subscribe("org.")
         await watcher.ready(send)
         await talker.ws.send('{"topic":"org.x\\udfff","body":1}')
+        await talker.ws.send('{"topic":"org.x","body":-1e999}')
         await talker.ws.send('{"topic":"org.y","body":2}')
         await talker.ready(send)  # still open, and its later frames count
         got = await watcher.collect(send)
