@@ -9,6 +9,7 @@ checks them after `super().validate`.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Self
@@ -46,6 +47,10 @@ class FreeScoreSettings(WebSocketSettings):
             raise SettingError("data", f"no such folder: {data}")
         if data.exists() and not data.is_dir():
             raise SettingError("data", f"not a folder: {data}")
+        if not data.exists():  # made at start: say now, in one line, when it cannot be (a read-only disk)
+            parent = next(p for p in data.parents if p.exists())
+            if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+                raise SettingError("data", f"cannot be created: {parent} is not a writable folder")
         return replace(self, data=data)
 
     def non_negative(self, *keys: str) -> None:

@@ -40,8 +40,13 @@ class WorldclassService(FreeScoreService):
     def startService(self) -> None:
         super().startService()
         if self.settings.demo:
-            created = demo.ensure(self.settings.data)
-            self.log.info("worldclass: demo tournament {path} ({what})", path=str(self.settings.data / demo.DB),
+            path = str(self.settings.data / demo.DB)
+            try:
+                created = demo.ensure(self.settings.data)
+            except OSError as e:  # a read-only data root: its tournaments are still served, and the other services
+                self.log.error("worldclass: demo tournament {path} cannot be written: {why}", path=path, why=e)
+                return
+            self.log.info("worldclass: demo tournament {path} ({what})", path=path,
                           what="created" if created else "kept as it is")
 
     def annotate(self, client: users.Client, request: dict[str, Any]) -> None:

@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import contextlib
 import shutil
+import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,6 +29,9 @@ from freescore.poomsae.store import MAX_DIVISION_BYTES
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "worldclass"))
 from wc_client import FIXTURES, Peer, is_error, score  # noqa: E402
+
+sys.path.insert(0, str(HERE.parent))
+from harness import run_twistd  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
@@ -197,4 +203,49 @@ def test_a_refused_direct_write_answers_the_save_error_and_the_ring_recovers(fre
 
     asyncio.run(recovered())
     assert all(path.is_file() for path in blocked)
+    assert_clean_log(fs.log())
+
+
+@contextlib.contextmanager
+def immutable(folder: Path) -> Iterator[None]:
+    """`chattr +i`: no entry can be made in the folder, even by root (its subfolders stay writable)."""
+    made = subprocess.run(["chattr", "+i", str(folder)], capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"chattr +i is not available here: {made.stderr.strip()}")
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
+
+
+def test_a_data_root_that_cannot_be_written_is_one_config_line_or_served_without_the_demo(freescore, tmp_path):
+    data = data_root(tmp_path)
+    with immutable(data):
+        config = tmp_path / "new-root.toml"
+        config.write_text(CONFIG.replace('[worldclass]\ndata = "data"', '[worldclass]\ndata = "data/new"'))
+        result = run_twistd(config)
+        lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+        assert result.returncode != 0 and len(lines) == 1, result.stdout + result.stderr
+        assert lines[0] == f"freescore: {config}: worldclass.data: cannot be created: {data} is not a writable folder"
+        assert "Traceback" not in result.stdout + result.stderr
+
+        fs = freescore(CONFIG.replace("[worldclass]\n", "[worldclass]\ndemo = true\n"))
+        fs.wait_log(rf"worldclass: demo tournament {data / 'demo'} cannot be written: \[Errno 1\] Operation not "
+                    "permitted")
+        base = fs.url(0, "ws")
+
+        async def served() -> None:  # the tournaments in the root are served as ever, by every service
+            judge = await Peer.connect(base, "/worldclass/test/1/judge0")
+            await judge.send(score(0, 0.3, 0.3, 1.5, 1.5, 1.5))
+            scored = await judge.expect(lambda f: "division" in f or is_error(f))
+            assert not is_error(scored), scored
+            coordinator = await Peer.connect(base, "/grassroots/test/1")
+            await coordinator.send({"type": "division", "action": "read"})
+            assert not is_error(await coordinator.expect(lambda f: "division" in f or is_error(f)))
+            for peer in (judge, coordinator):
+                await peer.close()
+
+        asyncio.run(served())
+        fs.stop()
+    assert not (data / "demo").exists()
     assert_clean_log(fs.log())
