@@ -29,6 +29,9 @@ class DeadlineChannel(HTTPChannel):
     """Reactor time the current request began: the accept, or its first byte on a reused connection.
     A WebSocket opening handshake counts its `open_timeout` from here (freescore.websocket)."""
 
+    upgraded: Any = None
+    """The WebSocket protocol this connection was handed to by an upgrade (freescore.websocket)."""
+
     _deadline: Any = None
     _in_request = False
     _got_bytes = False
@@ -43,6 +46,15 @@ class DeadlineChannel(HTTPChannel):
             if self._deadline is None:
                 self._start_request()
         super().dataReceived(data)
+
+    def rawDataReceived(self, data: bytes) -> None:
+        if self.upgraded is not None:
+            # Read with the upgrade request, from a client that did not wait for the 101: the
+            # WebSocket's frames. Twisted would keep them for a next request, and stop reading
+            # from the connection (now the WebSocket's) once they pass 16 KiB.
+            self.upgraded.dataReceived(data)
+            return
+        super().rawDataReceived(data)
 
     def allHeadersReceived(self) -> None:
         self._cancel()

@@ -31,6 +31,8 @@ from freescore.wireformat import CloseCode, HttpError
 log = Logger(namespace="freescore.websocket")
 
 _OPEN = WebSocketServerProtocol.STATE_OPEN
+EARLY_BYTES_LIMIT = 65536
+"""Bytes a client may send while its handshake waits for an answer; more refuse it with 400."""
 UPGRADE_REQUIRED = HttpError(426, "this path takes WebSocket connections only", {"upgrade": "websocket"})
 
 
@@ -87,6 +89,8 @@ class FreescoreServerProtocol(WebSocketServerProtocol):
     """Frames queued by the broadcaster for this reactor turn's one write; direct sends queue behind them."""
     _small_limit = 125
     _messages_in: Any = None
+    _answering = False
+    """The request was read and handed to `handshake`; its answer (the 101 or a refusal) is not out yet."""
 
     # -- hooks for protocols -------------------------------------------------
     def handshake(self, request: ConnectionRequest) -> Any:
@@ -103,8 +107,23 @@ class FreescoreServerProtocol(WebSocketServerProtocol):
         pass
 
     # -- shared bookkeeping --------------------------------------------------
+    def processHandshake(self) -> None:
+        """Read the upgrade request once; bytes after it wait, as frames, for the 101.
+
+        Autobahn parses its buffer as a request again whenever bytes arrive while
+        a `handshake` waits (the gateway's connect hook): a frame that holds a
+        blank line became a second request and a second `handshake`. The client
+        should send nothing before the 101; what it does send is kept, up to
+        `EARLY_BYTES_LIMIT`.
+        """
+        if not self._answering:
+            super().processHandshake()
+        elif len(self.data) > EARLY_BYTES_LIMIT:
+            self.failHandshake(f"more than {EARLY_BYTES_LIMIT} bytes sent before the handshake was answered")
+
     def onConnect(self, request: ConnectionRequest) -> Any:
         self.request = request
+        self._answering = True
         if self.origin is not None:
             request.origin = self.origin
             if not origin_allowed(self.origin, self.factory.limits.allowed_origins):
@@ -470,6 +489,8 @@ class FreescoreServerFactory(WebSocketServerFactory):
         self.setProtocolOptions(**options)
         self._next_origin: str | None = None
         self._next_open_timeout: float | None = None
+        self.last_built: FreescoreServerProtocol | None = None
+        """The protocol `buildProtocol` made last, for `WebSocketEndpoint` to hand the connection's bytes to."""
 
     def in_use(self) -> int:
         """Connections counted against `max_connections`: open, opening, and `also_counted`."""
@@ -484,6 +505,7 @@ class FreescoreServerFactory(WebSocketServerFactory):
             if self._next_open_timeout is not None:
                 # Autobahn copies its options from the factory only where the protocol has none.
                 proto.openHandshakeTimeout, self._next_open_timeout = self._next_open_timeout, None
+        self.last_built = proto
         return proto
 
     def track_open(self, proto: FreescoreServerProtocol) -> None:
@@ -555,11 +577,13 @@ class WebSocketEndpoint:
             transport = request.channel.transport
             try:
                 result = self._ws.render(request)
+                upgraded, self.factory.last_built = self.factory.last_built, None
             finally:
                 self.factory._next_origin = None
                 self.factory._next_open_timeout = None
             if request.channel.transport is None and transport is not None:
                 _release_http_channel(transport)
+                request.channel.upgraded = upgraded  # bytes read with the request go to it (freescore.channel)
             return result
         if self._http is not None:
             return self._http.render(request)

@@ -62,8 +62,8 @@ class GatewayProtocol(FreescoreServerProtocol):
                        code=decision.code)
             g.refused.labels(code=decision.code).inc()
             raise ConnectionDeny(decision.status, _PHRASES.get(decision.status, "Refused"))
-        if self._lost:
-            # Admitted after the client left: tell the backend it is gone already.
+        if self._lost or self.state == self.STATE_CLOSED:
+            # Admitted after the client left (or was dropped): tell the backend it is gone already.
             g.log.info("gateway: {id} left before admission; sending the close hook", id=self.conn_id)
             self._ended = True
             self._send_close_hook()

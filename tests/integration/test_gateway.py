@@ -333,6 +333,31 @@ def test_client_leaving_during_admission_still_gets_close_hook(gw, backend):
     assert [h.method for h in backend.of(conn_id)] == ["POST", "DELETE"]
 
 
+def test_a_second_request_sent_while_the_connect_hook_waits_is_no_second_connection(gw, backend):
+    """Autobahn took it for a second handshake: a second connect hook, two 101s, a traceback, and
+    the first id admitted by the backend never got its DELETE."""
+    cred, second = "late-" + uuid.uuid4().hex, "late-second-" + uuid.uuid4().hex
+    s = raw_handshake(gw.port(0), f"Authorization: {cred}\r\n")
+    conn_id = backend.connect_hook(cred).conn_id
+    s.sendall(b"GET /gateway HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+              b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+              + f"Authorization: {second}\r\n\r\n".encode())
+    buf = bytearray()
+    while b"\r\n\r\n" not in buf:
+        buf.extend(s.recv(4096))
+    assert buf.startswith(b"HTTP/1.1 101")
+    del buf[:buf.index(b"\r\n\r\n") + 4]
+    while (frame := read_frame(s, buf))[0] != 0x8:  # those bytes are no frame: closed 1002
+        pass
+    assert int.from_bytes(frame[2][:2], "big") == 1002
+    s.close()
+    backend.wait(lambda hs: backend.of(conn_id, "DELETE"), "DELETE")
+    assert [h.method for h in backend.of(conn_id)] == ["POST", "DELETE"]
+    with backend.cond:
+        assert not [h for h in backend.hooks if h.headers.get("authorization") == second]
+    assert "Unhandled error" not in gw.log()
+
+
 def read_frame(s: socket.socket, buf: bytearray) -> tuple[int, bool, bytes]:
     """(opcode, fin, payload) of one unmasked server frame."""
 

@@ -37,15 +37,19 @@ def echo(tmp_path):
         fs.stop()
 
 
-def raw_handshake(port: int, host_header: str, path: str = "/echo", origin: str = "Espruino") -> socket.socket:
-    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+def upgrade_request(host_header: str = "127.0.0.1", path: str = "/echo", origin: str = "Espruino") -> bytes:
     key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall(
-        (
-            f"GET {path} HTTP/1.1\r\nHost: {host_header}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nOrigin: {origin}\r\n\r\n"
-        ).encode()
-    )
+    return (
+        f"GET {path} HTTP/1.1\r\nHost: {host_header}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nOrigin: {origin}\r\n\r\n"
+    ).encode()
+
+
+def raw_handshake(port: int, host_header: str, path: str = "/echo", origin: str = "Espruino",
+                  then: bytes = b"") -> socket.socket:
+    """A raw client that sent its upgrade request, and `then` in the same write."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    sock.sendall(upgrade_request(host_header, path, origin) + then)
     return sock
 
 
@@ -322,5 +326,66 @@ def test_every_text_length_around_the_short_path_boundary_echoes_intact(shared_e
         for p in payloads[::7]:  # one frame per read
             sock.sendall(any_masked_frame(0x1, p))
             assert read_any_frame(sock) == (0x1, p)
+    finally:
+        sock.close()
+
+
+# -- bytes a client sends before the 101 (RFC 6455 says it must wait; some do not) ---------
+
+
+def read_head_only(sock: socket.socket) -> bytes:
+    """The response head and not a byte more (frames may follow it in the same segment)."""
+    head = b""
+    while not head.endswith(b"\r\n\r\n"):
+        head += recv_exact(sock, 1)
+    return head
+
+
+def test_frames_sent_with_the_upgrade_request_are_read_after_the_101(shared_echo):
+    """In the same segment as the request: few (Twisted Web kept them) or many (it also stopped reading)."""
+    for count in (1, 300):
+        payloads = [f"early {i} ".encode() * 8 for i in range(count)]
+        frames = b"".join(any_masked_frame(0x1, p) for p in payloads)
+        sock = raw_handshake(shared_echo.port(), "127.0.0.1", then=frames)
+        try:
+            assert read_head_only(sock).startswith(b"HTTP/1.1 101")
+            assert [read_any_frame(sock) for _ in payloads] == [(0x1, p) for p in payloads]
+        finally:
+            sock.close()
+
+
+def test_bytes_sent_while_the_handshake_waits_are_frames_for_after_it_never_a_second_request(echo):
+    fs = echo(ECHO_HANDSHAKE_DELAY=1.0)
+    sock = raw_handshake(fs.port(), "127.0.0.1")
+    try:
+        blank_line = b"GET /echo HTTP/1.1\r\nHost: y\r\n\r\n"  # Autobahn parsed this as a second request
+        sock.sendall(any_masked_frame(0x1, blank_line))
+        assert read_head_only(sock).startswith(b"HTTP/1.1 101")
+        assert read_any_frame(sock) == (0x1, blank_line)
+    finally:
+        sock.close()
+    second = raw_handshake(fs.port(), "127.0.0.1")
+    try:
+        second.sendall(upgrade_request())
+        assert read_head_only(second).startswith(b"HTTP/1.1 101")
+        opcode, payload = read_any_frame(second)  # the second request's bytes are no frame: 1002
+        assert opcode == 0x8 and struct.unpack("!H", payload[:2])[0] == 1002
+    finally:
+        second.close()
+    fs.wait_for(lambda: fs.log().count("echo: close") == 2, what="both closes")
+    assert "Unhandled error" not in fs.log() and "AlreadyCalledError" not in fs.log()
+
+
+def test_too_much_sent_while_the_handshake_waits_is_refused_400(echo):
+    fs = echo(ECHO_HANDSHAKE_DELAY=60, ECHO_OPEN_TIMEOUT=120)
+    sock = raw_handshake(fs.port(), "127.0.0.1")
+    try:
+        frame = any_masked_frame(0x1, b"x" * 1000)
+        try:
+            for _ in range(200):  # 200 kB: over the 64 KiB kept for after the 101
+                sock.sendall(frame)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        assert read_http_head(sock).startswith(b"HTTP/1.1 400")
     finally:
         sock.close()
