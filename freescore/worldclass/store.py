@@ -9,18 +9,21 @@ never import this module.
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
 
 from freescore.poomsae.layout import Layout
-from freescore.poomsae.store import DataStore, Stamp
+from freescore.poomsae.store import DataStore, Stamp, read_text
 from freescore.worldclass import scoring
 from freescore.worldclass.divfile import format_division, parse_division
 from freescore.worldclass.model import NO_DRAWS, Loaded, RingState
 from freescore.worldclass.wire import utc_time
 
 FORMS_DIR = "forms-worldclass"
+LOG_KEYS = ("number", "datetime", "description")
+VERSION = re.compile(r"1\.\d{1,9}")
 
 
 class History:
@@ -36,21 +39,26 @@ class History:
         self.dir = history_dir(ring_dir, divid)
 
     def entries(self) -> list[dict[str, Any]]:
+        """The log's entries; a line that is not one (cut short by a crash, edited by hand) is skipped."""
         log = self.dir / "log"
         if not log.exists():
             return []
         out = []
-        for line in log.read_text(encoding="utf-8").splitlines():
+        for line in read_text(log).splitlines():
             try:
-                out.append(json.loads(line))
+                entry = json.loads(line)
             except ValueError:
                 continue
+            if isinstance(entry, dict) and all(isinstance(entry.get(k), str) for k in LOG_KEYS):
+                out.append(entry)
         return out
 
     def count(self) -> int:
+        """The highest version number kept (logged or on disk), so a new version never overwrites one."""
         n = self.counts.get(self.dir)
         if n is None:
-            n = self.counts[self.dir] = len(self.entries())
+            numbers = [e["number"] for e in self.entries()] + [p.stem for p in self.dir.glob("1.*.txt")]
+            n = self.counts[self.dir] = max((int(x[2:]) for x in numbers if VERSION.fullmatch(x)), default=0)
         return n
 
     def add(self, text: str, description: str, now: float) -> str:
@@ -59,16 +67,20 @@ class History:
         number = f"1.{n}"
         (self.dir / f"{number}.txt").write_text(text, encoding="utf-8")
         entry = {"number": number, "datetime": utc_time(now), "description": description}
-        with open(self.dir / "log", "a", encoding="utf-8") as f:
-            f.write(json.dumps(entry) + "\n")
+        with open(self.dir / "log", "a+b") as f:
+            cut = False  # a last line cut short (a crash, a full disk) must not swallow this one
+            if f.seek(0, os.SEEK_END):
+                f.seek(-1, os.SEEK_END)
+                cut = f.read(1) != b"\n"
+            f.write((("\n" if cut else "") + json.dumps(entry) + "\n").encode("utf-8"))
         self.counts[self.dir] = n
         return number
 
     def text(self, number: str) -> str | None:
-        if not re.fullmatch(r"1\.\d{1,9}", number):
+        if not VERSION.fullmatch(number):
             return None
         path = self.dir / f"{number}.txt"
-        return path.read_text(encoding="utf-8") if path.is_file() else None
+        return read_text(path) if path.is_file() else None
 
 
 def history_dir(ring_dir: Path, divid: str) -> Path:

@@ -115,3 +115,19 @@ def test_a_store_without_a_format_says_so(root):
     store = DataStore(Layout(Path(root), "forms-x"))
     with pytest.raises(NotImplementedError):
         store.parse("", "a", Path("x"), (0, 0))
+
+
+def test_a_damaged_history_log_hides_no_version_and_overwrites_none(tmp_path):
+    ring = tmp_path / "ring01"
+    history = WorldclassStore(tmp_path).history(ring, "p01")
+    assert [history.add(text, text, 0.0) for text in ("one\n", "two\n")] == ["1.1", "1.2"]
+    log = history.dir / "log"
+    # hand edits that are JSON but not entries, a Latin-1 byte, and a last line cut short by a crash
+    log.write_bytes(log.read_bytes() + b'[1]\n{"number": "1.9"}\n"x"\n{"number": "1.3", "datetime": "caf\xe9')
+    fresh = WorldclassStore(tmp_path).history(ring, "p01")
+    assert [e["number"] for e in fresh.entries()] == ["1.1", "1.2"]
+    assert fresh.add("three\n", "three", 0.0) == "1.3"
+    assert [e["number"] for e in fresh.entries()] == ["1.1", "1.2", "1.3"] and fresh.text("1.3") == "three\n"
+    log.write_text("")  # the log lost: the versions on disk still count
+    again = WorldclassStore(tmp_path).history(ring, "p01")
+    assert again.add("four\n", "four", 0.0) == "1.4" and again.text("1.2") == "two\n"
