@@ -275,6 +275,7 @@ class EngineIOProtocol(FreescoreServerProtocol):
     service: EventsService
     conn: Conn | None = None
     probing: bool = False
+    upgrade_timer: Any = None
 
     def handshake(self, request: Any) -> Any:
         query = {k: v[0] for k, v in request.params.items() if v}
@@ -310,6 +311,18 @@ class EngineIOProtocol(FreescoreServerProtocol):
             self.close_with(CloseCode.POLICY_VIOLATION, e.message)
             return
         conn.probe_ws = self
+        self.upgrade_timer = service.reactor.callLater(service.timing.upgrade_timeout, self._upgrade_expired)
+
+    def _upgrade_expired(self) -> None:
+        """No `5` within the upgrade timeout: drop this WebSocket, the session carries on polling (as Node)."""
+        self.upgrade_timer = None
+        if self.probing:
+            self.close_with(CloseCode.POLICY_VIOLATION, "upgrade timeout")
+
+    def _stop_upgrade_timer(self) -> None:
+        timer, self.upgrade_timer = self.upgrade_timer, None
+        if timer is not None and timer.active():
+            timer.cancel()
 
     def received(self, payload: bytes, is_binary: bool) -> None:
         conn = self.conn
@@ -333,7 +346,10 @@ class EngineIOProtocol(FreescoreServerProtocol):
         except (UnicodeDecodeError, eio.PacketError, sio.SocketIOError) as e:
             log.info("events: bad packet on {sid}: {err}", sid=conn.session.sid, err=str(e))
             service.ctx.metrics.errors.inc()
-            conn.close("parse error")
+            if self.probing:  # only the probe goes; the session carries on polling (as Node)
+                self.close_with(CloseCode.PROTOCOL_ERROR, "bad packet during the upgrade")
+            else:
+                conn.close("parse error")
         except Exception:
             log.failure("events: handling a packet on {sid} failed", sid=conn.session.sid)
             conn.close("internal error")
@@ -347,6 +363,7 @@ class EngineIOProtocol(FreescoreServerProtocol):
         elif text == eio.UPGRADE:
             conn.session.upgrade()
             self.probing = False
+            self._stop_upgrade_timer()
             conn.probe_ws = None
             conn.ws = self
             conn.release_get()
@@ -357,6 +374,7 @@ class EngineIOProtocol(FreescoreServerProtocol):
             raise eio.PacketError("unexpected packet during the upgrade")
 
     def closed(self, was_clean: bool, code: int | None, reason: str | None) -> None:
+        self._stop_upgrade_timer()
         conn = self.conn
         if conn is None or conn.done:
             return

@@ -143,6 +143,8 @@ class Timing:
     ping_interval: float = 25.0
     ping_timeout: float = 300.0
     join_timeout: float = 45.0
+    upgrade_timeout: float = 10.0
+    """A probing WebSocket that has not sent `5` by then is dropped (Node's `upgradeTimeout`)."""
 
 
 class Session:

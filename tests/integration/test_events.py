@@ -245,6 +245,38 @@ def test_one_probing_websocket_per_session_and_none_outlives_it(fs):
         assert retry.recv(5) == "3probe"
 
 
+def test_a_probe_that_goes_wrong_or_stalls_is_dropped_and_the_session_polls_on(fs):
+    """As Node: a bad packet on the probing WebSocket closes that WebSocket only (it closed the
+    session), and one that sends no `5` within the upgrade timeout (10 s) is dropped, so it cannot
+    hold the session's one upgrade for ever."""
+    p = Poller(fs.url())
+    p.connect()
+    url = fs.url(0, "ws") + f"/socket.io/?EIO=4&transport=websocket&sid={p.sid}"
+    with ws_connect(url) as bad:
+        bad.send("2probe")
+        assert bad.recv(5) == "3probe"
+        bad.send('42["last-msg"]')
+        with pytest.raises(ConnectionClosed):
+            bad.recv(GENEROUS)
+        assert bad.close_code == 1002
+    p.emit("last-msg")
+    assert p.events()[0][0] == "last-response"
+    deadline = time.monotonic() + GENEROUS
+    while True:  # the server sees the close a moment after the client
+        try:
+            stalled = ws_connect(url)
+            break
+        except InvalidStatus:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    with stalled:
+        with pytest.raises(ConnectionClosed):
+            stalled.recv(GENEROUS)
+        assert stalled.close_code == 1008
+    p.emit("last-msg")
+    assert p.events()[0][0] == "last-response"
+
+
 def test_posts_queued_during_upgrades_arrive_on_every_websocket(fs):
     """Posts that reach sessions mid-upgrade wait in their outboxes, then go out over the WebSocket."""
     client = sender(fs)
