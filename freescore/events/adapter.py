@@ -211,8 +211,7 @@ class PollingResource(ServiceResource):
 
     def _handshake(self, request: Request) -> bytes:
         service = self.service
-        if len(service.conns) >= service.max_sessions:
-            log.warn("events: refusing a handshake, {n} sessions open", n=len(service.conns))
+        if service.at_capacity():
             return answer_error(request, eio.bad_request(503))
         conn = service.new_conn("polling")
         self._text(request)
@@ -287,6 +286,8 @@ class EngineIOProtocol(FreescoreServerProtocol):
             raise ConnectionDeny(400, e.message) from None
         if info.transport != "websocket":
             raise ConnectionDeny(400, "Bad request")
+        if info.sid is None and service.at_capacity():
+            raise ConnectionDeny(503, "too many connections")
         if info.sid is not None:
             self.conn = service.conns[info.sid]
             self.probing = True

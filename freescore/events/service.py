@@ -121,6 +121,14 @@ class EventsService(PeerEffects, ProtocolService[Settings]):
         )
 
     # -- sessions ----------------------------------------------------------------------
+    def at_capacity(self) -> bool:
+        """No new session, polling or WebSocket, past `max_connections` of them together (an upgrade
+        is no new session; the factory's own count sees only WebSockets)."""
+        if len(self.conns) < self.max_sessions:
+            return False
+        log.warn("events: refusing a handshake, {n} sessions open", n=len(self.conns))
+        return True
+
     def new_conn(self, transport: str) -> Conn:
         session = eio.Session(eio.new_sid(), transport, self.reactor.seconds(), self.timing)
         conn = Conn(self, session)

@@ -503,6 +503,28 @@ def test_capacity(freescore):
     client.disconnect()
 
 
+def test_max_connections_is_one_cap_over_polling_and_websocket_sessions(freescore):
+    """Polling sessions were counted against polling handshakes only, so WebSockets could open
+    `max_connections` sessions more. An upgrade is no new session: it is let in at the cap."""
+    fs = freescore(CONFIG + "max_connections = 2\n")
+    polling = Poller(fs.url())
+    polling.connect()
+    ws_url = fs.url(0, "ws") + "/socket.io/?EIO=4&transport=websocket"
+    with ws_connect(ws_url) as direct:
+        assert direct.recv(5).startswith("0{")
+        r = requests.get(polling.url, params=EIO, timeout=5)
+        assert error_of(r) == (503, 3)
+        with pytest.raises(InvalidStatus) as refused:
+            ws_connect(ws_url)
+        assert refused.value.response.status_code == 503
+        with ws_connect(ws_url + f"&sid={polling.sid}") as upgrade:
+            upgrade.send("2probe")
+            assert upgrade.recv(5) == "3probe"
+            upgrade.send("5")
+            upgrade.send('42["last-msg"]')
+            assert json.loads(upgrade.recv(5)[2:])[0] == "last-response"
+
+
 def test_rate_limit_error_then_close_on_flood(freescore):
     fs = freescore(CONFIG.replace("rate_limit = 0.0", "rate_limit = 2.0"))
     with ws_connect(fs.url(0, "ws") + "/socket.io/?EIO=4&transport=websocket") as ws:
