@@ -113,7 +113,7 @@ class Registry:
     def load(cls, data: bytes, **kwargs: Any) -> Registry:
         try:
             doc = json.loads(data)
-        except ValueError as e:
+        except (ValueError, RecursionError) as e:  # RecursionError: nested deeper than Python reads
             raise CorruptRegistry(f"not JSON: {e}") from None
         if not isinstance(doc, dict) or doc.get("version") != 1 or not isinstance(doc.get("secrets"), dict):
             raise CorruptRegistry("expected {\"version\": 1, \"secrets\": {...}}")

@@ -134,7 +134,7 @@ def admission(status: int, body: bytes) -> Decision:
     if 200 <= status < 300:
         try:
             doc = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested deeper than Python reads
             return DENY_FORBIDDEN
         if isinstance(doc, dict) and doc.get("code") == "OK":
             return ADMIT

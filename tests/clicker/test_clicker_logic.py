@@ -81,6 +81,11 @@ def test_load_rejects_corrupt_files(data):
         Registry.load(data)
 
 
+def test_load_rejects_json_nested_deeper_than_python_reads():
+    with pytest.raises(CorruptRegistry):  # not a RecursionError: start-up names the file instead of a traceback
+        Registry.load(b"[" * 100000)
+
+
 def test_version_changes_only_on_new_registrations():
     reg = Registry()
     r = reg.register("")

@@ -45,6 +45,11 @@ def test_admission_rule(status, body, expected):
     assert wire.admission(status, body) == expected
 
 
+def test_admission_of_json_nested_deeper_than_python_reads_is_forbidden():
+    for body in (b"[" * 60000, b'{"a":' * 60000):  # a RecursionError in json.loads
+        assert wire.admission(200, body) == wire.DENY_FORBIDDEN
+
+
 @given(st.integers(100, 599), st.binary(max_size=64))
 def test_admission_never_raises_and_admits_only_2xx(status, body):
     d = wire.admission(status, body)
