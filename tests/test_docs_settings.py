@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from freescore import registry
-from freescore.config import _coerce
+from freescore.config import ConfigError, _coerce, parse
 from freescore.settings import HttpSettings, HubSettings, ListenerSettings, RuntimeSettings, WebSocketSettings
 from harness import REPO
 
@@ -33,7 +33,7 @@ CELL_SPLIT = re.compile(r"(?<!\\)\|")
 CODE = re.compile(r"`([^`]*)`")
 
 # (file, a part of the heading above the table) -> the class whose fields the table documents.
-# Each service's docs/<name>.md is added from the registry below: all its settings tables together.
+# Each service's docs/<name>.md comes from the registry: all its settings tables together.
 TABLES: dict[tuple[str, str], type] = {
     ("README.md", "`[[listen]]`"): ListenerSettings,
     ("README.md", "`[hub]`"): HubSettings,
@@ -157,17 +157,7 @@ def documented(file: str, part: str) -> list[Row]:
     return [r for rows in tables for r in rows]
 
 
-def known_tables() -> list[tuple[str, str]]:
-    """Every settings table of README.md and docs/ that TABLES covers; fails on one it does not."""
-    for path in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
-        file = str(path.relative_to(REPO))
-        for heading, _ in settings_tables(path):
-            assert any(f == file and part in heading for f, part in TABLES), (
-                f"{file}: settings table under {heading!r} is not in TABLES of {Path(__file__).name}")
-    return list(TABLES)
-
-
-@pytest.mark.parametrize(("file", "part"), known_tables(), ids=lambda x: x)
+@pytest.mark.parametrize(("file", "part"), list(TABLES), ids=lambda x: x)
 def test_docs_table_names_every_setting_with_its_type_and_default(file, part):
     cls = TABLES[file, part]
     hints = typing.get_type_hints(cls)
@@ -199,6 +189,23 @@ def test_docs_table_names_every_setting_with_its_type_and_default(file, part):
             if is_literal and name in defaults and comparable(value) != comparable(defaults[name]):
                 wrong.append(f"{name}: default {cell}, the code's is {comparable(defaults[name])!r}")
     assert not wrong, f"{where}:\n  " + "\n  ".join(wrong)
+
+
+def test_every_table_a_configuration_takes_has_a_docs_table():
+    """The tables `freescore.config` accepts (its own list, from its error for an unknown one) are CONFIG_TABLES,
+    and each table's class has a settings table in the docs (TABLES), so a new table cannot go undocumented."""
+    with pytest.raises(ConfigError) as refused:
+        parse("[no_such_table]\n")
+    known = re.search(r"\(known: (.*)\)", refused.value.message)
+    assert known is not None, refused.value.message
+    assert sorted(known.group(1).split(", ")) == sorted(CONFIG_TABLES)
+    undocumented = [name for name, cls in CONFIG_TABLES.items() if cls not in TABLES.values()]
+    assert not undocumented, f"tables with no settings table in README.md or docs/: {undocumented}"
+    for path in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
+        file = str(path.relative_to(REPO))
+        for heading, _ in settings_tables(path):
+            assert any(f == file and part in heading for f, part in TABLES), (
+                f"{file}: the settings table under {heading!r} is not in TABLES, so nothing checks it")
 
 
 def assert_real_setting(cls: type, key: str, value: Any, where: str) -> None:
