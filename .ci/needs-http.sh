@@ -7,12 +7,5 @@ missing=()
 command -v ss >/dev/null 2>&1 || missing+=(iproute2)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 [ ${#missing[@]} -eq 0 ] && exit 0
-export DEBIAN_FRONTEND=noninteractive
-for attempt in 1 2 3 4 5 6; do
-    if { apt-get update -qq || true; } && apt-get install -y -qq --no-install-recommends "${missing[@]}"; then
-        break
-    fi
-    echo "needs-http: apt busy or failed (attempt $attempt), retrying" >&2
-    sleep 10
-done
+bash "$(dirname "$0")/apt-install.sh" needs-http "${missing[@]}"
 command -v ss >/dev/null && command -v openssl >/dev/null

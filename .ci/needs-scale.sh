@@ -6,14 +6,7 @@ set -euo pipefail
 if command -v haproxy >/dev/null 2>&1; then
     exit 0
 fi
-export DEBIAN_FRONTEND=noninteractive
-for attempt in 1 2 3 4 5 6; do
-    if { apt-get update -qq || true; } && apt-get install -y -qq --no-install-recommends haproxy; then
-        break
-    fi
-    echo "needs-scale: apt busy or failed (attempt $attempt), retrying" >&2
-    sleep 10
-done
+bash "$(dirname "$0")/apt-install.sh" needs-scale haproxy
 command -v haproxy >/dev/null
 if command -v systemctl >/dev/null 2>&1; then systemctl stop haproxy 2>/dev/null || true; fi
 service haproxy stop 2>/dev/null || true
