@@ -28,6 +28,7 @@ override the hooks `annotate`, `is_silent`, `frame_update`, `request_failed`.
 
 from __future__ import annotations
 
+import stat
 import time
 from collections.abc import Hashable
 from dataclasses import dataclass
@@ -329,6 +330,8 @@ class FreeScoreService(ProtocolService[FreeScoreSettings], PeerEffects):
             st = path.stat()
         except OSError:
             self.session_cache.pop(proto.conn, None)
+            return False
+        if not stat.S_ISREG(st.st_mode):  # reading a FIFO by that name would block the reactor
             return False
         stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
         cached = self.session_cache.get(proto.conn)

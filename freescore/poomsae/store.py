@@ -29,6 +29,7 @@ import errno
 import json
 import os
 import shutil
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -88,7 +89,14 @@ def decode_text(data: bytes) -> str:
 
 
 def read_text(path: Path) -> str:
-    return decode_text(path.read_bytes())
+    """A regular file's text; OSError for a FIFO, device or folder by that name (a FIFO would block the
+    reactor, and every ring of the process with it, until some writer came)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a regular file", str(path))
+    with os.fdopen(fd, "rb") as f:
+        return decode_text(f.read())
 
 
 def tournament_folder(layout: Layout, db: str) -> Path:
@@ -143,7 +151,7 @@ class DataStore:
 
     def __init__(self, layout: Layout) -> None:
         self.layout = layout
-        self.refused: dict[Path, Stamp] = {}
+        self.refused: dict[Path, Stamp | None] = {}
         """Division files that could not be read, with the stamp of the version logged (once, not per load)."""
 
     def tournament_exists(self, db: str) -> bool:
@@ -169,9 +177,7 @@ class DataStore:
             except (ValueError, OSError) as e:  # a malformed or vanished file: left out, its reason kept
                 ring.errors[divid] = (st, str(e))
                 ring.divisions.pop(divid, None)
-                if self.refused.get(path) != st:
-                    self.refused[path] = st
-                    log.warn("{path}: left out of its ring, the file cannot be read: {error}", path=str(path), error=e)
+                self.refuse(path, st, "left out of its ring, the file cannot be read", e)
                 continue
             ring.errors.pop(divid, None)
             self.refused.pop(path, None)
@@ -185,9 +191,15 @@ class DataStore:
             try:
                 ring.progress = parse_progress(read_text(ring.progress_path)) if st else {}
             except OSError as e:  # vanished or not a file: no current division, as with none
-                log.warn("{path}: cannot be read: {error}", path=str(ring.progress_path), error=e)
+                self.refuse(ring.progress_path, st, "cannot be read", e)
                 ring.progress = {}
             ring.progress_stamp = st
+
+    def refuse(self, path: Path, st: Stamp | None, what: str, error: Exception) -> None:
+        """Log a file that cannot be read, once per version (not on every load of its tournament)."""
+        if self.refused.get(path) != st:
+            self.refused[path] = st
+            log.warn("{path}: {what}: {error}", path=str(path), what=what, error=error)
 
     # -- a service's division files: its `parse` and `format` -------------------------
     def parse(self, text: str, divid: str, path: Path, stamp: Stamp) -> Any:
@@ -212,7 +224,9 @@ class DataStore:
         return write_file(path, text)
 
     def read(self, path: Path) -> str | None:
-        """A file's text, or None when there is none."""
+        """A file's text, or None when there is none (nor any regular file by that name)."""
+        if not path.is_file():  # missing, or a folder or FIFO by that name
+            return None
         try:
             return read_text(path)
         except FileNotFoundError:

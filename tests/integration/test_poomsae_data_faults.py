@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import codecs
 import contextlib
+import os
 import shutil
 import subprocess
 import sys
@@ -191,7 +192,7 @@ def test_a_refused_direct_write_answers_the_save_error_and_the_ring_recovers(fre
     assert (data / "test" / "forms-worldclass" / "ring01" / "div.p02.txt").is_file()  # nothing moved
     log = fs.log()
     assert_clean_log(log)
-    assert f"Is a directory: '{blocked[0]}" in log  # the operator's log names the file
+    assert f"-> '{blocked[0]}'" in log  # the operator's log names the file
 
     for path in blocked:
         path.rmdir()
@@ -248,4 +249,33 @@ def test_a_data_root_that_cannot_be_written_is_one_config_line_or_served_without
         asyncio.run(served())
         fs.stop()
     assert not (data / "demo").exists()
+    assert_clean_log(fs.log())
+
+
+def test_a_fifo_by_the_name_of_a_data_file_blocks_no_ring(freescore, tmp_path):
+    """Reading a FIFO waits for a writer: by a data file's name it would have stopped every service."""
+    data = data_root(tmp_path)
+    wc = data / "test" / "forms-worldclass"
+    (wc / "ring02" / "progress.txt").unlink()
+    for fifo in (wc / "ring02" / "progress.txt", wc / "draws.json", wc / "ring01" / "div.p09.txt",
+                 data / "test" / "forms-grassroots" / "schedule.json"):
+        os.mkfifo(fifo)
+    fs = freescore(CONFIG)
+    base = fs.url(0, "ws")
+
+    async def scenario() -> None:
+        ring2 = await Peer.connect(base, "/worldclass/test/2/observer")
+        await ring2.send({"type": "division", "action": "read"})  # progress.txt a FIFO: the first division
+        assert (await ring2.expect(lambda f: "division" in f or is_error(f)))["division"]["name"] == "p10"
+        ring1 = await Peer.connect(base, "/worldclass/test/1/observer")
+        await ring1.send({"type": "ring", "action": "read"})  # draws.json and a division file FIFOs: left out
+        ring = (await ring1.expect(lambda f: "ring" in f or is_error(f)))["ring"]
+        assert "draws" not in ring and [d["name"] for d in ring["divisions"]] == ["p01", "p02", "p03", "p04"]
+        coordinator = await Peer.connect(base, "/grassroots/test/1")
+        await coordinator.send({"type": "schedule", "action": "read"})  # as a missing schedule
+        assert (await coordinator.next())["error"].endswith("schedule.json' does not exist")
+        for peer in (ring1, ring2, coordinator):
+            await peer.close()
+
+    asyncio.run(scenario())
     assert_clean_log(fs.log())
