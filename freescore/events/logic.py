@@ -201,13 +201,30 @@ class Daemon:
         self.sockets: dict[ConnId, Socket] = {}
         self.receivers: dict[ConnId, LegacyReceiver] = {}
         self.senders: dict[ConnId, LegacySender] = {}
+        self.joining: dict[ConnId, RateLimiter] = {}
+        """CONNECT attempts of sessions not (yet) on `/`, at the client rate: each refusal is an
+        answer, so a flood of bad ones would pile answers up in a session nobody reads."""
         self.clients = 0
 
     # -- Socket.IO --------------------------------------------------------------
     def receive(self, cid: ConnId, packet: sio.Packet, now: float, new_sid: Callable[[], str]) -> Effects:
         """Any packet on an Engine.IO session: CONNECT joins `/` once, DISCONNECT leaves, the rest `handle`."""
         if cid not in self.sockets:
-            return self.connect(cid, packet, new_sid(), now) if packet.type == sio.CONNECT else Effects()
+            if packet.type != sio.CONNECT:
+                return Effects()
+            limiter = self.joining.get(cid)
+            if limiter is None:
+                limiter = self.joining[cid] = RateLimiter(self.settings.rate_limit, now)
+            verdict = limiter.check(now)
+            if verdict != "allow":
+                fx = Effects()
+                if verdict == "close":
+                    fx.close(cid, CloseCode.NORMAL, RATE_LIMITED)
+                return fx
+            fx = self.connect(cid, packet, new_sid(), now)
+            if cid in self.sockets:
+                del self.joining[cid]
+            return fx
         if packet.type == sio.CONNECT:
             return Effects()
         if packet.type == sio.DISCONNECT:
@@ -249,6 +266,7 @@ class Daemon:
         return expected is not None and isinstance(token, str) and token_matches(token, expected)
 
     def disconnect(self, cid: ConnId) -> None:
+        self.joining.pop(cid, None)
         sock = self.sockets.pop(cid, None)
         if sock is None:
             return
