@@ -209,67 +209,64 @@ def test_websocket_upgrade(fs):
         assert json.loads(ws.recv(5)[2:]) == ["status", {"status": "success"}]
 
 
+def upgrading(fs) -> tuple[Poller, str]:
+    """A joined polling session, and the URL of a WebSocket that upgrades it."""
+    p = Poller(fs.url())
+    p.connect()
+    return p, fs.url(0, "ws") + f"/socket.io/?EIO=4&transport=websocket&sid={p.sid}"
+
+
+def probe(ws) -> None:
+    ws.send("2probe")
+    assert ws.recv(5) == "3probe"
+
+
+def next_probe(url: str):
+    """A probing WebSocket once the last one is gone: the server sees a close a moment after the client."""
+    deadline = time.monotonic() + GENEROUS
+    while True:
+        try:
+            return ws_connect(url)
+        except InvalidStatus:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+
+
 def test_one_probing_websocket_per_session_and_none_outlives_it(fs):
     """A second WebSocket for a sid that one is probing is refused (400, as Node). It was accepted,
     and the session forgot the first: left open, unpinged and counted, after the session ended."""
-    p = Poller(fs.url())
-    p.connect()
-    url = fs.url(0, "ws") + f"/socket.io/?EIO=4&transport=websocket&sid={p.sid}"
+    _, url = upgrading(fs)
     with ws_connect(url) as first:
         with pytest.raises(InvalidStatus) as refused:
             ws_connect(url)
         assert refused.value.response.status_code == 400
-        first.send("2probe")
-        assert first.recv(5) == "3probe"
+        probe(first)
         first.send("5")
         first.send("1")  # the client ends the session: its WebSocket goes with it
         with pytest.raises(ConnectionClosed):
             first.recv(GENEROUS)
     # A probe that leaves before `5` frees the session for the next one.
-    q = Poller(fs.url())
-    q.connect()
-    url = fs.url(0, "ws") + f"/socket.io/?EIO=4&transport=websocket&sid={q.sid}"
+    _, url = upgrading(fs)
     with ws_connect(url) as gone:
-        gone.send("2probe")
-        assert gone.recv(5) == "3probe"
-    deadline = time.monotonic() + GENEROUS
-    while True:  # the server sees the close a moment after the client
-        try:
-            retry = ws_connect(url)
-            break
-        except InvalidStatus:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-    with retry:
-        retry.send("2probe")
-        assert retry.recv(5) == "3probe"
+        probe(gone)
+    with next_probe(url) as retry:
+        probe(retry)
 
 
 def test_a_probe_that_goes_wrong_or_stalls_is_dropped_and_the_session_polls_on(fs):
     """As Node: a bad packet on the probing WebSocket closes that WebSocket only (it closed the
     session), and one that sends no `5` within the upgrade timeout (10 s) is dropped, so it cannot
     hold the session's one upgrade for ever."""
-    p = Poller(fs.url())
-    p.connect()
-    url = fs.url(0, "ws") + f"/socket.io/?EIO=4&transport=websocket&sid={p.sid}"
+    p, url = upgrading(fs)
     with ws_connect(url) as bad:
-        bad.send("2probe")
-        assert bad.recv(5) == "3probe"
+        probe(bad)
         bad.send('42["last-msg"]')
         with pytest.raises(ConnectionClosed):
             bad.recv(GENEROUS)
         assert bad.close_code == 1002
     p.emit("last-msg")
     assert p.events()[0][0] == "last-response"
-    deadline = time.monotonic() + GENEROUS
-    while True:  # the server sees the close a moment after the client
-        try:
-            stalled = ws_connect(url)
-            break
-        except InvalidStatus:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-    with stalled:
+    with next_probe(url) as stalled:
         with pytest.raises(ConnectionClosed):
             stalled.recv(GENEROUS)
         assert stalled.close_code == 1008
