@@ -29,6 +29,22 @@ class LimitedRequest(Request):
     _refused = False
     _received = 0
 
+    def getHeader(self, key: Any) -> Any:
+        """A header named by a str reads as UTF-8, or as Latin-1 where it is not UTF-8.
+
+        Twisted decodes it as UTF-8 and raises on any other byte, so a client's
+        `Origin: http://\xff` answered a WebSocket upgrade with a 500 and a traceback.
+        """
+        if not isinstance(key, str):
+            return super().getHeader(key)
+        value = super().getHeader(key.encode("latin-1"))
+        if value is None:
+            return None
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            return value.decode("latin-1")
+
     def gotLength(self, length: int | None) -> None:
         limit = getattr(self.channel.site, "max_body", None)
         if limit is not None and length is not None and length > limit:

@@ -232,6 +232,6 @@ class PushAPI(ServiceResource):
 
 
 def _header(request: Request, name: str) -> str | None:
-    value = request.getHeader(name)
+    value = request.getHeader(name.encode("ascii"))  # bytes: Twisted would decode a str name's value as UTF-8 or raise
     return value.decode("latin-1") if isinstance(value, bytes) else value
 

@@ -549,6 +549,23 @@ def test_push_text_binary_and_post(gw, backend):
     assert '"PUT /@connections/' not in gw.log()  # ...but not pushes (push_access_log = false)
 
 
+def test_push_headers_that_are_not_utf8_are_read_not_a_500(gw, backend):
+    s, buf, conn_id = raw_client(gw, backend)
+    target = f"/@connections/{conn_id}"
+    with socket.create_connection(("127.0.0.1", gw.port(1)), timeout=WAIT) as api:
+        api.sendall(f"PUT {target} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n".encode()
+                    + b"Content-Type: text/\xff\r\nContent-Length: 2\r\n\r\nhi"
+                    + f"PUT {target} HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n".encode()
+                    + b"Authorization: Bearer \xff\r\nConnection: close\r\n\r\nhi")
+        answers = b""
+        while chunk := api.recv(65536):
+            answers += chunk
+    assert answers.startswith(b"HTTP/1.1 200 ")  # a text push
+    assert read_frame(s, buf)[::2] == (0x1, b"hi")
+    assert b"HTTP/1.1 401 " in answers and answers.endswith(b'"Missing or invalid credentials"}')
+    s.close()
+
+
 def test_push_api_only_on_push_listener(gw, backend):
     cred = credential()
 

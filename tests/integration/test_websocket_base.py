@@ -389,3 +389,23 @@ def test_too_much_sent_while_the_handshake_waits_is_refused_400(echo):
         assert read_http_head(sock).startswith(b"HTTP/1.1 400")
     finally:
         sock.close()
+
+
+def test_header_bytes_that_are_not_utf8_are_read_not_a_500(shared_echo):
+    """Twisted decodes a header named by a str as UTF-8 and raised on `Origin: http://\xff`:
+    a 500 page and a traceback instead of the handshake."""
+    request = upgrade_request().replace(b"Origin: Espruino", b"Origin: http://\xff\xfe")
+    sock = socket.create_connection(("127.0.0.1", shared_echo.port()), timeout=5)
+    try:
+        sock.sendall(request)
+        assert read_head_only(sock).startswith(b"HTTP/1.1 101")  # allowed_origins ["*"] takes any
+    finally:
+        sock.close()
+    request = upgrade_request().replace(b"Upgrade: websocket", b"Upgrade: websocket\xff")
+    sock = socket.create_connection(("127.0.0.1", shared_echo.port()), timeout=5)
+    try:
+        sock.sendall(request)
+        assert read_http_head(sock).startswith(b"HTTP/1.1 426")  # not an upgrade to websocket
+    finally:
+        sock.close()
+    assert "UnicodeDecodeError" not in shared_echo.log()
