@@ -201,9 +201,9 @@ class Daemon:
         self.sockets: dict[ConnId, Socket] = {}
         self.receivers: dict[ConnId, LegacyReceiver] = {}
         self.senders: dict[ConnId, LegacySender] = {}
-        self.joining: dict[ConnId, RateLimiter] = {}
-        """CONNECT attempts of sessions not (yet) on `/`, at the client rate: each refusal is an
-        answer, so a flood of bad ones would pile answers up in a session nobody reads."""
+        self.connects: dict[ConnId, RateLimiter] = {}
+        """Each session's CONNECT attempts, at the client rate: each is answered (joined or refused),
+        so a flood of them (bad ones, or `40`/`41` over and over) would pile answers up unread."""
         self.clients = 0
 
     # -- Socket.IO --------------------------------------------------------------
@@ -212,23 +212,20 @@ class Daemon:
         if cid not in self.sockets:
             if packet.type != sio.CONNECT:
                 return Effects()
-            limiter = self.joining.get(cid)
+            limiter = self.connects.get(cid)
             if limiter is None:
-                limiter = self.joining[cid] = RateLimiter(self.settings.rate_limit, now)
+                limiter = self.connects[cid] = RateLimiter(self.settings.rate_limit, now)
             verdict = limiter.check(now)
             if verdict != "allow":
                 fx = Effects()
                 if verdict == "close":
                     fx.close(cid, CloseCode.NORMAL, RATE_LIMITED)
                 return fx
-            fx = self.connect(cid, packet, new_sid(), now)
-            if cid in self.sockets:
-                del self.joining[cid]
-            return fx
+            return self.connect(cid, packet, new_sid(), now)
         if packet.type == sio.CONNECT:
             return Effects()
         if packet.type == sio.DISCONNECT:
-            self.disconnect(cid)
+            self.leave(cid)
             return Effects()
         return self.handle(cid, packet, now)
 
@@ -266,7 +263,12 @@ class Daemon:
         return expected is not None and isinstance(token, str) and token_matches(token, expected)
 
     def disconnect(self, cid: ConnId) -> None:
-        self.joining.pop(cid, None)
+        """The session ended."""
+        self.connects.pop(cid, None)
+        self.leave(cid)
+
+    def leave(self, cid: ConnId) -> None:
+        """The socket left `/` (DISCONNECT, or its session ended)."""
         sock = self.sockets.pop(cid, None)
         if sock is None:
             return

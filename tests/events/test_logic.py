@@ -292,18 +292,19 @@ def test_rate_limited_event_then_close():
     assert closes(replies[-1]) == [("s1", CloseCode.NORMAL, "rate limited")]
 
 
-def test_connect_attempts_before_joining_are_rate_limited_then_closed():
-    """Each refused CONNECT is answered; a flood of them would pile answers up unread."""
+@pytest.mark.parametrize("attempt", [
+    [sio.Packet(sio.CONNECT, "/nope", None, None, False)],
+    [sio.Packet(sio.CONNECT, "/", None, None, False), sio.Packet(sio.DISCONNECT, "/", None, None, False)],
+])
+def test_connect_attempts_are_rate_limited_then_closed(attempt):
+    """Each CONNECT is answered, refused or joined; a flood of them would pile answers up unread."""
     d = daemon(rate_limit=1.0)
-    bad = sio.Packet(sio.CONNECT, "/nope", None, None, False)
-    replies = [d.receive(ConnId("j"), bad, 0.0, lambda: "sid") for _ in range(40)]
+    replies = [d.receive(ConnId("j"), packet, 0.0, lambda: "sid") for _ in range(40) for packet in attempt]
     answered = [r for r in replies if sent(r)]
-    assert 0 < len(answered) <= 5 and closes(replies[-1]) == [("j", CloseCode.NORMAL, "rate limit exceeded")]
-    good = sio.Packet(sio.CONNECT, "/", None, None, False)
-    assert sent(d.receive(ConnId("k"), good, 0.0, lambda: "sid")) == ['0{"sid":"sid"}']
-    assert "k" not in d.joining and "j" in d.joining
+    assert 0 < len(answered) <= 5 and closes(replies[-len(attempt)]) == [("j", CloseCode.NORMAL, "rate limit exceeded")]
+    assert d.clients == 0 and "j" in d.connects
     d.disconnect(ConnId("j"))
-    assert d.joining == {}
+    assert d.connects == {}
 
 
 @given(st.lists(st.tuples(st.sampled_from(["start-msg", "set-filter", "last-msg", "post", "x"]),
