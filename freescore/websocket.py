@@ -34,6 +34,7 @@ _OPEN = WebSocketServerProtocol.STATE_OPEN
 EARLY_BYTES_LIMIT = 65536
 """Bytes a client may send while its handshake waits for an answer; more refuse it with 400."""
 UPGRADE_REQUIRED = HttpError(426, "this path takes WebSocket connections only", {"upgrade": "websocket"})
+UPGRADE_WITH_BODY = HttpError(400, "a WebSocket upgrade request takes no body")
 
 
 class ConnectionRegistry:
@@ -540,6 +541,16 @@ def _release_http_channel(transport: Any) -> None:
         log.debug("websocket: transport {t!r} has no producer to release", t=transport)
 
 
+def _has_body(request: Request) -> bool:
+    """Whether the request carried body bytes (by Content-Length or chunked); an empty body is none."""
+    content = request.content
+    if content is None:
+        return False
+    size = content.seek(0, 2)
+    content.seek(0)
+    return bool(size)
+
+
 class WebSocketEndpoint:
     """Mountable resource: WebSocket upgrades go to Autobahn, plain HTTP to `http`.
 
@@ -566,6 +577,9 @@ class WebSocketEndpoint:
         if not self.subpaths and request.postpath not in ([], [b""]):
             return json_error(request, 404, "not found")
         upgrade = (request.getHeader("upgrade") or "").lower()
+        if upgrade == "websocket" and _has_body(request):
+            # Read once as the request's body, Autobahn would read it again as the first frames.
+            return answer_error(request, UPGRADE_WITH_BODY)
         if upgrade == "websocket":
             # Autobahn refuses an Origin that is not a URL with a host, and
             # devices send `Origin: Espruino`: freescore applies its own origin

@@ -2,6 +2,7 @@
 
 import asyncio
 import base64
+import json
 import os
 import socket
 import struct
@@ -409,3 +410,25 @@ def test_header_bytes_that_are_not_utf8_are_read_not_a_500(shared_echo):
     finally:
         sock.close()
     assert "UnicodeDecodeError" not in shared_echo.log()
+
+
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+def test_an_upgrade_request_with_a_body_is_400_and_its_body_is_never_read_as_frames(shared_echo, framing):
+    """Twisted read the body as the request's; Autobahn then read it again, as the WebSocket's first
+    frames (an echo of a message sent as HTTP body). A GET upgrade has no body: refused, not upgraded."""
+    smuggled = any_masked_frame(0x1, b"smuggled")
+    if framing == "chunked":
+        head, body = b"Transfer-Encoding: chunked\r\n", b"%x\r\n%s\r\n0\r\n\r\n" % (len(smuggled), smuggled)
+    else:
+        head, body = b"Content-Length: %d\r\n" % len(smuggled), smuggled
+    request = upgrade_request().replace(b"\r\n\r\n", b"\r\n" + head + b"\r\n") + body
+    sock = socket.create_connection(("127.0.0.1", shared_echo.port()), timeout=5)
+    try:
+        sock.sendall(request)
+        head_lines = read_head_only(sock).lower()
+        length = int(head_lines.split(b"content-length: ")[1].split(b"\r\n")[0])
+        payload = recv_exact(sock, length)
+    finally:
+        sock.close()
+    assert head_lines.startswith(b"http/1.1 400") and b"content-type: application/json" in head_lines
+    assert json.loads(payload) == {"error": "a WebSocket upgrade request takes no body"}
