@@ -93,9 +93,20 @@ def load_tls_context(certificate: Path, private_key: Path, ciphers: str = "") ->
         context = options.getContext()
         context.check_privatekey()
         context.set_cipher_list((ciphers or DEFAULT_CIPHERS).encode("ascii"))
+        context.set_alpn_select_callback(select_http_1_1)
     except Exception as e:
         raise TLSConfigError(f"certificate and key do not make a TLS context: {e!r}") from None
     return context
+
+
+def select_http_1_1(connection: SSL.Connection, offered: list[bytes]) -> Any:
+    """ALPN: `http/1.1` when offered, else no protocol (the handshake goes on; the client decides).
+
+    Replaces Twisted's choice, which offers h2 wherever the h2 package is installed
+    (freescore's channel speaks HTTP/1.1 only) and fails a handshake offering
+    neither with an internal_error alert.
+    """
+    return b"http/1.1" if b"http/1.1" in offered else SSL.NO_OVERLAPPING_PROTOCOLS
 
 
 def check(config: Config, reactor: Any) -> None:

@@ -57,6 +57,23 @@ def test_tls_version_is_at_least_1_2(freescore, tmp_path):
             assert tls.cipher()[0].startswith(("ECDHE", "TLS_")), tls.cipher()
 
 
+def test_alpn_selects_http_1_1_and_an_offer_without_it_is_no_handshake_failure(freescore, tmp_path):
+    """freescore speaks HTTP/1.1 only. Twisted's ALPN answered a client offering only h2 with an
+    internal_error alert, and offers h2 itself wherever the h2 package is installed."""
+    import socket
+
+    files = write_server_files(tmp_path / "tls")
+    fs = freescore(tls_config(files))
+    for offer, selected in ((["h2", "http/1.1"], "http/1.1"), (["h2"], None), (["spdy/3", "h3"], None)):
+        ctx = files.client_context()
+        ctx.set_alpn_protocols(offer)
+        with socket.create_connection(("127.0.0.1", fs.port(0)), timeout=5) as raw:
+            with ctx.wrap_socket(raw, server_hostname="localhost") as tls:
+                assert tls.selected_alpn_protocol() == selected, offer
+                tls.sendall(b"GET /status HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                assert tls.recv(4096).startswith(b"HTTP/1.1 200"), offer
+
+
 async def _echo(url: str, ctx, text: str) -> str:
     async with connect(url, ssl=ctx) as ws:
         await ws.send(text)
