@@ -195,10 +195,22 @@ class JsonError(Resource):
         return json_error(request, self.code, self.message)
 
 
-class Status(Resource):
-    """`OK` while every enabled service (and the hub) is up, else 503 naming what is down."""
+GET_OR_HEAD = HttpError(405, "method not allowed: use GET or HEAD", {"allow": "GET, HEAD"})
+
+
+class ReadOnlyPage(Resource):
+    """A page read with GET (or HEAD); any other method is a JSON 405, not Twisted's HTML 405 or 501."""
 
     isLeaf = True
+
+    def render(self, request: Request) -> Any:
+        if request.method not in (b"GET", b"HEAD"):
+            return answer_error(request, GET_OR_HEAD)
+        return super().render(request)
+
+
+class Status(ReadOnlyPage):
+    """`OK` while every enabled service (and the hub) is up, else 503 naming what is down."""
 
     def __init__(self, check: Callable[[], list[str]], cors_origin: str) -> None:
         super().__init__()
@@ -218,8 +230,7 @@ class Status(Resource):
     render_HEAD = render_GET
 
 
-class MetricsPage(Resource):
-    isLeaf = True
+class MetricsPage(ReadOnlyPage):
 
     def __init__(self, render: Callable[[], bytes]) -> None:
         super().__init__()

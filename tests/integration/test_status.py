@@ -66,3 +66,16 @@ def test_chunked_body_is_cut_off_at_the_limit(freescore):
     assert reply.startswith(b"HTTP/1.1 413"), reply[:200]
     small = requests.post(fs.url() + "/nope", data=b"y" * 1000, timeout=5)
     assert small.status_code == 404  # under the limit: served as usual
+
+
+def test_other_methods_on_status_and_metrics_are_a_json_405_naming_get_and_head(freescore):
+    """They answered Twisted's HTML pages (501 "Huh?", or 405) where every other path answers JSON."""
+    fs = freescore(CONFIG)
+    for method in ("POST", "PUT", "DELETE", "OPTIONS", "TRACE"):
+        for path in ("/status", "/metrics"):
+            r = requests.request(method, fs.url() + path, timeout=5)
+            assert (r.status_code, r.headers["content-type"]) == (405, "application/json"), (method, path)
+            assert r.json() == {"error": "method not allowed: use GET or HEAD"}
+            assert r.headers["allow"] == "GET, HEAD"
+    head = requests.head(fs.url() + "/metrics", timeout=5)
+    assert (head.status_code, head.content) == (200, b"")
