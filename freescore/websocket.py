@@ -525,18 +525,43 @@ class FreescoreServerFactory(WebSocketServerFactory):
         self.metrics.connections.dec()
 
 
-def _release_http_channel(transport: Any) -> None:
-    """Let go of the HTTP channel and request a WebSocket upgrade leaves behind.
+class _ReadWhileWritten:
+    """The transport's producer after an upgrade: back-pressure on a peer that does not read.
+
+    The transport pauses it while more than its buffer size (64 KiB) waits to be
+    written, and resumes it once that is written: what such a peer sends
+    meanwhile stays unread, or the replies to it (pongs, acknowledgements) would
+    grow the process without bound. A protocol that pauses the transport for
+    reasons of its own pauses it again after a resume it did not want.
+    """
+
+    def __init__(self, transport: Any) -> None:
+        self.transport = transport
+
+    def pauseProducing(self) -> None:
+        self.transport.pauseProducing()
+
+    def resumeProducing(self) -> None:
+        self.transport.resumeProducing()
+
+    def stopProducing(self) -> None:
+        pass
+
+
+def _hand_over(transport: Any) -> None:
+    """Let go of the HTTP channel and request a WebSocket upgrade leaves behind; read while written.
 
     Twisted Web registered the channel as the transport's producer; after the
     upgrade that registration does nothing (the channel is still "handling" the
     upgrade request, so it pauses nothing), but it keeps the channel, the
     request and its headers (about 25 objects) alive for the connection's
     lifetime, to become old-generation garbage when it closes. Unregistered,
-    they are freed by the next young collector pass.
+    they are freed by the next young collector pass. `_ReadWhileWritten` takes
+    its place.
     """
     try:
         transport.unregisterProducer()
+        transport.registerProducer(_ReadWhileWritten(transport), True)
     except Exception:  # a transport without producer support: nothing was kept
         log.debug("websocket: transport {t!r} has no producer to release", t=transport)
 
@@ -596,7 +621,7 @@ class WebSocketEndpoint:
                 self.factory._next_origin = None
                 self.factory._next_open_timeout = None
             if request.channel.transport is None and transport is not None:
-                _release_http_channel(transport)
+                _hand_over(transport)
                 request.channel.upgraded = upgraded  # bytes read with the request go to it (freescore.channel)
             return result
         if self._http is not None:

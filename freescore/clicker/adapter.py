@@ -103,8 +103,8 @@ class ClickerProtocol(FreescoreServerProtocol):
             return
         if self._held is not None:  # a REGISTER is being written: keep frame order
             self._held.append(payload)
-            if len(self._held) >= MAX_HELD_FRAMES and not self._paused and self.transport is not None:
-                self._paused = True
+            if len(self._held) >= MAX_HELD_FRAMES and self.transport is not None:
+                self._paused = True  # again too: writes that drained resume reading (freescore.websocket)
                 self.transport.pauseProducing()
             return
         svc = self.service

@@ -432,3 +432,33 @@ def test_an_upgrade_request_with_a_body_is_400_and_its_body_is_never_read_as_fra
         sock.close()
     assert head_lines.startswith(b"http/1.1 400") and b"content-type: application/json" in head_lines
     assert json.loads(payload) == {"error": "a WebSocket upgrade request takes no body"}
+
+
+def test_a_client_that_sends_and_never_reads_is_no_longer_read_until_it_does(shared_echo):
+    """Its pongs and echoes piled up in the process without bound (a ping flood grew it ~10 MB/s).
+
+    Now the server stops reading it while more than Twisted's write buffer (64 KiB) waits for it,
+    and goes on, nothing lost, once it reads again.
+    """
+    ping, text = any_masked_frame(0x9, b"p" * 100), any_masked_frame(0x1, b"t" * 100)
+    burst = (ping + text) * 500
+    sock = raw_handshake(shared_echo.port(), "127.0.0.1")
+    try:
+        assert read_head_only(sock).startswith(b"HTTP/1.1 101")
+        sock.settimeout(5)
+        sent = 0
+        while sent < 300_000_000:  # far more than the kernel's buffers: the process would hold it
+            try:
+                sock.sendall(burst)
+            except TimeoutError:
+                break  # the server stopped reading
+            sent += len(burst)
+        else:
+            raise AssertionError("the server read 300 MB from a client that reads nothing")
+        sock.settimeout(30)
+        answered = sent // len(burst) * 500
+        for _ in range(answered):  # then it reads: every pong and echo arrives, in order
+            assert read_any_frame(sock) == (0xA, b"p" * 100)
+            assert read_any_frame(sock) == (0x1, b"t" * 100)
+    finally:
+        sock.close()
