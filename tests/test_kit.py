@@ -50,6 +50,22 @@ def test_loads_strict_refuses_what_would_go_out_as_nan_or_infinity(text):
         assert loads_strict(text, reencoded=False) in (float("inf"), -float("inf"))
 
 
+def test_loads_strict_max_depth_refuses_nesting_past_it_and_python_s_own_limit_as_value_error():
+    for depth, limit in ((101, 100), (2000, None), (100000, 100)):  # past the parser: no RecursionError
+        with pytest.raises(ValueError):
+            loads_strict("[" * depth + "]" * depth, max_depth=limit)
+    for text in ("[" * 100 + "]" * 100, '{"a":' * 99 + '"[[[[{{{{"' + "}" * 99, "1"):
+        assert loads_strict(text, max_depth=100) == json.loads(text)
+
+
+@given(st.recursive(st.none() | st.integers() | any_text,
+                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(any_text, inner, max_size=3)))
+def test_json_text_with_json_dumps_options_is_utf8_and_reads_back_the_same(value):
+    text = json_text(value, sort_keys=True, indent=3, separators=(",", " : "))  # a division file's form
+    text.encode("utf-8")
+    assert json.loads(text) == json.loads(json.dumps(value))  # (a pair of lone surrogates reads as one character)
+
+
 def test_http_error_carries_status_message_headers_and_the_json_body():
     e = HttpError(405, "use POST", {"allow": "POST"})
     assert (e.status, e.message, e.headers, e.content_type) == (405, "use POST", {"allow": "POST"}, "application/json")

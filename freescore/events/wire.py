@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from freescore.wireformat import HttpError, encode_json, loads_strict
+from freescore.wireformat import MAX_DEPTH, HttpError, encode_json, loads_strict
 
 OK = {"status": "success"}
 ERR_INVALID_FILTER = {"status": "error", "code": "invalid-filter", "message": "Invalid filter"}
@@ -30,30 +30,10 @@ def too_many(limit: int) -> dict[str, str]:
     }
 
 
-MAX_DEPTH = 100
-"""Deepest JSON nesting taken from a peer. A post is encoded again deeper in the
-stack than it was parsed (the hub, the fan-out), where Python's recursion limit
-would lose it after its sender was told it was posted."""
-
-
-def parse_json(text: str, max_depth: int = MAX_DEPTH) -> Any:
+def parse_json(text: str) -> Any:
     """Strict JSON from a peer (`loads_strict`: nothing that re-encodes as NaN or Infinity), at most
-    `max_depth` arrays and objects deep; ValueError (or RecursionError) otherwise."""
-    value = loads_strict(text)
-    if text.count("[") + text.count("{") > max_depth and _deeper_than(value, max_depth):
-        raise ValueError(f"JSON nested deeper than {max_depth} levels")
-    return value
-
-
-def _deeper_than(value: Any, limit: int) -> bool:
-    """Without recursion: the value is the deep one."""
-    level: list[Any] = [value]
-    for _ in range(limit):
-        level = [c for v in level for c in (v.values() if isinstance(v, dict) else v)
-                 if isinstance(c, (dict, list))]
-        if not level:
-            return False
-    return True
+    `MAX_DEPTH` arrays and objects deep; ValueError otherwise."""
+    return loads_strict(text, max_depth=MAX_DEPTH)
 
 
 MAX_CHANNEL = 100

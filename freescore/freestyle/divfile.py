@@ -9,25 +9,21 @@ JSON object; what a reader may rely on is restored by `Division`.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from freescore.freestyle.scoring import perl_numbers
+from freescore.wireformat import MAX_DEPTH, json_text, loads_strict
 
 
 class DivisionFormatError(ValueError):
     """A division file that is not a JSON object."""
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
 def parse_division(text: str) -> dict[str, Any]:
     """The object in a division file (any formatting, CRLF included)."""
     try:
-        obj = json.loads(text, parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as e:
+        obj = loads_strict(text, max_depth=MAX_DEPTH)  # as the pages read what it holds: no NaN, 1e999
+    except ValueError as e:
         raise DivisionFormatError(f"not JSON: {e}") from None
     if not isinstance(obj, dict):
         raise DivisionFormatError("not a JSON object")
@@ -36,5 +32,5 @@ def parse_division(text: str) -> dict[str, Any]:
 
 def format_division(obj: dict[str, Any]) -> str:
     """The file text of a division object."""
-    body = json.dumps(perl_numbers(obj), indent=3, separators=(",", " : "), sort_keys=True, ensure_ascii=False)
+    body = json_text(perl_numbers(obj), indent=3, separators=(",", " : "), sort_keys=True)
     return body + "\n"

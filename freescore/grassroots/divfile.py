@@ -10,13 +10,13 @@ header keys survive a round trip.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from freescore.poomsae.frames import canonical
 from freescore.poomsae.progress import HEADER_LINE
+from freescore.wireformat import MAX_DEPTH, loads_strict
 
 MAX_JUDGES = 15
 """The most judges a division file may name; a larger `judges` reads as this."""
@@ -108,7 +108,7 @@ def format_places(places: list[tuple[int, int]]) -> str:
 def _info_value(text: str) -> Any:
     if text[:1] in ("[", "{"):
         try:
-            return json.loads(text)
+            return loads_strict(text, max_depth=MAX_DEPTH)  # as the pages read it: no NaN, 1e999
         except ValueError:
             return text
     return text
@@ -153,7 +153,7 @@ def apply_header(div: Division, header: dict[str, str]) -> None:
             div.places = parse_places(value)
         elif key == "brackets":
             try:
-                div.brackets = json.loads(value) if value else None
+                div.brackets = loads_strict(value, max_depth=MAX_DEPTH) if value else None
             except ValueError:
                 div.brackets = None
         elif key not in COMPUTED:

@@ -16,7 +16,6 @@ display, and any new score cancel it.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -28,6 +27,7 @@ from freescore.poomsae import rings
 from freescore.poomsae.frames import canonical, frame
 from freescore.poomsae.ids import RequestError, Ring, SaveError, check_divid
 from freescore.poomsae.requests import request_kind, require, to_float, to_int
+from freescore.wireformat import MAX_DEPTH, json_text, loads_strict
 
 if TYPE_CHECKING:
     from freescore.poomsae.users import Client
@@ -345,13 +345,13 @@ class Grassroots(rings.Tournaments):
     def _schedule_write(self, ring: GrassrootsRing, cid: ConnId, request: dict[str, Any], out: Outcome,
                         now: float) -> None:
         """Rewrite `schedule.json` (sorted keys, indented) from the page's JSON string; a ring update follows."""
-        try:
-            schedule = json.loads(require(request, "schedule", str))
+        try:  # as strict as a request: the staging pages read it back
+            schedule = loads_strict(require(request, "schedule", str), max_depth=MAX_DEPTH)
         except ValueError:
             raise RequestError("Invalid schedule: not JSON") from None
         if not isinstance(schedule, dict):
             raise RequestError("Invalid schedule: not a JSON object")
-        text = json.dumps(schedule, sort_keys=True, indent=3, ensure_ascii=False) + "\n"
+        text = json_text(schedule, sort_keys=True, indent=3, separators=(",", ": ")) + "\n"
         self.store.write(ring.t.base / SCHEDULE, text)  # type: ignore[attr-defined]
         out.effects.broadcast(ring.group, wire.ring_update(ring.ring_json(), request))
 

@@ -10,7 +10,6 @@ included), and anything unmatched is upstream's "Unknown command".
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +17,8 @@ from typing import Any
 from freescore.grassroots.divfile import MAX_JUDGES
 from freescore.poomsae.frames import canonical, error_frame, frame, update_frame
 from freescore.poomsae.ids import RequestError, Ring, check_db, check_divid, parse_ring
+from freescore.poomsae.requests import lone_surrogate_in
+from freescore.wireformat import MAX_DEPTH, loads_strict
 
 SERVICE = "grassroots"
 UNKNOWN_COMMAND = "FreeScore Grassroots: Unknown command"
@@ -107,11 +108,14 @@ def parse_rest(method: str, segments: list[str], body: bytes = b"") -> Rest:
 def _post_body(body: bytes) -> dict[str, Any]:
     """The division editor's JSON: `{name, header{}, athletes[], overwrite?}`."""
     try:
-        obj = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
+        text = body.decode("utf-8")
+        obj = loads_strict(text, max_depth=MAX_DEPTH)  # as a WebSocket request: NaN, 1e999 are not kept
+    except ValueError:  # UnicodeDecodeError is one
         raise RequestError("Invalid division: not JSON") from None
     if not isinstance(obj, dict):
         raise RequestError("Invalid division: not a JSON object")
+    if lone_surrogate_in(text, obj):
+        raise RequestError("Invalid division: a lone surrogate is not text")
     header = obj.get("header", {})
     if not isinstance(header, dict):
         raise RequestError("Invalid division: 'header' must be an object")

@@ -10,16 +10,18 @@ service (`FreeScore Worldclass Service Error`, `FreeScore FreeStyle Service Erro
 from __future__ import annotations
 
 import hashlib
-import json
 import time as _time
 from dataclasses import dataclass
 from typing import Any
+
+from freescore.wireformat import json_text
 
 PROCESSING = "Error while processing request: "
 
 
 def canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """Sorted keys, no spaces; a lone surrogate a file holds (`"\\ud800"`) stays escaped (UTF-8 cannot carry it)."""
+    return json_text(value, sort_keys=True)
 
 
 def frame(obj: Any) -> bytes:

@@ -15,19 +15,26 @@ import re
 from typing import Any
 
 from freescore.poomsae.ids import RequestError
+from freescore.wireformat import MAX_DEPTH, loads_strict
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def decode_request(payload: bytes | str) -> dict[str, Any]:
-    """Parse one request frame; raises RequestError for anything but `{type, action, ...}`."""
+    """Parse one request frame; raises RequestError for anything but `{type, action, ...}`.
+
+    Strict (`loads_strict`): what is read goes back out in answers, broadcasts and files, so
+    NaN, Infinity or 1e999 (JSON.parse refuses what Python writes for them) and nesting past
+    `MAX_DEPTH` are refused here.
+    """
     try:
         text = payload.decode("utf-8") if isinstance(payload, bytes) else payload
-        obj = json.loads(text)
-    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        obj = loads_strict(text, max_depth=MAX_DEPTH)
+    except ValueError as e:  # UnicodeDecodeError is one
         raise RequestError(f"Invalid JSON: {e}") from None
     if not isinstance(obj, dict):
         raise RequestError("Invalid request: not a JSON object")
-    escaped = "\\u" in text or not isinstance(payload, bytes)  # UTF-8 bytes alone cannot carry a surrogate
-    if escaped and not _encodable(obj):  # a lone surrogate: no frame or file could hold it
+    if lone_surrogate_in(text, obj):
         raise RequestError("Invalid JSON: a lone surrogate is not text")
     for key in ("type", "action"):
         if not isinstance(obj.get(key), str) or not obj[key].strip():
@@ -35,12 +42,15 @@ def decode_request(payload: bytes | str) -> dict[str, Any]:
     return obj
 
 
-def _encodable(obj: Any) -> bool:
+def lone_surrogate_in(text: str, obj: Any) -> bool:
+    """`obj`, parsed from `text`, holds a lone surrogate (`"\\ud800"`): a division file's text lines cannot."""
+    if "\\u" not in text and not _SURROGATE.search(text):  # text decoded from UTF-8 holds none
+        return False
     try:
         json.dumps(obj, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
-        return False
-    return True
+        return True
+    return False
 
 
 def handler_name(value: str) -> str:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import codecs
 import errno
-import json
 import os
 import shutil
 import stat
@@ -41,6 +40,7 @@ from freescore.poomsae.ids import RequestError
 from freescore.poomsae.layout import Layout, ring_of_folder
 from freescore.poomsae.progress import format_progress, parse_progress
 from freescore.poomsae.rings import RingFolder
+from freescore.wireformat import MAX_DEPTH, loads_strict
 
 Stamp = tuple[int, int]
 log = Logger(namespace="freescore.poomsae")
@@ -266,9 +266,10 @@ class DataStore:
         return path.is_dir()
 
     def read_json(self, path: Path, default: Any = None) -> Any:
-        """A JSON file's value, or `default` when it is missing or not JSON."""
+        """A JSON file's value, or `default` when it is missing or not JSON a page could read back
+        (`loads_strict`: no NaN, Infinity or 1e999, nothing deeper than `MAX_DEPTH`)."""
         text = self.read(path)
         try:
-            return default if text is None else json.loads(text)
+            return default if text is None else loads_strict(text, max_depth=MAX_DEPTH)
         except ValueError:
             return default

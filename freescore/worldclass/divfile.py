@@ -8,7 +8,6 @@ keys and athlete info verbatim so a load/save round trip loses nothing.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +16,7 @@ from freescore.poomsae.frames import canonical as canonical_json
 from freescore.poomsae.progress import HEADER_LINE
 from freescore.poomsae.progress import format_progress as format_progress
 from freescore.poomsae.progress import parse_progress as parse_progress
+from freescore.wireformat import MAX_DEPTH, loads_strict
 from freescore.worldclass import bracket
 
 ROUND_ORDER = ("prelim", "ro256", "ro128", "ro64", "ro32", "semfin", "ro16", "finals", "ro8", "ro4", "ro2")
@@ -141,7 +141,7 @@ def _int(text: str, key: str) -> int:
 
 def _json(text: str, key: str) -> Any:
     try:
-        return json.loads(text)
+        return loads_strict(text, max_depth=MAX_DEPTH)  # as the pages read it: no NaN, 1e999
     except ValueError:
         raise DivisionFormatError(f"header {key}: not JSON: {text!r}") from None
 
