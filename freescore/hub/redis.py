@@ -29,7 +29,6 @@ server (standalone, 6.2 or newer) through txredisapi:
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import socket
@@ -50,7 +49,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from freescore.hub import HubMessage, Listener
-from freescore.wireformat import json_text
+from freescore.wireformat import MAX_DEPTH, json_text, loads_strict
 
 log = Logger(namespace="freescore.hub.redis")
 
@@ -505,7 +504,7 @@ class RedisHub(Service):
                 self._seen(int(data[6:comma]))
             return
         try:
-            decoded = json.loads(data)
+            decoded = _decode(data)
             msg_id = decoded["id"]
             inst = decoded["inst"]
             payload = decoded["payload"]
@@ -602,7 +601,7 @@ class RedisHub(Service):
             out = []
             for _stream_id, fields in rows:
                 try:
-                    item = json.loads(dict(zip(fields[::2], fields[1::2], strict=True))["m"])
+                    item = _decode(dict(zip(fields[::2], fields[1::2], strict=True))["m"])
                     out.append(HubMessage(channel, int(item["id"]), item["payload"]))
                 except (ValueError, KeyError, TypeError):
                     continue  # a placeholder or a foreign entry
@@ -660,7 +659,7 @@ class RedisHub(Service):
             out = {}
             for member, value in zip(flat[::2], flat[1::2], strict=True):
                 try:
-                    out[member] = json.loads(value.split("\n", 1)[1])
+                    out[member] = _decode(value.split("\n", 1)[1])
                 except (ValueError, IndexError):
                     continue
             return out
@@ -681,7 +680,7 @@ class RedisHub(Service):
             if value is None:
                 return None
             try:
-                return json.loads(value.split("\n", 1)[1])
+                return _decode(value.split("\n", 1)[1])
             except (ValueError, IndexError):
                 return None
 
@@ -740,3 +739,10 @@ def _eval(conn: Any, script: str, keys: list[str], args: list[Any]) -> Deferred[
 
 def _json(value: Any) -> str:
     return json_text(value)
+
+
+def _decode(text: str) -> Any:
+    """What another node wrote with `_json`: a service's payload (at most MAX_DEPTH deep where it came in) in
+    the hub's envelope. Anything else on the server (NaN, 1e999, deeper, which raised RecursionError in
+    the subscriber's reader and dropped its connection) is a ValueError: the message is dropped and logged."""
+    return loads_strict(text, max_depth=2 * MAX_DEPTH)

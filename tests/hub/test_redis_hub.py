@@ -134,6 +134,22 @@ def test_malformed_message_on_a_channel_is_dropped(redis_hubs, redis_server):
 
 
 @pytest_twisted.inlineCallbacks
+def test_a_message_json_parse_refuses_or_nested_past_the_parser_is_dropped_and_the_subscriber_reads_on(
+        redis_hubs, redis_server):
+    """Nested past Python's parser it raised RecursionError in the subscriber's reader (a traceback, and
+    the messages after it were lost); NaN or 1e999 were handed on, to go out where JSON.parse refuses them."""
+    a = yield redis_hubs.start("a")
+    b = yield redis_hubs.start("b")
+    got, _ = yield listen(a, "c")
+    for payload in ("[" * 2000 + "]" * 2000, "NaN", "[-1e999]", "[" * 201 + "]" * 201):
+        junk = f'{{"id":1,"inst":"y","payload":{payload}}}'
+        assert redis_server.command("PUBLISH", "freescore:0:c:c", junk) is not None
+    after = yield b.publish("c", {"deep": [[[["enough"]]]]})
+    yield wait_until(lambda: got, what="the message after the junk")
+    assert got == [after]
+
+
+@pytest_twisted.inlineCallbacks
 def test_redis_killed_and_restarted_during_traffic(redis_hubs, redis_server):
     a = yield redis_hubs.start("a")
     b = yield redis_hubs.start("b")
