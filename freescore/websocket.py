@@ -171,6 +171,13 @@ class FreescoreServerProtocol(WebSocketServerProtocol):
         self.factory.metrics.messages_in.inc()
         self.received(payload, isBinary)
 
+    def onMessageFrameBegin(self, length: int) -> None:
+        """An empty frame counts one byte towards `max_message`: each is kept in the message's
+        list of fragments, so an endless stream of them grew the process without bound."""
+        if not length:
+            self.message_data_total_length += 1
+        super().onMessageFrameBegin(length)
+
     def onPong(self, payload: bytes) -> None:
         # Some devices answer with the literal payload "pong": any pong counts.
         self._alive = True

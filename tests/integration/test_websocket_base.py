@@ -462,3 +462,20 @@ def test_a_client_that_sends_and_never_reads_is_no_longer_read_until_it_does(sha
             assert read_any_frame(sock) == (0x1, b"t" * 100)
     finally:
         sock.close()
+
+
+def test_an_endless_message_of_empty_fragments_closes_with_1009(shared_echo):
+    """Each empty continuation frame added to the message's fragment list and nothing to its size:
+    a client streaming them grew the process without bound. Each counts a byte now (max_message 64 KiB)."""
+    sock = raw_handshake(shared_echo.port(), "127.0.0.1")
+    try:
+        assert read_head_only(sock).startswith(b"HTTP/1.1 101")
+        sock.sendall(any_masked_frame(0x1, b"", fin=False))
+        try:
+            sock.sendall(any_masked_frame(0x0, b"", fin=False) * 70_000)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        opcode, payload = read_any_frame(sock)
+        assert opcode == 0x8 and struct.unpack("!H", payload[:2])[0] == 1009
+    finally:
+        sock.close()
