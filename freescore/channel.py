@@ -1,13 +1,14 @@
-"""The HTTP channel of every listener: a deadline for request headers that trickling cannot stretch.
+"""The HTTP channel of every listener: a deadline for a request's headers and body that trickling cannot stretch.
 
 Twisted's own timeout is an idle timeout, reset by every byte, so a client
-that sends one header byte now and then (slowloris) holds its connection,
-and a file descriptor, forever. This channel also gives each request's headers
-an absolute deadline, `[http] header_timeout`, counted from the accept (so a
-TLS handshake that never finishes is dropped by it too) and, on a keep-alive
-connection, from the first byte of the next request. Between requests
-Twisted's idle timeout (`[http] idle_timeout`) applies; while a request is
-handled (a long-poll, a WebSocket after its upgrade) neither runs.
+that sends one header or body byte now and then (slowloris, slow POST) holds
+its connection, and a file descriptor, forever. This channel also gives each
+request's headers and body an absolute deadline, `[http] header_timeout`,
+counted from the accept (so a TLS handshake that never finishes is dropped by
+it too) and, on a keep-alive connection, from the first byte of the next
+request. Between requests Twisted's idle timeout (`[http] idle_timeout`)
+applies; while a request is handled (a long-poll, a WebSocket after its
+upgrade) neither runs.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ _REQUEST_TIMEOUT = b"HTTP/1.1 408 Request Timeout\r\nconnection: close\r\nconten
 
 
 class DeadlineChannel(HTTPChannel):
-    """An HTTPChannel whose requests must have sent their headers within the site's `header_timeout`."""
+    """An HTTPChannel whose requests must have sent their headers and body within the site's `header_timeout`."""
 
     request_started = 0.0
     """Reactor time the current request began: the accept, or its first byte on a reused connection.
@@ -57,9 +58,12 @@ class DeadlineChannel(HTTPChannel):
         super().rawDataReceived(data)
 
     def allHeadersReceived(self) -> None:
-        self._cancel()
         self._in_request = True
         super().allHeadersReceived()
+
+    def allContentReceived(self) -> None:
+        self._cancel()  # the body is in too: the request is handled now, under its own timeouts
+        super().allContentReceived()
 
     def requestDone(self, request: Any) -> None:
         # Before Twisted goes on with pipelined bytes, which may start the next request at once.

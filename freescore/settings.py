@@ -228,7 +228,7 @@ class HttpSettings:
     cors_origin: str = "*"
     shutdown_timeout: float = 3.0
     max_body: int = 4 * 1024 * 1024
-    header_timeout: float = 10.0  # a request's headers must be in within this of the accept or first byte (s)
+    header_timeout: float = 10.0  # a request's headers and body must be in within this of the accept or first byte (s)
     idle_timeout: float = 60.0  # a keep-alive connection with no request in flight closes after this (s)
 
     def validate(self, base: Path) -> "HttpSettings":

@@ -88,6 +88,19 @@ def test_trickled_request_headers_are_cut_off_at_the_deadline(echo):
     assert requests.get(fs.url() + "/status", timeout=5).text == "OK"
 
 
+@pytest.mark.parametrize("framing", [b"Content-Length: 100000", b"Transfer-Encoding: chunked"])
+def test_trickled_request_body_is_cut_off_at_the_same_deadline(echo, framing):
+    """Headers sent at once, then one body byte every 0.2 s: an idle timeout would never fire (slow POST)."""
+    fs = echo()
+    with open_socket(fs.port()) as sock:
+        sock.sendall(b"POST /nope HTTP/1.1\r\nHost: x\r\n" + framing + b"\r\n\r\n")
+        if b"chunked" in framing:
+            sock.sendall(b"186a0\r\n")  # one chunk of 100000 bytes, trickled
+        answer = until_closed(sock, trickle=b"a")
+    assert answer.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
+    assert requests.get(fs.url() + "/status", timeout=5).text == "OK"
+
+
 def test_half_sent_upgrade_gets_408_and_is_closed(echo):
     fs = echo()
     with open_socket(fs.port()) as sock:
