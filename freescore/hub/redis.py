@@ -24,7 +24,12 @@ server (standalone, 6.2 or newer) through txredisapi:
   reconnection, and the loss is logged once per outage, not per message.
   txredisapi reconnects with exponential backoff (`retry_min`..`retry_max`);
   on reconnection the hub re-subscribes, re-announces its presence and
-  raises the id counter above every id it handed out.
+  raises the id counter above every id it handed out. A failed handshake
+  (AUTH, SELECT: a paused Redis, a new password) is retried too, where
+  txredisapi alone would give up for good.
+- Redis answering but refusing the heartbeat (out of memory) also makes
+  `is_up()` False; a heartbeat finding its key gone (FLUSHALL, expired while
+  refused) re-announces presence and known values without a reconnection.
 """
 
 from __future__ import annotations
@@ -226,6 +231,19 @@ class _CommandFactory(txredisapi.RedisFactory):
         if conn in self.pool:
             self.hub._command_up(conn)
 
+    def stopTrying(self) -> Deferred[None]:
+        """Keep reconnecting with backoff when AUTH or SELECT fails on a new connection.
+
+        txredisapi stops for good then, but the cause is often passing: a Redis paused
+        (SIGSTOP, CLIENT PAUSE) past the reply timeout, a password changed at runtime,
+        a Redis still loading its data. `disconnect()` still stops everything.
+        """
+        return succeed(None)
+
+    def connectionError(self, why: str) -> None:
+        super().connectionError(why)
+        self.hub._warn(why)
+
     def delConnection(self, conn: Any) -> None:
         super().delConnection(conn)
         self.hub._command_down(conn)
@@ -300,6 +318,7 @@ class RedisHub(Service):
         self._conn: Any = None
         self._sub: Any = None
         self._was_up = False
+        self._refused = False  # Redis answers but refused the last heartbeat (e.g. out of memory)
         self._warned = False
         self._errors_logged: set[tuple[str, Any, str]] = set()
         self._listeners: dict[str, dict[int, Listener]] = {}
@@ -348,15 +367,15 @@ class RedisHub(Service):
         if conn is not None:
             # Leave every space at once instead of waiting for the heartbeat to expire.
             calls = [self._resync_space(conn, space, {}) for space in self._spaces]
-            calls.append(_cmd(conn, "DEL", self._key("hb:", self.inst)))
+            calls.append(self._cmd(conn, "DEL", self._key("hb:", self.inst)))
             yield DeferredList(calls, consumeErrors=True)
         factories, self._factories = self._factories, []
         yield DeferredList([f.disconnect() for f in factories], consumeErrors=True)
         self._conn = self._sub = None
-        self._was_up = False
+        self._was_up = self._refused = False
 
     def is_up(self) -> bool:
-        return self._conn is not None and self._sub is not None
+        return self._conn is not None and self._sub is not None and not self._refused
 
     # -- connection state ----------------------------------------------------
 
@@ -367,7 +386,7 @@ class RedisHub(Service):
             self._warned = False
             self._errors_logged.clear()
         elif self._was_up and not up and self.running:
-            self._warn(f"lost the connection to {self.url}")
+            self._warn(f"Redis at {self.url} refuses writes" if self._refused else f"lost the connection to {self.url}")
         self._was_up = up
 
     def _warn(self, what: str) -> None:
@@ -408,7 +427,7 @@ class RedisHub(Service):
 
     def _send_subscribe(self, channel: str) -> None:
         # One channel per command, so each confirmation answers its own command.
-        d = _cmd(self._sub, "SUBSCRIBE", self._rchannel(channel), apply_timeout=False)
+        d = self._cmd(self._sub, "SUBSCRIBE", self._rchannel(channel), apply_timeout=False)
         d.addCallbacks(lambda _: self._confirm(channel), self._command_failed, errbackArgs=("subscribe",))
 
     def _confirm(self, channel: str) -> None:
@@ -419,33 +438,40 @@ class RedisHub(Service):
 
     def _sync(self, conn: Any) -> None:
         """After (re)connecting: heartbeat, id floor, presence and pending sets back into Redis."""
+        beat = self._cmd(conn, "SET", self._key("hb:", self.inst), self.node, "PX", self._ttl_ms())
         calls = [
-            _cmd(conn, "SET", self._key("hb:", self.inst), self.node, "PX", self._ttl_ms()),
-            _eval(conn, FLOOR_LUA, [self._key("id")], [self._floor()]),
+            beat.addCallbacks(self._beaten, self._beat_failed),
+            self._eval(conn, FLOOR_LUA, [self._key("id")], [self._floor()]),
         ]
-        calls += [self._resync_space(conn, space, self._presence.get(space, {})) for space in self._spaces]
         for key, value in self._kv_pending.items():
-            calls.append(_cmd(conn, "SET", self._key("kv:", key), value))
-        # A Redis that lost its data (restart without persistence) gets back the values
-        # this node knows; NX, so a newer value set by another node is kept.
-        for key, value in self._kv_cache.items():
-            if key not in self._kv_pending:
-                calls.append(_cmd(conn, "SET", self._key("kv:", key), value, "NX"))
+            calls.append(self._cmd(conn, "SET", self._key("kv:", key), value))
+        calls += self._announce(conn)
         self._kv_pending.clear()
         self._local_history.clear()
         DeferredList(calls, consumeErrors=True).addCallback(self._synced)
 
+    def _announce(self, conn: Any) -> list[Deferred[Any]]:
+        """This node's presence, and the values it knows, into a Redis that may have lost them.
+
+        Values go with NX, so a newer value set by another node is kept.
+        """
+        calls = [self._resync_space(conn, space, self._presence.get(space, {})) for space in self._spaces]
+        for key, value in self._kv_cache.items():
+            if key not in self._kv_pending:
+                calls.append(self._cmd(conn, "SET", self._key("kv:", key), value, "NX"))
+        return calls
+
     def _synced(self, results: list[tuple[bool, Any]]) -> None:
         for ok, value in results:
             if not ok and not value.check(txredisapi.ConnectionError):
-                log.failure("redis hub: re-synchronising with Redis failed", value)
+                log.warn("redis hub: re-synchronising with Redis failed: {error}", error=value.getErrorMessage())
                 break
 
     def _resync_space(self, conn: Any, space: str, members: dict[str, Any]) -> Deferred[Any]:
         args = [self.inst]
         for member, info in members.items():
             args += [member, self._presence_value(info)]
-        return _eval(conn, RESYNC_LUA, [self._key("p:", space)], args)
+        return self._eval(conn, RESYNC_LUA, [self._key("p:", space)], args)
 
     def _ttl_ms(self) -> int:
         return max(int(self.presence_ttl * 1000), 1)
@@ -454,8 +480,29 @@ class RedisHub(Service):
         conn = self._conn
         if conn is None:
             return
-        d = _cmd(conn, "SET", self._key("hb:", self.inst), self.node, "PX", self._ttl_ms())
-        d.addErrback(self._command_failed, "heartbeat")
+        # GET: the previous value tells whether the key was still there
+        d = self._cmd(conn, "SET", self._key("hb:", self.inst), self.node, "PX", self._ttl_ms(), "GET")
+        d.addCallbacks(self._beaten, self._beat_failed, callbackArgs=(conn,))
+
+    def _beaten(self, previous: str | None, conn: Any = None) -> None:
+        """A heartbeat written; `conn` is given for a periodic beat, which asked for the previous value."""
+        if self._refused:
+            self._refused = False
+            self._state_changed()
+        if previous is None and conn is not None and conn is self._conn:
+            # Gone without a reconnection: FLUSHALL, or expired while Redis refused
+            # writes. Other nodes have then dropped this node's members as crashed.
+            log.warn("redis hub: node {node}'s heartbeat was gone from Redis; announcing its presence again",
+                     node=self.node)
+            DeferredList(self._announce(conn), consumeErrors=True).addCallback(self._synced)
+
+    def _beat_failed(self, failure: Failure) -> None:
+        if not failure.check(txredisapi.ConnectionError) and not self._refused:
+            # Redis answers but refuses (out of memory, ...): this node's presence is
+            # about to expire for the others, so it is not a working member of the hub.
+            self._refused = True
+            self._state_changed()
+        self._command_failed(failure, "heartbeat")
 
     def _command_failed(self, failure: Failure, what: str) -> None:
         if failure.check(txredisapi.ConnectionError):
@@ -466,7 +513,21 @@ class RedisHub(Service):
         if error in self._errors_logged or len(self._errors_logged) > 100:
             return
         self._errors_logged.add(error)
-        log.failure("redis hub: {what} failed (logged once until reconnected)", failure, what=what)
+        log.warn("redis hub: {what} failed: {error} (logged once until reconnected)",
+                 what=what, error=failure.getErrorMessage())
+
+    def _cmd(self, conn: Any, *args: Any, **kwargs: Any) -> Deferred[Any]:
+        return _command(conn, *args, **kwargs).addErrback(self._dead, conn)
+
+    def _eval(self, conn: Any, script: str, keys: list[str], args: list[Any]) -> Deferred[Any]:
+        return _script(conn, script, keys, args).addErrback(self._dead, conn)
+
+    def _dead(self, failure: Failure, conn: Any) -> Failure:
+        """A reply timeout (or a lost connection) ends the connection: the hub is down from now on,
+        before the caller sees the failure, so it does not take a lookup that timed out for an answer."""
+        if failure.check(txredisapi.ConnectionError):
+            self._command_down(conn)
+        return failure
 
     # -- ids and delivery ------------------------------------------------------
 
@@ -529,7 +590,7 @@ class RedisHub(Service):
         if conn is None:
             return succeed(self._publish_locally(channel, payload, keep))
         args = [self._floor(), max(keep, 0), self._rchannel(channel), self._tail_prefix + encoded + "}"]
-        d = _eval(conn, PUBLISH_LUA, [self._key("id"), self._key("h:", channel)], args)
+        d = self._eval(conn, PUBLISH_LUA, [self._key("id"), self._key("h:", channel)], args)
 
         def published(msg_id: Any) -> HubMessage:
             msg_id = int(msg_id)
@@ -576,7 +637,7 @@ class RedisHub(Service):
         del self._listeners[channel]
         self._confirmed.discard(channel)
         if self._sub is not None:
-            _cmd(self._sub, "UNSUBSCRIBE", self._rchannel(channel), apply_timeout=False).addErrback(
+            self._cmd(self._sub, "UNSUBSCRIBE", self._rchannel(channel), apply_timeout=False).addErrback(
                 self._command_failed, "unsubscribe"
             )
 
@@ -591,9 +652,9 @@ class RedisHub(Service):
         key = self._key("h:", channel)
         low = "-" if after is None or after < 0 else f"{after + 1}-0"
         if limit is None:
-            d = _cmd(conn, "XRANGE", key, low, "+")
+            d = self._cmd(conn, "XRANGE", key, low, "+")
         else:
-            d = _cmd(conn, "XREVRANGE", key, "+", low, "COUNT", min(limit, 2**31)).addCallback(
+            d = self._cmd(conn, "XREVRANGE", key, "+", low, "COUNT", min(limit, 2**31)).addCallback(
                 lambda rows: list(reversed(rows))
             )
 
@@ -634,7 +695,7 @@ class RedisHub(Service):
         conn = self._conn
         if conn is None:
             return succeed(None)
-        d = _cmd(conn, "HSET", self._key("p:", space), member, value)
+        d = self._cmd(conn, "HSET", self._key("p:", space), member, value)
         return d.addCallbacks(lambda _: None, self._command_failed, errbackArgs=("join",))
 
     def leave(self, space: str, member: str) -> Deferred[None]:
@@ -646,14 +707,14 @@ class RedisHub(Service):
         conn = self._conn
         if conn is None:
             return succeed(None)
-        d = _eval(conn, LEAVE_LUA, [self._key("p:", space)], [member, self.inst])
+        d = self._eval(conn, LEAVE_LUA, [self._key("p:", space)], [member, self.inst])
         return d.addCallbacks(lambda _: None, self._command_failed, errbackArgs=("leave",))
 
     def members(self, space: str) -> Deferred[dict[str, Any]]:
         conn = self._conn
         if conn is None:
             return succeed(dict(self._presence.get(space, {})))
-        d = _eval(conn, MEMBERS_LUA, [self._key("p:", space)], [self._key("hb:")])
+        d = self._eval(conn, MEMBERS_LUA, [self._key("p:", space)], [self._key("hb:")])
 
         def decode(flat: list[str]) -> dict[str, Any]:
             out = {}
@@ -674,7 +735,7 @@ class RedisHub(Service):
         conn = self._conn
         if conn is None:
             return succeed(self._presence.get(space, {}).get(member))
-        d = _eval(conn, MEMBER_LUA, [self._key("p:", space)], [member, self._key("hb:")])
+        d = self._eval(conn, MEMBER_LUA, [self._key("p:", space)], [member, self._key("hb:")])
 
         def decode(value: str | None) -> Any | None:
             if value is None:
@@ -706,7 +767,7 @@ class RedisHub(Service):
             self._command_failed(failure, "get")
             return self._kv_cache.get(key)
 
-        return _cmd(conn, "GET", self._key("kv:", key)).addCallbacks(got, failed)
+        return self._cmd(conn, "GET", self._key("kv:", key)).addCallbacks(got, failed)
 
     def set(self, key: str, value: str) -> Deferred[None]:
         self._kv_cache[key] = value
@@ -719,10 +780,10 @@ class RedisHub(Service):
             self._command_failed(failure, "set")
             self._kv_pending[key] = value
 
-        return _cmd(conn, "SET", self._key("kv:", key), value).addCallbacks(lambda _: None, failed)
+        return self._cmd(conn, "SET", self._key("kv:", key), value).addCallbacks(lambda _: None, failed)
 
 
-def _cmd(conn: Any, *args: Any, **kwargs: Any) -> Deferred[Any]:
+def _command(conn: Any, *args: Any, **kwargs: Any) -> Deferred[Any]:
     """A command as a Deferred, also when the connection just went away (txredisapi raises then)."""
     try:
         return conn.execute_command(*args, **kwargs)
@@ -730,7 +791,7 @@ def _cmd(conn: Any, *args: Any, **kwargs: Any) -> Deferred[Any]:
         return fail()
 
 
-def _eval(conn: Any, script: str, keys: list[str], args: list[Any]) -> Deferred[Any]:
+def _script(conn: Any, script: str, keys: list[str], args: list[Any]) -> Deferred[Any]:
     try:
         return conn.eval(script, keys, args)
     except Exception:
