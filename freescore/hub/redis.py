@@ -30,6 +30,8 @@ server (standalone, 6.2 or newer) through txredisapi:
 - Redis answering but refusing the heartbeat (out of memory) also makes
   `is_up()` False; a heartbeat finding its key gone (FLUSHALL, expired while
   refused) re-announces presence and known values without a reconnection.
+  The subscriber connection is PINGed with each heartbeat, so one dropped
+  silently on the way is replaced.
 """
 
 from __future__ import annotations
@@ -330,6 +332,9 @@ class RedisHub(Service):
         self._kv_pending: dict[str, str] = {}
         self._local_history: dict[str, deque[HubMessage]] = {}
         self._factories: list[_CommandFactory] = []
+        self._pinged: Any = None  # the subscriber connection whose PING is unanswered
+        self._pinged_at = 0.0
+        self._ping_beats = 0
         self._heartbeat = LoopingCall(self._beat)
         self._heartbeat.clock = reactor
         self._tail_prefix = "," + _json({"node": self.node, "inst": self.inst})[1:-1] + ',"payload":'
@@ -477,6 +482,7 @@ class RedisHub(Service):
         return max(int(self.presence_ttl * 1000), 1)
 
     def _beat(self) -> None:
+        self._ping_subscriber()
         conn = self._conn
         if conn is None:
             return
@@ -495,6 +501,27 @@ class RedisHub(Service):
             log.warn("redis hub: node {node}'s heartbeat was gone from Redis; announcing its presence again",
                      node=self.node)
             DeferredList(self._announce(conn), consumeErrors=True).addCallback(self._synced)
+
+    def _ping_subscriber(self) -> None:
+        """A subscriber connection that a firewall or NAT dropped silently gets no error, only
+        silence, and no reply timeout (it sends no commands): PING it with each heartbeat and
+        end it (then subscribe again) once a PING stayed unanswered for three heartbeats and
+        `timeout`. Counted in heartbeats, so a node that was frozen is not misled by the clock."""
+        sub = self._sub
+        if sub is None:
+            return
+        if self._pinged is not sub:
+            self._pinged, self._pinged_at, self._ping_beats = sub, self.reactor.seconds(), 0
+            self._cmd(sub, "PING", apply_timeout=False).addBoth(self._ponged, sub)
+            return
+        self._ping_beats += 1
+        if self._ping_beats >= 3 and self.reactor.seconds() - self._pinged_at >= self.timeout:
+            self._warn(f"the subscriber connection to {self.url} stopped answering")
+            sub.transport.abortConnection()
+
+    def _ponged(self, _: Any, sub: Any) -> None:
+        if self._pinged is sub:
+            self._pinged = None
 
     def _beat_failed(self, failure: Failure) -> None:
         if not failure.check(txredisapi.ConnectionError) and not self._refused:

@@ -1,5 +1,6 @@
 """Two real gateway nodes on a real redis-server that misbehaves without going away: paused past
-the reply timeout, a password changed at runtime, emptied by FLUSHALL, out of memory. Each time
+the reply timeout, a password changed at runtime, emptied by FLUSHALL, out of memory, a
+connection silently dropped on the way (a firewall forgetting it). Each time
 /status says so, a push is never answered 410 for a connection that is alive, and the nodes
 recover by themselves once Redis is well again."""
 
@@ -8,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import threading
 from collections.abc import Iterator
 from contextlib import ExitStack
 
@@ -28,12 +30,13 @@ GUARD = 30.0
 class Cluster:
     """Node a holds one gateway connection; pushes for it go through node b."""
 
-    def __init__(self, freescore, server: RedisServer, url: str) -> None:
+    def __init__(self, freescore, server: RedisServer, url: str, url_a: str = "") -> None:
         self.backend = Backend()
         table = GATEWAY.format(api=self.backend.url, token=TOKEN, secret=SECRET)
         # a short reply timeout, so a paused Redis is noticed quickly
         hub = HUB.replace("presence_ttl = 2", "presence_ttl = 2\ntimeout = 1")
-        self.a, self.b = (freescore(hub.format(url=url, node=f"node-{n}") + table, f"node-{n}.toml") for n in "ab")
+        self.a, self.b = (freescore(hub.format(url=u, node=f"node-{n}") + table, f"node-{n}.toml")
+                          for n, u in (("a", url_a or url), ("b", url)))
         for name, node in (("a", self.a), ("b", self.b)):
             node.wait_log(rf"redis hub: node node-{name} connected")
         cred = credential()
@@ -150,3 +153,67 @@ def test_redis_out_of_memory_is_reported_and_presence_comes_back(cluster, redis_
     wait_until(lambda: cluster.statuses() == (200, 200), GUARD, "both nodes to report the hub up")
     wait_until(cluster.delivered, GUARD, "a push through node b to reach node a again")
     no_tracebacks(cluster.a, cluster.b)
+
+
+class BlackHole:
+    """A TCP relay to Redis that can go silent on the connections it carries, as a firewall or NAT
+    that forgot them does: nothing is forwarded any more and nothing is closed."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.silenced: set[socket.socket] = set()
+        self.sockets: list[socket.socket] = [self.listener]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.listener.getsockname()[1]}/0"
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.port))
+            self.sockets += [client, upstream]
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                if src not in self.silenced:
+                    dst.sendall(data)
+        except OSError:
+            pass
+        for sock in (src, dst):
+            sock.close()
+
+    def silence(self) -> None:
+        """Every connection open now goes silent; later ones are relayed."""
+        self.silenced.update(self.sockets[1:])
+
+    def close(self) -> None:
+        for sock in self.sockets:
+            sock.close()
+
+
+def test_subscriber_connection_dropped_silently_on_the_way_is_replaced(freescore, redis_server):
+    """Node a's connections stop carrying anything, without a close. The command connection times out
+    and reconnects; the subscriber has no reply to wait for, so node a said OK while pushes through
+    node b never reached it (504) until it was restarted."""
+    relay = BlackHole(redis_server.port)
+    c = Cluster(freescore, redis_server, redis_server.url, url_a=relay.url)
+    try:
+        assert c.delivered()
+        relay.silence()
+        c.a.wait_log(r"redis hub: lost the connection to", timeout=GUARD)  # the command connection timed out
+        wait_until(lambda: c.statuses() == (200, 200), GUARD, "node a to reconnect")
+        wait_until(c.delivered, GUARD, "a push through node b to reach node a again")
+        c.a.wait_log(r"redis hub: the subscriber connection to redis://\S+ stopped answering")
+        no_tracebacks(c.a, c.b)
+    finally:
+        c.close()
+        relay.close()
