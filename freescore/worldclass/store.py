@@ -46,8 +46,8 @@ class History:
         out = []
         for line in read_text(log).splitlines():
             try:
-                entry = json.loads(line)
-            except ValueError:
+                entry = json.loads(line)  # only its three strings are read: other values may be anything
+            except (ValueError, RecursionError):  # RecursionError: nested deeper than Python reads
                 continue
             if isinstance(entry, dict) and all(isinstance(entry.get(k), str) for k in LOG_KEYS):
                 out.append(entry)

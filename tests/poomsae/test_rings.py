@@ -122,8 +122,10 @@ def test_a_damaged_history_log_hides_no_version_and_overwrites_none(tmp_path):
     history = WorldclassStore(tmp_path).history(ring, "p01")
     assert [history.add(text, text, 0.0) for text in ("one\n", "two\n")] == ["1.1", "1.2"]
     log = history.dir / "log"
-    # hand edits that are JSON but not entries, a Latin-1 byte, and a last line cut short by a crash
-    log.write_bytes(log.read_bytes() + b'[1]\n{"number": "1.9"}\n"x"\n{"number": "1.3", "datetime": "caf\xe9')
+    # hand edits that are JSON but not entries, nested past Python's parser (it failed every save of the
+    # division, as 'could not save', with a traceback), a Latin-1 byte, and a last line cut short by a crash
+    log.write_bytes(log.read_bytes() + b'[1]\n{"number": "1.9"}\n"x"\n' + b"[" * 2000 + b"]" * 2000 + b"\n"
+                    + b'{"number": "1.3", "datetime": "caf\xe9')
     fresh = WorldclassStore(tmp_path).history(ring, "p01")
     assert [e["number"] for e in fresh.entries()] == ["1.1", "1.2"]
     assert fresh.add("three\n", "three", 0.0) == "1.3"
