@@ -9,20 +9,25 @@ service, its limits, the metrics and the shared registry.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from twisted.application.service import MultiService
+from twisted.logger import Logger
 from twisted.web.resource import IResource
 
 from freescore.broadcast import Broadcaster
 from freescore.metrics import ServiceMetrics
 from freescore.settings import Config, ServiceSettings, WebSocketSettings
 from freescore.websocket import FreescoreServerFactory, FreescoreServerProtocol
+from freescore.wireformat import CloseCode
 
 if TYPE_CHECKING:
     from freescore.hub import Hub
     from freescore.websocket import ConnectionRegistry
+
+log = Logger(namespace="freescore.broadcast")
 
 
 @dataclass
@@ -78,6 +83,20 @@ class ProtocolService(MultiService, Generic[S]):
             connections=self.ctx.connections, reactor=self.ctx.reactor, **options,
         )
 
-    def make_broadcaster(self, **options: Any) -> Broadcaster:
-        """The service's broadcaster (`max_unsent`, `too_slow` for slow consumers)."""
-        return Broadcaster(self.ctx.reactor, self.ctx.metrics, **options)
+    def make_broadcaster(
+        self, max_unsent: int = 0, too_slow: Callable[[Any], None] | None = None
+    ) -> Broadcaster:
+        """The service's broadcaster. With `max_unsent`, a connection left with more bytes
+        unsent after a write is a slow consumer, handed to `too_slow` (by default closed 1013)."""
+        if max_unsent and too_slow is None:
+            def too_slow(proto: FreescoreServerProtocol) -> None:
+                self.close_too_slow(proto, max_unsent)
+        return Broadcaster(self.ctx.reactor, self.ctx.metrics, max_unsent=max_unsent, too_slow=too_slow)
+
+    def close_too_slow(self, proto: FreescoreServerProtocol, limit: int) -> None:
+        """A connection that stopped reading: closed with 1013 before what waits for it grows the
+        process; logged with its peer and the byte count, counted as a protocol error."""
+        self.ctx.metrics.errors.inc()
+        log.info("{name}: {peer} has {unsent} bytes unsent (over max_unsent {limit}), closing (1013)",
+                 name=self.ctx.name, peer=proto.peer, unsent=proto.unsent_bytes(), limit=limit)
+        proto.close_with(CloseCode.TRY_AGAIN_LATER, "too slow")

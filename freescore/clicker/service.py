@@ -51,7 +51,7 @@ class ClickerService(ProtocolService[Settings]):
         use_hub = settings.registry == "hub" or (settings.registry == "auto" and ctx.config.hub.backend == "redis")
         self.hub_registry = HubRegistry(ctx.hub, local=registry) if use_hub else None
         self.factory = self.websocket_factory(ClickerProtocol)
-        self.broadcaster = self.make_broadcaster()
+        self.broadcaster = self.make_broadcaster(max_unsent=settings.max_unsent)
         self.conns: Connections[ClickerProtocol] = Connections("c")
         self.effects = ClickerEffects(self.logic, self.conns, self.broadcaster, self.publish)
         self.resources = {settings.path: WebSocketEndpoint(self.factory)}

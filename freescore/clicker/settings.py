@@ -23,6 +23,9 @@ class Settings(WebSocketSettings):
     max_ids: int = 64
     """Ids kept from one SUBSCRIBE/LISTEN."""
     max_message: int = 65536
+    max_unsent: int = 1048576
+    """Bytes a connection may leave unread (a listener that stopped reading its relays) before it
+    is closed with 1013; 0: off (it then grows until the keepalive drops it)."""
     close_timeout: float = 1.0
     """Seconds to wait for a close frame echo; the devices never send one."""
     presence_check: float = 10.0
@@ -43,6 +46,7 @@ class Settings(WebSocketSettings):
             raise SettingError("path", f"must start with '/', not {self.path!r}")
         if self.ping_interval < 0:
             raise SettingError("ping_interval", "must be 0 (off) or positive")
+        self.check_not_negative("max_unsent", zero="off")
         if self.presence_check < 0:
             raise SettingError("presence_check", "must be 0 (off) or positive")
         if self.max_ids < 1:

@@ -119,7 +119,7 @@ class FreeScoreService(ProtocolService[FreeScoreSettings], PeerEffects):
                             registry=ctx.metrics.registry)
         self.loaded.set_function(lambda: len(self.model.tournaments))
         self.factory = self.websocket_factory(self.protocol)
-        self.broadcaster = self.make_broadcaster(max_unsent=self.settings.max_unsent, too_slow=self._too_slow)
+        self.broadcaster = self.make_broadcaster(max_unsent=self.settings.max_unsent)
         http = FreeScoreHttp(self)
         self.resources = {f"/{self.route_name}": WebSocketEndpoint(self.factory, http=http, subpaths=True)}
         if self.settings.listen and ctx.config.has_own_listeners(ctx.name):
@@ -209,14 +209,6 @@ class FreeScoreService(ProtocolService[FreeScoreSettings], PeerEffects):
             return
         if self.pings:
             self._users_update(group, users.presence(client, "disconnect"))
-
-    def _too_slow(self, proto: FreeScoreProtocol) -> None:
-        """A display that stopped reading: close it (1013) before its unsent frames grow the process."""
-        unsent = proto.unsent_bytes()
-        self.ctx.metrics.errors.inc()
-        self.log.info("{name}: {peer} has {unsent} bytes unsent (over max_unsent {limit}), closing (1013)",
-                      name=self.name, peer=proto.peer, unsent=unsent, limit=self.settings.max_unsent)
-        proto.close_with(CloseCode.TRY_AGAIN_LATER, "too slow")
 
     def _idle(self, proto: FreeScoreProtocol) -> None:
         self.log.info("{name}: closing idle connection {peer}", name=self.name, peer=proto.peer)

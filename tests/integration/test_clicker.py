@@ -616,3 +616,53 @@ def test_scores_of_one_read_and_single_ones_are_relayed_in_order(fs):
     finally:
         device.close()
         sub.close()
+
+
+def test_a_listener_that_stops_reading_is_closed_1013_and_the_others_get_every_relay(freescore):
+    """`max_unsent`: relays waiting for a listener that does not read are bounded; the ring goes on."""
+    fs = freescore(CONFIG.format(ping=0) + "max_unsent = 65536\n")
+    stalled = socket.socket()
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: a small window
+    stalled.settimeout(GUARD)
+    stalled.connect(("127.0.0.1", fs.port()))
+    device, reader = RawDevice(fs.port()), RawDevice(fs.port())
+    try:
+        device.send("REGISTER")
+        device_id = device.recv().split(" ")[1]
+        reader.send(f"SUBSCRIBE {device_id}")
+        assert reader.recv() == f"CONNECT {device_id}"
+        key = b"AAAAAAAAAAAAAAAAAAAAAA=="
+        stalled.sendall(b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                        b"Sec-WebSocket-Key: " + key + b"\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += stalled.recv(1)
+        assert head.startswith(b"HTTP/1.1 101")
+        line = f"SUBSCRIBE {device_id}".encode()
+        stalled.sendall(bytes([0x81, 0x80 | len(line)]) + b"\0\0\0\0" + line)  # a zero mask: the text as is
+        stamp = "1" * 20000  # a 20 kB timestamp: each relay is that big, the stalled one fills fast
+        sent = 0
+        while "closing (1013)" not in fs.log():
+            assert sent < 2000, "the stalled listener was never closed"
+            sent += 1
+            device.send(f"SCORE {sent} {stamp} {sent}")
+            assert device.recv() == f"SCORED {sent} {stamp}"
+            assert reader.recv() == f"SCORE {stamp} {sent} {device_id}"
+        port = stalled.getsockname()[1]
+        fs.wait_log(rf":{port} has \d+ bytes unsent \(over max_unsent 65536\), closing \(1013\)")
+        sent += 1
+        device.send(f"SCORE {sent} 5 {sent}")  # the device and the other listener go on
+        assert device.recv() == f"SCORED {sent} 5"
+        assert reader.recv() == f"SCORE 5 {sent} {device_id}"
+    finally:
+        stalled.close()
+        device.close()
+        reader.close()
+    assert "Traceback" not in fs.log()
+
+
+def test_max_unsent_must_not_be_negative(tmp_path):
+    (tmp_path / "freescore.toml").write_text(CONFIG.format(ping=30) + "max_unsent = -1\n")
+    result = run_twistd(tmp_path / "freescore.toml")
+    assert result.returncode != 0
+    assert "clicker.max_unsent: must not be negative (0: off)" in result.stderr + result.stdout
