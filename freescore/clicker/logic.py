@@ -118,9 +118,13 @@ class Registry:
         if not isinstance(doc, dict) or doc.get("version") != 1 or not isinstance(doc.get("secrets"), dict):
             raise CorruptRegistry("expected {\"version\": 1, \"secrets\": {...}}")
         secrets = doc["secrets"]
+        owners: dict[str, str] = {}
         for secret, device_id in secrets.items():
             if not (isinstance(device_id, str) and len(device_id) == 6 and device_id.isascii() and device_id.isdigit()):
                 raise CorruptRegistry(f"bad id {device_id!r} for secret {secret[:8]}...")
+            other = owners.setdefault(device_id, secret)
+            if other != secret:  # two devices would share one id, each listener seeing both as one
+                raise CorruptRegistry(f"id {device_id} is given to two secrets ({other[:8]}... and {secret[:8]}...)")
         return cls(secrets, **kwargs)
 
 

@@ -81,6 +81,13 @@ def test_load_rejects_corrupt_files(data):
         Registry.load(data)
 
 
+def test_load_rejects_an_id_given_to_two_secrets():
+    """A hand-edited registry: two devices would share one id; start-up names it (secrets cut short)."""
+    named = r"id 000007 is given to two secrets \(secret-a\.\.\. and secret-b\.\.\.\)"
+    with pytest.raises(CorruptRegistry, match=named):
+        Registry.load(b'{"version": 1, "secrets": {"secret-a-1234": "000007", "secret-b-5678": "000007"}}')
+
+
 def test_load_rejects_json_nested_deeper_than_python_reads():
     with pytest.raises(CorruptRegistry):  # not a RecursionError: start-up names the file instead of a traceback
         Registry.load(b"[" * 100000)
