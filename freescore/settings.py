@@ -214,7 +214,7 @@ class HubSettings:
         if self.retry_max < self.retry_min:
             raise SettingError("retry_max", "must be at least retry_min")
         if self.backend == "redis":
-            from freescore.hub.redis import parse_url
+            from freescore.hub.redis_url import parse_url
 
             try:
                 parse_url(self.url)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from freescore.config import ConfigError, load, parse
-from freescore.hub.redis import RedisURL, parse_url
+from freescore.hub.redis_url import RedisURL, parse_url
 
 BASE = '[[listen]]\nendpoint = "tcp:0:interface=127.0.0.1"\n[hub]\nbackend = "redis"\n'
 
