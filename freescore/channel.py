@@ -8,7 +8,8 @@ counted from the accept (so a TLS handshake that never finishes is dropped by
 it too) and, on a keep-alive connection, from the first byte of the next
 request. Between requests Twisted's idle timeout (`[http] idle_timeout`)
 applies; while a request is handled (a long-poll, a WebSocket after its
-upgrade) neither runs.
+upgrade) neither runs. A connection whose answers cannot be sent is not read
+(pipelined requests wait), so a client that reads nothing meets these timeouts.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class DeadlineChannel(HTTPChannel):
     _deadline: Any = None
     _in_request = False
     _got_bytes = False
+    _reading_paused = False
 
     def connectionMade(self) -> None:
         super().connectionMade()
@@ -74,6 +76,25 @@ class DeadlineChannel(HTTPChannel):
     def connectionLost(self, reason: Any) -> None:
         self._cancel()
         super().connectionLost(reason)
+
+    def pauseProducing(self) -> None:
+        """The transport cannot send: stop reading too, even while a request is handled.
+
+        Twisted stops reading then only between requests, and a pipelined request's
+        answer is written while it is handled: a client that pipelined requests and
+        read no answer had every one read, handled and its answer buffered, without end.
+        """
+        super().pauseProducing()
+        if self._handlingRequest:
+            self._reading_paused = True
+            self._networkProducer.pauseProducing()
+
+    def resumeProducing(self) -> None:
+        super().resumeProducing()  # resumes reading between requests
+        if self._reading_paused:
+            self._reading_paused = False
+            if self._handlingRequest:  # a long-poll or stream in hand: reading notices a close
+                self._networkProducer.resumeProducing()
 
     def _start_request(self) -> None:
         self.request_started = self.site.reactor.seconds()

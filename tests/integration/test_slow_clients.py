@@ -101,6 +101,23 @@ def test_trickled_request_body_is_cut_off_at_the_same_deadline(echo, framing):
     assert requests.get(fs.url() + "/status", timeout=5).text == "OK"
 
 
+def test_pipelined_requests_whose_answers_are_not_read_stop_being_read_and_time_out(echo):
+    """Twisted stopped reading a client that reads no answer only between requests, so pipelined
+    requests were all read and answered into memory without end (about 8 kB kept a 1 kB request
+    here). Now reading stops while the answers cannot be sent, and the idle timeout ends the
+    connection: the client's writes fail once the kernel's buffers (a few MB) are full."""
+    fs = echo()
+    pipelined = b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 990 + b"\r\n\r\n"
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # reads no answer; keeps little of them
+        sock.settimeout(60)
+        sock.connect(("127.0.0.1", fs.port()))
+        with pytest.raises((ConnectionResetError, BrokenPipeError)):
+            for _ in range(16):  # 16 MB: all read (and 130 MB of answers kept) only without backpressure
+                sock.sendall(pipelined * 1000)
+    assert requests.get(fs.url() + "/status", timeout=5).text == "OK"
+
+
 def test_half_sent_upgrade_gets_408_and_is_closed(echo):
     fs = echo()
     with open_socket(fs.port()) as sock:
