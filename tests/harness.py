@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -193,3 +194,25 @@ def raw_request(port: int, head: bytes, body_chunks=()) -> bytes:
         return data
     finally:
         sock.close()
+
+
+def sample(fs: FreescoreProcess, name: str) -> float | None:
+    """The value of `name` in the listener's /metrics, None while it has none: its first sample
+    whatever its labels, or the one `name` names with its labels (`x_total{a="1",b="2"}`)."""
+    with urllib.request.urlopen(fs.url() + "/metrics", timeout=5) as r:
+        text = r.read().decode("utf-8")
+    m = re.search(rf"^{re.escape(name)}(?:{{[^}}]*}})? (\S+)$", text, re.M)
+    return float(m.group(1)) if m else None
+
+
+def metric(fs: FreescoreProcess, name: str) -> float:
+    value = sample(fs, name)
+    assert value is not None, name
+    return value
+
+
+def wait_metric(fs: FreescoreProcess, name: str, value: float, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout  # a failure guard only: returns as soon as the value is seen
+    while sample(fs, name) != value:
+        assert time.monotonic() < deadline, f"{name} never became {value} (is {sample(fs, name)})"
+        time.sleep(0.05)

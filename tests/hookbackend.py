@@ -21,13 +21,18 @@ class Backend:
       (the backend's idle close crossing a request on the wire);
     - `drop`: closes, unanswered, any connection a message `drop` comes on.
 
-    `put_delay` seconds pass before each PUT is recorded and answered (a slow backend).
+    `put_delay` seconds pass before each PUT is recorded and answered (a slow backend); with `hold`
+    each PUT is recorded on arrival and answered only after `release()` (a hanging backend).
     `endless` names a method whose answers are a 200 whose body never ends: a flood, or with
     `drip` a few bytes now and then; `cut` counts those the gateway closed.
     """
 
-    def __init__(self, mode: str = "plain", put_delay: float = 0.0, endless: str = "", drip: bool = False) -> None:
+    def __init__(self, mode: str = "plain", put_delay: float = 0.0, endless: str = "", drip: bool = False,
+                 hold: bool = False) -> None:
         self.hooks: list[tuple[str, str, str, bytes]] = []  # method, id, credential, body
+        self.released = threading.Event()
+        if not hold:
+            self.released.set()
         self.dropped = 0
         self.cut = 0
         self.cond = threading.Condition()
@@ -56,6 +61,8 @@ class Backend:
                     backend.hooks.append((self.command, self.path.rsplit("/", 1)[1],
                                           self.headers.get("authorization", ""), body))
                     backend.cond.notify_all()
+                if self.command == "PUT":
+                    backend.released.wait()
                 if self.command == endless:
                     self._answer_forever()
                     return
@@ -109,6 +116,11 @@ class Backend:
     def count(self, method: str) -> int:
         return sum(1 for h in self.hooks if h[0] == method)
 
+    def release(self) -> None:
+        """Answer the held PUTs, and the later ones at once."""
+        self.released.set()
+
     def stop(self) -> None:
+        self.release()
         self.server.shutdown()
         self.server.server_close()

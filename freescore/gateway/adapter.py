@@ -47,7 +47,7 @@ class GatewayProtocol(FreescoreServerProtocol):
         ip = getattr(peer, "host", "") or ""
         self._source_ip = wire.source_ip(ip, request.headers.get("x-forwarded-for"), g.trusted_proxies)
         self._user_agent = request.headers.get("user-agent", "")
-        self.backlog = logic.Backlog.holding(g.settings.max_message)
+        self.backlog = logic.Backlog.holding(g.settings.max_message, g.backlog)
         self.ws_uri = wire.ws_uri(g.ws_hostname(), self.conn_id)
         g.log.debug("gateway: connect hook for {id} from {ip} (credential from {source})",
                     id=self.conn_id, ip=self._source_ip, source=self.credential.source)
@@ -94,8 +94,10 @@ class GatewayProtocol(FreescoreServerProtocol):
         g = self.service
         effects = logic.message_in(self.record, self.backlog, logic.Hook(payload, is_binary), g.reactor.seconds())
         if effects:
-            g.log.warn("gateway: {id}: backend too slow, {n} PUTs ({size} bytes) queued; closing 1013",
-                       id=self.conn_id, n=len(self.backlog.queue), size=self.backlog.queued_bytes)
+            g.log.warn("gateway: {id}: backend too slow, a message of {message} bytes refused with {n} PUTs "
+                       "({size} bytes) queued here and {total} bytes waiting for all connections (max_backlog "
+                       "{limit}); closing 1013", id=self.conn_id, message=len(payload), n=len(self.backlog.queue),
+                       size=self.backlog.queued_bytes, total=g.backlog.total, limit=g.settings.max_backlog)
             self.factory.metrics.errors.inc()
             g.apply(effects)
             return

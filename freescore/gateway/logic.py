@@ -96,32 +96,61 @@ class Hook:
 
 
 @dataclass
+class SharedBacklog:
+    """Bytes of client messages waiting for, or in flight to, the backend, all connections together.
+
+    Each connection's `Backlog` bounds its own; this bounds their sum (`max_backlog`, 0: no bound),
+    which a hanging backend would otherwise let reach max_connections times the per-connection bound.
+    """
+
+    limit: int = 0
+    total: int = 0
+
+    def take(self, size: int) -> bool:
+        """Count `size` more bytes, or answer False if they would take the total over the limit."""
+        if self.limit and self.total + size > self.limit:
+            return False
+        self.total += size
+        return True
+
+    def give_back(self, size: int) -> None:
+        self.total -= size
+
+
+@dataclass
 class Backlog:
     """The PUTs of one connection, sent one at a time and in order.
 
-    Over `max_messages` queued or `max_bytes` in total, `add` answers False
-    and the connection is closed with 1013: the backend cannot keep up.
+    Over `max_messages` queued or `max_bytes` in total, or when its message would take
+    `shared` (all connections' backlogs) over its limit, `add` answers False and the
+    connection is closed with 1013: the backend cannot keep up. A message counts in
+    `shared` from `add` until its PUT is `done` (answered, failed or timed out).
     """
 
     max_messages: int = BACKLOG_MESSAGES
     max_bytes: int = BACKLOG_BYTES
+    shared: SharedBacklog = field(default_factory=SharedBacklog)
     queue: deque[Hook] = field(default_factory=deque)
     queued_bytes: int = 0
     in_flight: bool = False
+    in_flight_bytes: int = 0
     refused: bool = False
     """It was full once: the connection is closing 1013 and nothing more goes to the backend."""
 
     @classmethod
-    def holding(cls, max_message: int) -> Backlog:
+    def holding(cls, max_message: int, shared: SharedBacklog | None = None) -> Backlog:
         """A backlog with room for at least one largest message, so a message the
         settings allow is never refused as a sign of a slow backend."""
-        return cls(max_bytes=max(BACKLOG_BYTES, max_message))
+        return cls(max_bytes=max(BACKLOG_BYTES, max_message), shared=shared if shared is not None else SharedBacklog())
 
     def add(self, hook: Hook) -> bool:
-        if len(self.queue) >= self.max_messages or self.queued_bytes + len(hook.payload) > self.max_bytes:
+        size = len(hook.payload)
+        if len(self.queue) >= self.max_messages or self.queued_bytes + size > self.max_bytes:
+            return False
+        if not self.shared.take(size):
             return False
         self.queue.append(hook)
-        self.queued_bytes += len(hook.payload)
+        self.queued_bytes += size
         return True
 
     def next(self) -> Hook | None:
@@ -131,10 +160,14 @@ class Backlog:
         hook = self.queue.popleft()
         self.queued_bytes -= len(hook.payload)
         self.in_flight = True
+        self.in_flight_bytes = len(hook.payload)
         return hook
 
     def done(self) -> None:
+        """The PUT in flight is over, whatever its outcome: its bytes leave the shared total."""
+        self.shared.give_back(self.in_flight_bytes)
         self.in_flight = False
+        self.in_flight_bytes = 0
 
     def drained(self) -> bool:
         return not self.in_flight and not self.queue

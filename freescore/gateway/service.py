@@ -13,7 +13,7 @@ import ipaddress
 from collections.abc import Iterable
 from typing import Any
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
@@ -72,6 +72,10 @@ class GatewayService(PeerEffects, ProtocolService[Settings]):
                                log=self.log)
         self.refused = Counter("freescore_gateway_refused", "Handshakes refused by outcome", ["code"],
                                registry=registry)
+        self.backlog = logic.SharedBacklog(s.max_backlog)
+        """Bytes of client messages waiting for or in flight to the backend, all connections together."""
+        Gauge("freescore_gateway_backlog_bytes", "Bytes of client messages waiting for or in flight to the backend",
+              registry=registry).set_function(lambda: self.backlog.total)
         self.local: dict[str, GatewayProtocol] = {}
         self.draining: set[str] = set()
         """Ended connections whose queued PUTs still go out before their DELETE hook."""

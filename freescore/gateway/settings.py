@@ -37,6 +37,9 @@ class Settings(WebSocketSettings):
     """ms each hook may take (clamped to 50..29000); a slower connect hook refuses the client 504."""
     hook_pool_size: int = 128
     """Persistent connections kept to the backend."""
+    max_backlog: int = 268435456
+    """Bytes of client messages waiting for (or in flight to) the backend, all connections together,
+    beyond which the connection whose message crosses it is closed 1013 as a too-slow backend; 0: off."""
 
     # -- the push API ------------------------------------------------------------------
     push_path: str = "/@connections"
@@ -81,7 +84,10 @@ class Settings(WebSocketSettings):
             raise SettingError("timeout", f"must be 1..{MAX_TIMEOUT_MS} ms")
         hook_timeout = min(max(s.hook_timeout, HOOK_TIMEOUT_RANGE[0]), HOOK_TIMEOUT_RANGE[1])
         s.check_at_least(1, "max_frame", "max_message", "max_connections", "hook_pool_size", "max_outbound_buffer")
-        s.check_not_negative("idle_timeout", "max_duration", zero="off")
+        s.check_not_negative("idle_timeout", "max_duration", "max_backlog", zero="off")
+        if 0 < s.max_backlog < s.max_message:
+            raise SettingError("max_backlog", f"must be 0 (off) or at least max_message ({s.max_message}), "
+                                              "so a message the settings allow fits")
         if any(d < 0 for d in s.close_retry_delays):
             raise SettingError("close_retry_delays", "must not be negative")
         if s.log_level not in LOG_LEVELS:

@@ -3,6 +3,8 @@
 import re
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from freescore.effects import Arm, Close, Send
 from freescore.gateway import logic, wire
@@ -80,6 +82,60 @@ def test_backlog_holds_a_largest_message():
     big = logic.BACKLOG_BYTES + 1
     b = logic.Backlog.holding(big)
     assert b.add(logic.Hook(b"x" * big, False))
+
+
+def test_shared_backlog_bounds_all_connections_together():
+    shared = logic.SharedBacklog(limit=10)
+    a, b = logic.Backlog.holding(4, shared), logic.Backlog.holding(4, shared)
+    assert a.add(logic.Hook(b"1234", False)) and b.add(logic.Hook(b"1234", False))
+    assert shared.total == 8
+    assert not b.add(logic.Hook(b"123", False))  # 8 + 3 > 10, though b alone holds 4
+    assert a.add(logic.Hook(b"12", False)) and shared.total == 10
+    assert a.next().payload == b"1234" and shared.total == 10  # in flight still counts
+    a.done()
+    assert shared.total == 6
+    assert b.add(logic.Hook(b"123", False)) and shared.total == 9
+
+
+def test_shared_backlog_off():
+    shared = logic.SharedBacklog(limit=0)
+    b = logic.Backlog.holding(1, shared)
+    assert all(b.add(logic.Hook(b"x" * 1000, False)) for _ in range(100))
+    assert shared.total == 100000
+
+
+def test_a_message_over_the_shared_bound_closes_1013_once_as_over_its_own():
+    shared = logic.SharedBacklog(limit=3)
+    r = logic.ConnectionRecord("id", "", "", connected_at=0.0)
+    b = logic.Backlog.holding(3, shared)
+    assert logic.message_in(r, b, logic.Hook(b"ab", False), 1.0) == []
+    assert logic.message_in(r, b, logic.Hook(b"cd", False), 2.0) == [
+        Close("id", CloseCode.TRY_AGAIN_LATER, "Backend too slow")]
+    assert logic.message_in(r, b, logic.Hook(b"e", False), 3.0) == [] and shared.total == 2 and b.refused
+
+
+@given(st.lists(st.tuples(st.integers(0, 3), st.sampled_from(["add", "next", "done"]), st.integers(0, 40)),
+                max_size=200), st.integers(0, 100))
+def test_shared_total_is_what_waits_and_returns_to_zero(steps, limit):
+    """Whatever the order of adds, sends and answers: the total is the bytes queued or in flight,
+    never over the limit, and 0 once every connection's PUTs are over."""
+    shared = logic.SharedBacklog(limit=limit)
+    backlogs = [logic.Backlog(max_messages=5, max_bytes=60, shared=shared) for _ in range(4)]
+    for which, op, size in steps:
+        b = backlogs[which]
+        if op == "add":
+            b.add(logic.Hook(b"x" * size, False))
+        elif op == "next":
+            b.next()
+        elif b.in_flight:
+            b.done()
+        assert shared.total == sum(x.queued_bytes + x.in_flight_bytes for x in backlogs)
+        assert not limit or shared.total <= limit
+    for b in backlogs:
+        while not b.drained():
+            if b.next() is None:
+                b.done()
+    assert shared.total == 0
 
 
 def test_close_retry_schedule():

@@ -101,3 +101,14 @@ def test_loopback_listeners(endpoint, loopback):
     from freescore.config import ListenerSettings
 
     assert ListenerSettings(endpoint=endpoint).loopback is loopback
+
+
+def test_max_backlog_default_off_and_bounds():
+    api = '[gateway]\napi_uri = "http://b/x"\n'
+    assert parse(api).max_backlog == 256 * 1024 * 1024
+    assert parse(api + "max_backlog = 0\n").max_backlog == 0
+    assert parse(api + "max_message = 1024\nmax_backlog = 1024\n").max_backlog == 1024
+    with pytest.raises(config.ConfigError, match="gateway.max_backlog: must not be negative"):
+        parse(api + "max_backlog = -1\n")
+    with pytest.raises(config.ConfigError, match=r"gateway.max_backlog: must be 0 \(off\) or at least max_message"):
+        parse(api + "max_message = 1024\nmax_backlog = 1023\n")

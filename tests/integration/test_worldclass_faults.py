@@ -7,11 +7,9 @@ import asyncio
 import base64
 import json
 import os
-import re
 import socket
 import struct
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +19,8 @@ import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "worldclass"))
 from wc_client import Peer, config, copy_fixtures, is_error, is_update, score, snapshot  # noqa: E402
+
+from harness import metric, wait_metric  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
@@ -92,20 +92,6 @@ class RawClient:
 
     def close(self) -> None:
         self.sock.close()
-
-
-def metric(fs, name: str) -> float:
-    text = requests.get(fs.url() + "/metrics", timeout=5).text
-    m = re.search(rf"^{name}(?:{{[^}}]*}})? (\S+)$", text, re.M)
-    assert m, name
-    return float(m.group(1))
-
-
-def wait_metric(fs, name: str, value: float, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout  # a failure guard only: returns as soon as the value is seen
-    while metric(fs, name) != value:
-        assert time.monotonic() < deadline, f"{name} never became {value} (is {metric(fs, name)})"
-        time.sleep(0.05)
 
 
 # -- 1. a write that fails -------------------------------------------------------------
