@@ -73,7 +73,7 @@ class Cluster:
 def cluster(freescore, redis_server) -> Iterator[Cluster]:
     c = Cluster(freescore, redis_server, redis_server.url)
     try:
-        assert c.delivered()
+        wait_until(c.delivered, GUARD, "a push through node b to reach node a")  # its join may still be on the way
         yield c
     finally:
         c.close()
@@ -116,7 +116,7 @@ def test_password_changed_at_runtime_then_restored(freescore, redis_server):
     host = redis_server.url.split("//", 1)[1]
     c = Cluster(freescore, redis_server, f"redis://:one@{host}")
     try:
-        assert c.delivered()
+        wait_until(c.delivered, GUARD, "a push through node b to reach node a")  # its join may still be on the way
         assert authed(redis_server, "one", "CONFIG", "SET", "requirepass", "two").endswith(b"+OK\r\n")
         authed(redis_server, "two", "CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
         authed(redis_server, "two", "CLIENT", "KILL", "TYPE", "pubsub")
@@ -207,7 +207,7 @@ def test_subscriber_connection_dropped_silently_on_the_way_is_replaced(freescore
     relay = BlackHole(redis_server.port)
     c = Cluster(freescore, redis_server, redis_server.url, url_a=relay.url)
     try:
-        assert c.delivered()
+        wait_until(c.delivered, GUARD, "a push through node b to reach node a")  # its join may still be on the way
         relay.silence()
         c.a.wait_log(r"redis hub: lost the connection to", timeout=GUARD)  # the command connection timed out
         wait_until(lambda: c.statuses() == (200, 200), GUARD, "node a to reconnect")
