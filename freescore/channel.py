@@ -119,6 +119,8 @@ class DeadlineChannel(HTTPChannel):
         )
         if self._got_bytes:
             transport.write(_REQUEST_TIMEOUT)
-        transport.loseConnection()  # over TLS before the handshake finished, this aborts
+        # The channel's close: it stops being the transport's producer first, or TLS would not close
+        # (it waits for its producer). Before the TLS handshake finished, this aborts.
+        self.loseConnection()
         if self.abortTimeout is not None and self._abortingCall is None:
             self._abortingCall = self.callLater(self.abortTimeout, self.forceAbortClient)

@@ -80,7 +80,7 @@ class LimitedRequest(Request):
             b"HTTP/1.1 413 Payload Too Large\r\n%scontent-length: %d\r\nconnection: close\r\n\r\n%s"
             % (head, len(body), body)
         )
-        transport.loseConnection()
+        self.channel.loseConnection()  # not the transport's: TLS would wait for the channel, its producer
 
 
 class _WithoutQuery:

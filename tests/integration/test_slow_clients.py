@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import select
 import socket
+import ssl
 import time
 from pathlib import Path
 
@@ -30,6 +31,7 @@ PLAIN = """
 [[listen]]
 endpoint = "tcp:0:interface=127.0.0.1"
 """ + HTTP
+REQUEST_TIMEOUT = b"HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\n\r\n"
 UPGRADE_HEAD = (
     b"GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
     b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
@@ -64,7 +66,7 @@ def until_closed(sock: socket.socket, limit: float = GENEROUS, trickle: bytes = 
                 if not chunk:
                     return data
                 data += chunk
-        except (ConnectionResetError, BrokenPipeError):
+        except (ConnectionResetError, BrokenPipeError, ssl.SSLEOFError, ssl.SSLZeroReturnError):
             return data
     raise AssertionError(f"still open after {limit}s; received {data!r}")
 
@@ -150,6 +152,27 @@ private_key = "{files.private_key}"
         silent.close()
         partial.close()
         assert requests.get(fs.url() + "/status", verify=str(files.ca_file), timeout=5).text == "OK"
+
+
+def test_over_tls_a_408_or_413_closes_the_connection_with_it(tmp_path):
+    """Both were followed by a close of the TLS transport, which waits while the HTTP channel is its
+    producer: the connection stayed, a trickling client got a 408 a second until the abort 15 s on,
+    and a 413 was followed by a 408, a second answer to one request."""
+    files = write_server_files(tmp_path / "tls")
+    config = f"""
+[[listen]]
+endpoint = "tcp:0:interface=127.0.0.1"
+certificate = "{files.certificate}"
+private_key = "{files.private_key}"
+""" + HTTP + "max_body = 1024\n"
+    with FreescoreProcess(config, tmp_path) as fs:
+        with files.client_context().wrap_socket(open_socket(fs.port()), server_hostname="localhost") as tls:
+            tls.sendall(b"GET /status HTTP/1.1\r\nHost: x\r\nX-a: ")
+            assert until_closed(tls, trickle=b"a") == REQUEST_TIMEOUT
+        with files.client_context().wrap_socket(open_socket(fs.port()), server_hostname="localhost") as tls:
+            tls.sendall(b"POST /nope HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
+            answer = until_closed(tls)
+        assert answer.startswith(b"HTTP/1.1 413 ") and answer.endswith(b"larger than 1024 bytes\"}"), answer
 
 
 def test_keep_alive_waits_for_idle_timeout_not_header_timeout_and_then_closes(echo):
