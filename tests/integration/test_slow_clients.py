@@ -18,7 +18,7 @@ import requests
 from websockets.asyncio.client import connect
 
 from harness import FreescoreProcess
-from tlsutil import write_server_files
+from tlsutil import ServerFiles, write_server_files
 
 ECHO_TAC = Path(__file__).resolve().parent / "echo_app.tac"
 GENEROUS = 20.0
@@ -74,6 +74,16 @@ def until_closed(sock: socket.socket, limit: float = GENEROUS, trickle: bytes = 
 def still_open(sock: socket.socket) -> bool:
     readable, _, _ = select.select([sock], [], [], 0)
     return not readable
+
+
+def tls_config(files: ServerFiles) -> str:
+    """One TLS listener with the small HTTP timeouts; the [http] table comes last, for more keys."""
+    return f"""
+[[listen]]
+endpoint = "tcp:0:interface=127.0.0.1"
+certificate = "{files.certificate}"
+private_key = "{files.private_key}"
+""" + HTTP
 
 
 def open_socket(port: int) -> socket.socket:
@@ -137,13 +147,7 @@ def test_silent_connection_is_closed_without_an_answer(echo):
 
 def test_tls_handshake_never_started_or_left_half_done_is_dropped(tmp_path):
     files = write_server_files(tmp_path / "tls")
-    config = f"""
-[[listen]]
-endpoint = "tcp:0:interface=127.0.0.1"
-certificate = "{files.certificate}"
-private_key = "{files.private_key}"
-""" + HTTP
-    with FreescoreProcess(config, tmp_path) as fs:
+    with FreescoreProcess(tls_config(files), tmp_path) as fs:
         silent = open_socket(fs.port())
         partial = open_socket(fs.port())
         partial.sendall(b"\x16\x03\x01\x02\x00\x01")  # a ClientHello's record header and first byte
@@ -159,13 +163,7 @@ def test_over_tls_a_408_or_413_closes_the_connection_with_it(tmp_path):
     producer: the connection stayed, a trickling client got a 408 a second until the abort 15 s on,
     and a 413 was followed by a 408, a second answer to one request."""
     files = write_server_files(tmp_path / "tls")
-    config = f"""
-[[listen]]
-endpoint = "tcp:0:interface=127.0.0.1"
-certificate = "{files.certificate}"
-private_key = "{files.private_key}"
-""" + HTTP + "max_body = 1024\n"
-    with FreescoreProcess(config, tmp_path) as fs:
+    with FreescoreProcess(tls_config(files) + "max_body = 1024\n", tmp_path) as fs:
         with files.client_context().wrap_socket(open_socket(fs.port()), server_hostname="localhost") as tls:
             tls.sendall(b"GET /status HTTP/1.1\r\nHost: x\r\nX-a: ")
             assert until_closed(tls, trickle=b"a") == REQUEST_TIMEOUT
