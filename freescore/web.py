@@ -71,6 +71,7 @@ class LimitedRequest(Request):
 
         self._refused = True
         self.content = io.BytesIO()
+        self.requestHeaders.removeHeader(b"expect")  # else Twisted sends its 100 Continue after the 413
         # Only the request line is known yet; Twisted's channel keeps its target in `_path`.
         target = getattr(self.channel, "_path", b"")
         headers, body = self.channel.site.too_large(target, limit)

@@ -79,3 +79,12 @@ def test_other_methods_on_status_and_metrics_are_a_json_405_naming_get_and_head(
             assert r.headers["allow"] == "GET, HEAD"
     head = requests.head(fs.url() + "/metrics", timeout=5)
     assert (head.status_code, head.content) == (200, b"")
+
+
+def test_oversize_body_announced_with_expect_100_continue_gets_the_413_and_no_100_after_it(freescore):
+    """curl sends `Expect: 100-continue` before a large body; Twisted sent its 100 Continue after the 413."""
+    fs = freescore(LIMIT)
+    reply = raw_request(
+        fs.port(), b"POST /nope HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 100000000\r\n\r\n"
+    )
+    assert reply.startswith(b"HTTP/1.1 413") and reply.endswith(b"larger than 2048 bytes\"}"), reply
