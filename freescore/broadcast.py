@@ -100,7 +100,7 @@ class Broadcaster:
         if batch is not None:
             batch.append(frame)
         elif not proto.write_now(frame):
-            self._check(proto)
+            self._check(proto, len(frame))
         self._sent.pending += 1  # Tally.inc without the call: this runs for every reply
         return True
 
@@ -141,7 +141,7 @@ class Broadcaster:
                 proto.transport.write(frame[done:] if done else frame)
             elif proto.write_now(frame):
                 continue
-            self._check(proto)
+            self._check(proto, size)
         if sent:
             self.metrics.messages_out.inc(sent)
         if queued and self._flush_call is None:
@@ -156,12 +156,30 @@ class Broadcaster:
         queued, self._queued = self._queued, []
         for proto in queued:
             batch, proto._batch = proto._batch, None
-            if batch and not proto.write_now(batch[0] if len(batch) == 1 else b"".join(batch)):
-                self._check(proto)
+            if not batch:
+                continue
+            data = batch[0] if len(batch) == 1 else b"".join(batch)
+            if not proto.write_now(data):
+                self._check(proto, len(data))
 
-    def _check(self, proto: FreescoreServerProtocol) -> None:
-        """Some of a write stayed buffered: over `max_unsent`, the connection is a slow consumer."""
+    def _check(self, proto: FreescoreServerProtocol, size: int) -> None:
+        """`size` bytes of a write stayed buffered: over `max_unsent`, the connection is a slow consumer.
+
+        A running count, not a walk of the transports per write: `_unsent_bound` (the bytes unsent
+        when last measured, plus every write of the broadcaster's left buffered since) is never below
+        what the broadcaster left unsent, so the transports are measured only once it passes the
+        limit, and it restarts from that figure (other writes count from that measurement on).
+        """
         limit = self.max_unsent
-        if limit and proto.state == _OPEN and proto.unsent_bytes() > limit:
+        if not limit:
+            return
+        bound = proto._unsent_bound + size
+        if bound <= limit:
+            proto._unsent_bound = bound
+            return
+        if proto.state != _OPEN:
+            return
+        unsent = proto._unsent_bound = proto.unsent_bytes()
+        if unsent > limit:
             assert self.too_slow is not None
             self.too_slow(proto)

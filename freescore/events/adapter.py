@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from autobahn.twisted.util import peer2str
 from autobahn.websocket.types import ConnectionDeny
 from twisted.logger import Logger
 from twisted.web.server import NOT_DONE_YET, Request
 
-from freescore.broadcast import SharedText
+from freescore.broadcast import SharedText, text_frame
 from freescore.events import engineio as eio
 from freescore.events import socketio as sio
 from freescore.events.logic import SENDER
@@ -32,12 +33,14 @@ log = Logger(namespace="freescore.events")
 class Conn:
     """One Engine.IO session on this node, with whatever transport carries it now."""
 
-    __slots__ = ("service", "session", "cid", "ws", "probe_ws", "get_request", "timer", "max_packet", "done",
-                 "close_code")
+    __slots__ = ("service", "session", "peer", "cid", "ws", "probe_ws", "get_request", "timer", "max_packet",
+                 "done", "close_code")
 
-    def __init__(self, service: EventsService, session: eio.Session) -> None:
+    def __init__(self, service: EventsService, session: eio.Session, peer: str) -> None:
         self.service = service
         self.session = session
+        self.peer = peer
+        """Where the handshake came from, for the log."""
         self.cid = service.connections.add(self)
         self.ws: EngineIOProtocol | None = None
         self.probe_ws: EngineIOProtocol | None = None
@@ -60,11 +63,9 @@ class Conn:
             if session.transport == "websocket":
                 ws = self.ws
                 if ws is not None and ws.state == ws.STATE_OPEN:
+                    send = self.service.broadcaster.send  # counts what stays unsent (`max_unsent`)
                     for p in packets:
-                        if isinstance(p, SharedText):
-                            self.service.broadcaster.send(ws, p.frame())
-                        else:
-                            ws.sendMessage(p.encode("utf-8"))
+                        send(ws, p.frame() if isinstance(p, SharedText) else text_frame(p))
             else:
                 self._answer_get(packets)
         if session.closed:
@@ -122,12 +123,22 @@ class Conn:
         """The session is closed: drop it once a held GET took the last packets."""
         if self.done:
             return
+        dropped = self.session.take_dropped()
+        if dropped:
+            self._report_dropped(dropped)
         self.service.daemon.disconnect(self.cid)
         if self.session.transport == "polling" and self.session.outbox and self.get_request is None:
             # Let the next GET collect the last packets (e.g. server-capacity), for a while.
             self._arm(min(self.service.timing.ping_interval, 10.0), self.finish_now)
             return
         self.finish_now()
+
+    def _report_dropped(self, dropped: int) -> None:
+        """A client that stopped collecting its packets: logged once, counted as a protocol error."""
+        service = self.service
+        service.ctx.metrics.errors.inc()
+        log.info("events: session {sid} of {peer} has {unsent} bytes unsent (over max_unsent {limit}), closing",
+                 sid=self.session.sid, peer=self.peer, unsent=dropped, limit=service.settings.max_unsent)
 
     def finish_now(self) -> None:
         if self.done:
@@ -213,7 +224,7 @@ class PollingResource(ServiceResource):
         service = self.service
         if service.at_capacity():
             return answer_error(request, eio.bad_request(503))
-        conn = service.new_conn("polling")
+        conn = service.new_conn("polling", peer2str(request.transport))
         self._text(request)
         return service.handshake(conn, ["websocket"]).encode()
 
@@ -297,7 +308,7 @@ class EngineIOProtocol(FreescoreServerProtocol):
         service = self.service
         conn = self.conn
         if conn is None:
-            conn = self.conn = service.new_conn("websocket")
+            conn = self.conn = service.new_conn("websocket", self.peer)
             conn.ws = self
             self.send_text(service.handshake(conn, []))
             return

@@ -136,6 +136,7 @@ def check_request(method: str, query: Mapping[str, str], sessions: SessionLookup
 
 
 # -- the session --------------------------------------------------------------
+OUTBOX_FULL = "outbox over max_unsent"
 @dataclass(frozen=True)
 class Timing:
     """Heartbeat and deadlines in seconds (the handshake advertises ms)."""
@@ -152,18 +153,29 @@ class Session:
 
     Outgoing packets wait in `outbox` until the transport can take them
     (`take()`): a polling GET, or the WebSocket once any upgrade finished.
+    With `max_unsent`, an outbox whose packets pass that many characters
+    (a polling client that stopped sending GETs) is dropped and the session
+    closed at once: its next GET gets `Session ID unknown`, on which
+    socket.io-client and python-socketio reconnect (a close packet `1` would
+    end python-socketio's session for good).
     """
 
     __slots__ = (
         "sid", "transport", "timing", "outbox", "closed", "close_reason", "upgrading", "upgraded",
         "get_pending", "post_pending", "awaiting_pong", "ping_sent_at", "next_ping_at", "join_deadline",
+        "unsent", "max_unsent", "dropped",
     )
 
-    def __init__(self, sid: str, transport: str, now: float, timing: Timing) -> None:
+    def __init__(self, sid: str, transport: str, now: float, timing: Timing, max_unsent: int = 0) -> None:
         self.sid = sid
         self.transport = transport
         self.timing = timing
         self.outbox: list[str] = []
+        self.unsent = 0
+        """The outbox's encoded length (each packet and its separator), counted as packets come."""
+        self.max_unsent = max_unsent
+        self.dropped = 0
+        """What the outbox held when it passed `max_unsent`, until the adapter reports it (`take_dropped`)."""
         self.closed = False
         self.close_reason = ""
         self.upgrading = False
@@ -179,6 +191,20 @@ class Session:
     def send(self, packet: str) -> None:
         if not self.closed:
             self.outbox.append(packet)
+            self.unsent += len(packet) + 1
+            if 0 < self.max_unsent < self.unsent:
+                self._overflow()
+
+    def _overflow(self) -> None:
+        """Too much waits for a client that does not collect it: drop it all, close (Engine.IO's way)."""
+        self.dropped = self.unsent
+        self.outbox = []
+        self.close(OUTBOX_FULL, notify=False)
+
+    def take_dropped(self) -> int:
+        """The bytes dropped when the outbox overflowed, once (then 0): for the adapter's log."""
+        dropped, self.dropped = self.dropped, 0
+        return dropped
 
     def writable(self) -> bool:
         """True when packets may go out now on the current transport."""
@@ -191,6 +217,7 @@ class Session:
         if not self.outbox or not self.writable():
             return []
         out, self.outbox = self.outbox, []
+        self.unsent = 0
         return out
 
     # polling requests

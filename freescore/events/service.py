@@ -48,7 +48,7 @@ class EventsService(PeerEffects, ProtocolService[Settings]):
         self._fanout = {SOCKETIO: self._to_sockets, LEGACY: self._to_receivers, WAITERS: self._to_waiters}
         self.sessions_view = _SessionsView(self.conns)
         self.max_sessions = settings.max_connections
-        self.broadcaster = self.make_broadcaster()
+        self.broadcaster = self.make_broadcaster(max_unsent=settings.max_unsent)
         # Engine.IO's own heartbeat keeps this endpoint's WebSockets alive: no pings of ours.
         self.factory = self.websocket_factory(EngineIOProtocol, settings.limits(keepalive=0))
         self.resources[settings.path] = WebSocketEndpoint(self.factory, http=PollingResource(self))
@@ -129,9 +129,9 @@ class EventsService(PeerEffects, ProtocolService[Settings]):
         log.warn("events: refusing a handshake, {n} sessions open", n=len(self.conns))
         return True
 
-    def new_conn(self, transport: str) -> Conn:
-        session = eio.Session(eio.new_sid(), transport, self.reactor.seconds(), self.timing)
-        conn = Conn(self, session)
+    def new_conn(self, transport: str, peer: str) -> Conn:
+        session = eio.Session(eio.new_sid(), transport, self.reactor.seconds(), self.timing, self.settings.max_unsent)
+        conn = Conn(self, session, peer)
         self.conns[session.sid] = conn
         conn.schedule()
         return conn

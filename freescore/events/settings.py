@@ -31,6 +31,9 @@ class Settings(WebSocketSettings):
     max_subscriptions: int = 10
     max_packet: int = 10000
     max_sender_packet: int = 1048576
+    max_unsent: int = 1048576
+    """Bytes a session may leave unread (a WebSocket's unsent writes, a polling session's outbox)
+    before it is closed; 0: off (it then grows until the heartbeat drops it)."""
     rate_limit: float = 20.0
     """Packets per second per client connection (burst of 2 s); 0 turns it off."""
     sender_rate_limit: float = 1000.0
@@ -50,7 +53,7 @@ class Settings(WebSocketSettings):
                             "max_subscriptions", "max_packet", "max_sender_packet", "channels_timeout")
         if self.max_sender_packet < self.max_packet:
             raise SettingError("max_sender_packet", "must be at least max_packet")
-        self.check_not_negative("rate_limit", "sender_rate_limit", "stats_interval", zero="off")
+        self.check_not_negative("max_unsent", "rate_limit", "sender_rate_limit", "stats_interval", zero="off")
         self.check_secrets("sender_token", absent="to refuse all senders")
         if self.amqp_url is not None and not self.amqp_url.startswith(("amqp://", "amqps://")):
             raise SettingError("amqp_url", "must be an amqp:// or amqps:// URL")

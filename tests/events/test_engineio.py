@@ -202,3 +202,39 @@ def test_message_data_is_returned():
     s = session()
     assert s.receive("4", '0{"a":1}', 0.0) == '0{"a":1}'
     assert s.receive("6", "", 0.0) is None
+
+
+def test_an_outbox_over_max_unsent_is_dropped_and_the_session_closed_unknown():
+    s = eio.Session("s" * 20, "polling", 0.0, TIMING, max_unsent=20)
+    s.send("4" + "x" * 8)  # 9 characters and a separator: 10
+    s.send("4" + "y" * 8)  # 20: at the limit, kept
+    assert len(s.outbox) == 2 and not s.closed and s.take_dropped() == 0
+    s.send("4z")  # 23: over it
+    assert s.closed and s.close_reason == eio.OUTBOX_FULL and s.outbox == []
+    assert s.take_dropped() == 23 and s.take_dropped() == 0  # reported once
+    with pytest.raises(eio.EngineIOError) as e:  # no close packet: the next GET's sid is unknown
+        eio.check_request("GET", {"EIO": "4", "transport": "polling", "sid": s.sid}, Sessions({s.sid: s}))
+    assert e.value.code == 1
+
+
+def test_what_a_get_takes_no_longer_counts_and_zero_is_off():
+    s = eio.Session("s" * 20, "polling", 0.0, TIMING, max_unsent=20)
+    for _ in range(10):
+        s.send("4" + "x" * 8)
+        s.begin_get()
+        assert s.take() == ["4" + "x" * 8]
+        s.end_get()
+    assert not s.closed
+    off = session()
+    for _ in range(100):
+        off.send("4" + "x" * 100)
+    assert not off.closed and len(off.outbox) == 100
+
+
+@given(st.lists(st.text(min_size=1, max_size=30), max_size=40), st.integers(min_value=1, max_value=300))
+def test_the_outbox_never_holds_more_than_max_unsent(packets, limit):
+    s = eio.Session("s" * 20, "polling", 0.0, TIMING, max_unsent=limit)
+    for p in packets:
+        s.send(p)
+        assert sum(len(q) + 1 for q in s.outbox) <= limit
+    assert s.closed == (sum(len(p) + 1 for p in packets) > limit)

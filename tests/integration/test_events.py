@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import socket
 import threading
 import time
@@ -589,23 +590,36 @@ def _ws_texts(buf: bytes) -> tuple[list[str], bytes]:
     return texts, buf
 
 
-def test_a_subscriber_that_stops_reading_gets_every_post_once_and_in_order(fs):
-    """Posts to a WebSocket whose kernel buffers are full: the fan-out's direct send takes part of a
-    frame or nothing, the rest waits in the process, and nothing is lost, doubled or reordered."""
+def _slow_socket(fs, path: str, *frames: str) -> tuple[socket.socket, bytes]:
+    """A raw WebSocket with a small receive window (set before connecting), its first frames sent;
+    with what followed the 101 in the same read."""
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.settimeout(GENEROUS)
+    sock.connect(("127.0.0.1", fs.port()))
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n".encode()
+                 + b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                 b"Sec-WebSocket-Version: 13\r\n\r\n")
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        buf += sock.recv(65536)
+    head, buf = buf.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 101")
+    sock.sendall(b"".join(_ws_frame(f) for f in frames))
+    return sock, buf
+
+
+SIO_WS = "/socket.io/?EIO=4&transport=websocket"
+
+
+def test_a_subscriber_that_stops_reading_gets_every_post_once_and_in_order(freescore):
+    """Posts to a WebSocket whose kernel buffers are full: the fan-out's direct send takes part of a
+    frame or nothing, the rest waits in the process, and nothing is lost, doubled or reordered
+    (with `max_unsent` off: the 12 MB waiting for it are over the default)."""
+    fs = freescore(CONFIG + "max_unsent = 0\n")
     client = sender(fs)
+    sock, buf = _slow_socket(fs, SIO_WS, "40", '42["set-filter",{"filter":["full"]}]')
     try:
-        sock.connect(("127.0.0.1", fs.port()))
-        sock.sendall(b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
-                     b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                     b"Sec-WebSocket-Version: 13\r\n\r\n")
-        buf = b""
-        while b"\r\n\r\n" not in buf:
-            buf += sock.recv(65536)
-        buf = buf.split(b"\r\n\r\n", 1)[1]
-        sock.sendall(_ws_frame("40") + _ws_frame('42["set-filter",{"filter":["full"]}]'))
         texts: list[str] = []
         while not any(t.startswith('42["status"') for t in texts):
             got, buf = _ws_texts(buf + sock.recv(65536))
@@ -623,3 +637,93 @@ def test_a_subscriber_that_stops_reading_gets_every_post_once_and_in_order(fs):
     finally:
         client.disconnect()
         sock.close()
+
+
+class SioReader:
+    """A Socket.IO subscriber over a WebSocket that reads everything, answering pings."""
+
+    def __init__(self, ws, channel: str) -> None:
+        self.ws = ws
+        assert ws.recv(GENEROUS).startswith("0{")
+        ws.send("40")
+        assert ws.recv(GENEROUS).startswith("40{")
+        ws.send("42" + json.dumps(["set-filter", {"filter": [channel]}]))
+        assert self.next() == ["status", {"status": "success"}]
+
+    def next(self) -> list:
+        while True:
+            text = self.ws.recv(GENEROUS)
+            if text == "2":
+                self.ws.send("3")
+            elif text.startswith("42"):
+                return json.loads(text[2:])
+
+
+@pytest.mark.parametrize("path, frames", [
+    (SIO_WS, ("40", '42["set-filter",{"filter":["busy"]}]')),
+    ("/event/", ('{"command":"set-filter","filter":["busy"]}',)),
+], ids=["socketio", "legacy"])
+def test_a_websocket_that_stops_reading_is_closed_1013_and_another_gets_every_post(freescore, path, frames):
+    """`max_unsent`: what waits for a subscriber that does not read is bounded; the others go on."""
+    fs = freescore(CONFIG + "max_unsent = 65536\n")
+    client = sender(fs)
+    with ws_connect(fs.url(0, "ws") + SIO_WS, open_timeout=GENEROUS) as ws:
+        reader = SioReader(ws, "busy")
+        stalled, _ = _slow_socket(fs, path, *frames)
+        try:
+            body = "b" * 20_000  # each post is that big: the stalled one fills fast
+            sent = 0
+            while "closing (1013)" not in fs.log():
+                assert sent < 2000, "the stalled subscriber was never closed"
+                answer = client.call("post", {"channel": "busy", "message": [sent, body]}, timeout=GENEROUS)
+                assert reader.next() == ["message", {"id": answer["id"], "channel": "busy", "message": [sent, body]}]
+                sent += 1
+            port = stalled.getsockname()[1]
+            fs.wait_log(rf"events: tcp4:127\.0\.0\.1:{port} has \d+ bytes unsent \(over max_unsent 65536\), "
+                        r"closing \(1013\)")
+            last = client.call("post", {"channel": "busy", "message": "after"}, timeout=GENEROUS)["id"]
+            assert reader.next() == ["message", {"id": last, "channel": "busy", "message": "after"}]
+            assert protocol_errors(fs) >= 1
+        finally:
+            client.disconnect()
+            stalled.close()
+    assert "Traceback" not in fs.log()
+
+
+def test_a_polling_session_that_stops_polling_is_closed_past_max_unsent_and_a_new_one_works(freescore):
+    """Its outbox is bounded: dropped with the session, whose sid is then unknown (clients reconnect)."""
+    fs = freescore(CONFIG + "max_unsent = 65536\n")
+    client = sender(fs)
+    try:
+        stalled = Poller(fs.url())
+        stalled.connect({"role": "client"})
+        stalled.emit("set-filter", {"filter": ["slow"]})
+        assert stalled.events() == [["status", {"status": "success"}]]
+        sent = 0  # no GET from now on
+        while f"session {stalled.sid} " not in fs.log():
+            assert sent < 2000, "the stalled session was never closed"
+            sent += 1
+            client.call("post", {"channel": "slow", "message": "z" * 1000}, timeout=GENEROUS)
+        (line,) = [ln for ln in fs.log().splitlines() if f"session {stalled.sid} " in ln]
+        m = re.search(rf"session {re.escape(stalled.sid)} of tcp4:127\.0\.0\.1:\d+ has (\d+) bytes unsent "
+                      r"\(over max_unsent 65536\), closing", line)
+        assert m and 65536 < int(m.group(1)) < 65536 + 1100, line
+        assert error_of(stalled.get()) == (400, 1)
+        assert protocol_errors(fs) >= 1
+        fresh = Poller(fs.url())
+        fresh.connect({"role": "client"})
+        fresh.emit("set-filter", {"filter": ["slow"]})  # the last 50 posts to catch up: 50 kB, under the bound
+        events = fresh.events()
+        assert events[0] == ["status", {"status": "success"}] and len(events) == 51
+        n = client.call("post", {"channel": "slow", "message": "again"}, timeout=GENEROUS)["id"]
+        assert fresh.events() == [["message", {"id": n, "channel": "slow", "message": "again"}]]
+    finally:
+        client.disconnect()
+    assert "Traceback" not in fs.log()
+
+
+def protocol_errors(fs) -> float:
+    text = requests.get(fs.url() + "/metrics", timeout=5).text
+    m = re.search(r'^freescore_protocol_errors_total\{service="events"\} (\S+)$', text, re.M)
+    assert m, text
+    return float(m.group(1))
