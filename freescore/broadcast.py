@@ -165,10 +165,11 @@ class Broadcaster:
     def _check(self, proto: FreescoreServerProtocol, size: int) -> None:
         """`size` bytes of a write stayed buffered: over `max_unsent`, the connection is a slow consumer.
 
-        A running count, not a walk of the transports per write: `_unsent_bound` (the bytes unsent
-        when last measured, plus every write of the broadcaster's left buffered since) is never below
-        what the broadcaster left unsent, so the transports are measured only once it passes the
-        limit, and it restarts from that figure (other writes count from that measurement on).
+        A running count, not a walk of the transports per buffered write: `_unsent_bound` is what
+        was unsent when last measured plus every write of the broadcaster's left buffered since, so
+        the transports are measured only once it passes the limit (and at a connection's first
+        buffered write), and it restarts from that figure. What others write in between (replies,
+        held back by the base's read back-pressure) shows at the next measurement.
         """
         limit = self.max_unsent
         if not limit:

@@ -88,8 +88,9 @@ class FreescoreServerProtocol(WebSocketServerProtocol):
     _transports: tuple[Any, ...] | None = None
     _batch: list[bytes] | None = None
     """Frames queued by the broadcaster for this reactor turn's one write; direct sends queue behind them."""
-    _unsent_bound = 0
-    """The broadcaster's running upper bound of `unsent_bytes()` (`Broadcaster._check`)."""
+    _unsent_bound = 1 << 62
+    """The broadcaster's running bound of `unsent_bytes()` (`Broadcaster._check`); it starts past any
+    limit, so a connection's first buffered write is measured."""
     _small_limit = 125
     _messages_in: Any = None
     _answering = False
