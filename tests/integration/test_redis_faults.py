@@ -33,8 +33,9 @@ class Cluster:
     def __init__(self, freescore, server: RedisServer, url: str, url_a: str = "") -> None:
         self.backend = Backend()
         table = GATEWAY.format(api=self.backend.url, token=TOKEN, secret=SECRET)
-        # a short reply timeout, so a paused Redis is noticed quickly
-        hub = HUB.replace("presence_ttl = 2", "presence_ttl = 2\ntimeout = 1")
+        # a reply timeout shorter than the default, so a paused Redis is noticed within GUARD, yet long
+        # enough that a loaded machine's slow reply is not an outage (the FLUSHALL test asserts none)
+        hub = HUB.replace("presence_ttl = 2", "presence_ttl = 2\ntimeout = 3")
         self.a, self.b = (freescore(hub.format(url=u, node=f"node-{n}") + table, f"node-{n}.toml")
                           for n, u in (("a", url_a or url), ("b", url)))
         for name, node in (("a", self.a), ("b", self.b)):
