@@ -99,7 +99,7 @@ def legacy_parse(frame: str) -> tuple[dict[str, Any], dict[str, str] | None]:
     """A legacy JSON command, or the `syntax-error` to answer."""
     try:
         request = parse_json(frame)
-    except (ValueError, RecursionError) as e:
+    except ValueError as e:  # parse_json: too deep is a ValueError too
         return {}, {"status": "error", "code": "syntax-error", "message": str(e)}
     if not isinstance(request, dict) or not isinstance(request.get("command"), str):
         return {}, {"status": "error", "code": "syntax-error", "message": "no command specified"}

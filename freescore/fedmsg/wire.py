@@ -45,7 +45,7 @@ def _loads(text: str, reencoded: bool = True) -> Any:
     """Strict JSON (`loads_strict`): nothing browsers' JSON.parse would refuse."""
     try:
         return loads_strict(text, reencoded=reencoded)
-    except (ValueError, RecursionError) as e:
+    except ValueError as e:  # loads_strict: RecursionError is a ValueError there
         raise BadMessage(f"not JSON: {e}") from None
 
 
