@@ -28,10 +28,11 @@ def test_close_codes_are_rfc_6455s():
 
 any_text = st.text(st.characters() | st.characters(categories=["Cs"]))
 """Lone surrogates included: JSON's `"\\ud800"` decodes to one."""
+any_json = st.recursive(st.none() | st.integers() | any_text,
+                        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(any_text, inner, max_size=3))
 
 
-@given(st.recursive(st.none() | st.integers() | any_text,
-                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(any_text, inner, max_size=3)))
+@given(any_json)
 def test_json_text_is_always_utf8_and_means_what_the_ascii_form_means(value):
     text = json_text(value)
     text.encode("utf-8")
@@ -58,8 +59,7 @@ def test_loads_strict_max_depth_refuses_nesting_past_it_and_python_s_own_limit_a
         assert loads_strict(text, max_depth=100) == json.loads(text)
 
 
-@given(st.recursive(st.none() | st.integers() | any_text,
-                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(any_text, inner, max_size=3)))
+@given(any_json)
 def test_json_text_with_json_dumps_options_is_utf8_and_reads_back_the_same(value):
     text = json_text(value, sort_keys=True, indent=3, separators=(",", " : "))  # a division file's form
     text.encode("utf-8")

@@ -103,7 +103,7 @@ def test_loopback_listeners(endpoint, loopback):
     assert ListenerSettings(endpoint=endpoint).loopback is loopback
 
 
-def test_max_backlog_default_off_and_bounds():
+def test_max_backlog_default_and_bounds():
     api = '[gateway]\napi_uri = "http://b/x"\n'
     assert parse(api).max_backlog == 256 * 1024 * 1024
     assert parse(api + "max_backlog = 0\n").max_backlog == 0
