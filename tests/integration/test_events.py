@@ -17,7 +17,7 @@ import socketio
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect as ws_connect
 
-from harness import FreescoreProcess
+from harness import FreescoreProcess, metric
 
 TOKEN = "s3cret-token"
 CONFIG = f"""
@@ -723,7 +723,4 @@ def test_a_polling_session_that_stops_polling_is_closed_past_max_unsent_and_a_ne
 
 
 def protocol_errors(fs) -> float:
-    text = requests.get(fs.url() + "/metrics", timeout=5).text
-    m = re.search(r'^freescore_protocol_errors_total\{service="events"\} (\S+)$', text, re.M)
-    assert m, text
-    return float(m.group(1))
+    return metric(fs, 'freescore_protocol_errors_total{service="events"}')
