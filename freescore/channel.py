@@ -100,7 +100,7 @@ class DeadlineChannel(HTTPChannel):
         self.request_started = self.site.reactor.seconds()
         timeout = getattr(self.site, "header_timeout", None)
         if timeout:
-            self._deadline = self.callLater(timeout, self._headers_late, timeout)
+            self._deadline = self.callLater(timeout, self._request_late, timeout)
 
     def _cancel(self) -> None:
         if self._deadline is not None:
@@ -108,7 +108,7 @@ class DeadlineChannel(HTTPChannel):
                 self._deadline.cancel()
             self._deadline = None
 
-    def _headers_late(self, timeout: float) -> None:
+    def _request_late(self, timeout: float) -> None:
         self._deadline = None
         transport = self.transport
         if transport is None:
