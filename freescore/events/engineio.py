@@ -137,6 +137,9 @@ def check_request(method: str, query: Mapping[str, str], sessions: SessionLookup
 
 # -- the session --------------------------------------------------------------
 OUTBOX_FULL = "outbox over max_unsent"
+"""The close reason of a session whose outbox passed `max_unsent` (`Session.send`)."""
+
+
 @dataclass(frozen=True)
 class Timing:
     """Heartbeat and deadlines in seconds (the handshake advertises ms)."""
