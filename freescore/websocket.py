@@ -324,10 +324,6 @@ class FreescoreServerProtocol(WebSocketServerProtocol):
         if self.logOctets:
             self.logTxOctets(data, False)
 
-    def write_frames(self, data: bytes) -> bool:
-        """Write framed bytes after anything queued; True when some are left buffered in the process."""
-        return not self.write_now(data)
-
     def write_now(self, data: bytes) -> bool:
         """Hand bytes to the kernel at once when nothing is queued on a plain TCP connection.
 
