@@ -6,6 +6,7 @@ log lines ("freescore: listening on URL"), so there is no port race.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -16,6 +17,7 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
@@ -216,3 +218,10 @@ def wait_metric(fs: FreescoreProcess, name: str, value: float, timeout: float = 
     while sample(fs, name) != value:
         assert time.monotonic() < deadline, f"{name} never became {value} (is {sample(fs, name)})"
         time.sleep(0.05)
+
+
+def browser_parse(text: str) -> Any:
+    """What a browser's JSON.parse takes: no NaN or Infinity (an AssertionError names the one found)."""
+    def refuse(name: str) -> Any:
+        raise AssertionError(f"{name} in {text[:200]!r}")
+    return json.loads(text, parse_constant=refuse)

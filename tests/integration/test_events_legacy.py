@@ -12,7 +12,7 @@ import requests
 import socketio
 from websockets.sync.client import connect as ws_connect
 
-from harness import FreescoreProcess
+from harness import FreescoreProcess, browser_parse
 
 TOKEN = "legacy-key"
 CONFIG = f"""
@@ -134,13 +134,6 @@ def test_receiver_errors(fs, frame, expected):
         assert json.loads(rcv.recv(5))["code"] == "invalid-channel"
 
 
-def strict_json(text: str):
-    """What a browser's JSON.parse takes: no NaN or Infinity."""
-    def refuse(name):
-        raise AssertionError(f"{name} in {text[:80]!r}")
-    return json.loads(text, parse_constant=refuse)
-
-
 def test_a_post_told_success_reaches_subscribers_live_and_on_catch_up(fs):
     """Any JSON a sender posts (lone surrogate escapes, NaN, 1e999, deep nesting) is refused with
     `syntax-error` or delivered as strict JSON. Such posts were told `success`, then lost to every
@@ -153,18 +146,18 @@ def test_a_post_told_success_reaches_subscribers_live_and_on_catch_up(fs):
     with legacy_sender(fs) as snd, ws_connect(fs.url(0, "ws") + "/event/") as rcv:
         rcv.send('{"command":"set-filter","filter":["odd","\\udfff"]}')
         marker = legacy_post(snd, "odd", "marker")  # live, or caught up from the queue: filtering from here
-        assert strict_json(rcv.recv(5))["id"] == marker
+        assert browser_parse(rcv.recv(5))["id"] == marker
         posted = []
         for frame in deep + odd:
             snd.send(frame)
-            reply = strict_json(snd.recv(5))
+            reply = browser_parse(snd.recv(5))
             if reply["status"] == "success":
                 posted.append(reply["id"])
             else:
                 assert reply["code"] == "syntax-error", reply
         frames = [rcv.recv(5) for _ in posted]
     assert [int(re.match(r'\{"id":(\d+),', f)[1]) for f in frames] == posted  # deep ones: not parsed here
-    live = [strict_json(f) for f in frames[-3:]]
+    live = [browser_parse(f) for f in frames[-3:]]
     assert live[-2:] == [{"id": posted[-2], "channel": "\udfff", "message": {"k\udbff": "\u00e9"}},
                          {"id": posted[-1], "channel": "odd", "message": "lone \ud800"}]
     caught_up: list[dict] = []
@@ -182,7 +175,7 @@ def test_a_post_told_success_reaches_subscribers_live_and_on_catch_up(fs):
     caught_up.sort(key=lambda m: m["id"])
     assert [m["id"] for m in caught_up] == queued and caught_up[-2:] == live[-2:]
     r = requests.get(fs.url() + f"/channels/odd?last={posted[-2]}", timeout=5)
-    assert r.status_code == 200 and strict_json(r.text)["message"] == "lone \ud800"
+    assert r.status_code == 200 and browser_parse(r.text)["message"] == "lone \ud800"
 
 
 def test_channels_immediate_held_and_timeout(fs):

@@ -18,7 +18,7 @@ import pytest
 import requests
 import websockets
 
-from harness import FreescoreProcess
+from harness import FreescoreProcess, browser_parse
 
 pytestmark = pytest.mark.integration
 
@@ -29,13 +29,6 @@ WORLDCLASS, FREESTYLE, GRASSROOTS = "/worldclass/test/1/computer+operator", "/fr
     "/grassroots/test/1"
 OUT_OF_RANGE = ["NaN", "Infinity", "-Infinity", "1e999", "-1e999", "[" * 300 + "]" * 300]
 """What Python reads and would write back as NaN or Infinity; nesting that was copied and encoded again deeper."""
-
-
-def browser_parse(text: str) -> Any:
-    """JSON.parse: no NaN or Infinity."""
-    def refuse(name: str) -> Any:
-        raise AssertionError(f"{name} in a frame: {text[:200]}")
-    return json.loads(text, parse_constant=refuse)
 
 
 def strings_in(value: Any) -> set[str]:
