@@ -1,4 +1,4 @@
-"""`[hub] redis_url`: where the Redis hub connects (pure: config checks it without loading txredisapi)."""
+"""`[hub] url`: where the Redis hub connects (pure: the settings check it without loading txredisapi)."""
 
 from __future__ import annotations
 
