@@ -33,9 +33,12 @@ class Cluster:
     def __init__(self, freescore, server: RedisServer, url: str, url_a: str = "") -> None:
         self.backend = Backend()
         table = GATEWAY.format(api=self.backend.url, token=TOKEN, secret=SECRET)
-        # a reply timeout shorter than the default, so a paused Redis is noticed within GUARD, yet long
-        # enough that a loaded machine's slow reply is not an outage (the FLUSHALL test asserts none)
-        hub = HUB.replace("presence_ttl = 2", "presence_ttl = 2\ntimeout = 3")
+        # A reply timeout that notices a paused Redis well within GUARD, yet long enough that a loaded
+        # machine's slow reply is no outage (the FLUSHALL test asserts none). Heartbeats every 2 s
+        # (presence_ttl / 3): the silent subscriber's check (3 beats and `timeout`) then comes seconds
+        # after the silent command connection timed out and came back, so its warning is logged (one per
+        # outage); with 0.67 s beats and `timeout` 3 the two raced.
+        hub = HUB.replace("presence_ttl = 2", "presence_ttl = 6\ntimeout = 3")
         self.a, self.b = (freescore(hub.format(url=u, node=f"node-{n}") + table, f"node-{n}.toml")
                           for n, u in (("a", url_a or url), ("b", url)))
         for name, node in (("a", self.a), ("b", self.b)):
