@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import base64
 import hashlib
+import os
 import subprocess
 import sys
 import threading
@@ -112,9 +113,10 @@ def serve(reactor_kind: str) -> None:
 class FloorProcess:
     """The floor server as a child process, with what clicker_load uses of a FreescoreProcess."""
 
-    def __init__(self, reactor_kind: str = "epoll") -> None:
-        self.proc = subprocess.Popen([sys.executable, __file__, "--reactor", reactor_kind],
-                                     stdout=subprocess.PIPE, text=True)
+    def __init__(self, reactor_kind: str = "epoll", wrapper: list[str] | None = None, timeout: float = 30) -> None:
+        """`wrapper` goes before the interpreter (e.g. valgrind's command line)."""
+        self.proc = subprocess.Popen([*(wrapper or []), sys.executable, __file__, "--reactor", reactor_kind],
+                                     stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONHASHSEED": "0"})
         ready = threading.Event()
         self._url = ""
 
@@ -127,16 +129,19 @@ class FloorProcess:
             ready.set()
 
         threading.Thread(target=read, daemon=True).start()
-        if not ready.wait(30) or not self._url:
+        if not ready.wait(timeout) or not self._url:
             self.stop()
             raise RuntimeError("the floor server did not start")
 
     def url(self, index: int = 0, scheme: str | None = None) -> str:
         return self._url.replace("http://", "ws://") if scheme == "ws" else self._url
 
-    def stop(self) -> None:
+    def port(self, index: int = 0) -> int:
+        return int(self._url.rsplit(":", 1)[1])
+
+    def stop(self, timeout: float = 10) -> None:
         self.proc.terminate()
-        self.proc.wait(10)
+        self.proc.wait(timeout)
 
 
 if __name__ == "__main__":

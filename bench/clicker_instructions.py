@@ -12,6 +12,11 @@ machine moves by 10-20 % between runs; this count moves by well under 1 %, so
 it tells whether a change of the fast path saves anything.
 
     python3 bench/clicker_instructions.py --devices 50 --rounds 4 [--listeners 3]
+    python3 bench/clicker_instructions.py --devices 50 --rounds 4 --server floor
+
+`--server floor` counts bench/clicker_floor.py instead, the bare Twisted server
+that speaks just enough of the protocol: what Twisted, the interpreter and the
+socket calls cost alone, the floor under freescore's figure.
 """
 
 from __future__ import annotations
@@ -24,10 +29,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "tests" / "clicker"))
+sys.path.insert(0, str(REPO / "bench"))
 
 CONFIG = '[[listen]]\nendpoint = "tcp:0:interface=127.0.0.1"\n\n[clicker]\nstate = "state"\nping_interval = 0\n'
 PER_LISTENER = 16
@@ -39,6 +46,7 @@ def main() -> None:
     ap.add_argument("--devices", type=int, default=50)
     ap.add_argument("--listeners", type=int, default=0, help=f"each watches {PER_LISTENER} devices")
     ap.add_argument("--rounds", type=int, default=4, help="SCOREs per device in the short phase (3x in the long)")
+    ap.add_argument("--server", choices=["freescore", "floor"], default="freescore")
     args = ap.parse_args()
     if args.listeners * PER_LISTENER > args.devices:
         ap.error(f"listeners x {PER_LISTENER} must not exceed devices")
@@ -50,9 +58,15 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "callgrind.out"
-        argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, "-c", TWISTD, "-n",
-                "--pidfile=", "freescore", "--config", str(Path(tmp) / "freescore.toml")]
-        fs = FreescoreProcess(CONFIG, Path(tmp), argv=argv, environ={**env(), "PYTHONHASHSEED": "0"}).start(300)
+        valgrind = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
+        if args.server == "floor":
+            from clicker_floor import FloorProcess
+
+            fs: Any = FloorProcess(wrapper=valgrind, timeout=300)
+        else:
+            argv = [*valgrind, sys.executable, "-c", TWISTD, "-n", "--pidfile=", "freescore", "--config",
+                    str(Path(tmp) / "freescore.toml")]
+            fs = FreescoreProcess(CONFIG, Path(tmp), argv=argv, environ={**env(), "PYTHONHASHSEED": "0"}).start(300)
         try:
             devices = [RawDevice(fs.port(), timeout=120) for _ in range(args.devices)]
             ids = []
@@ -92,8 +106,8 @@ def main() -> None:
             phase(2)  # warm: every code path taken once, every cache filled
             short, n_short = counted(args.rounds)
             long, n_long = counted(args.rounds * 3)
-            print(f"instructions per SCORE: {(long - short) // (n_long - n_short)} "
-                  f"({args.devices} devices, {args.listeners} listeners; phases {short}/{n_short}, {long}/{n_long})")
+            print(f"instructions per SCORE: {(long - short) // (n_long - n_short)} ({args.server}, "
+                  f"{args.devices} devices, {args.listeners} listeners; phases {short}/{n_short}, {long}/{n_long})")
         finally:
             fs.stop(timeout=60)
 

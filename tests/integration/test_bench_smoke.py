@@ -94,8 +94,11 @@ CASES = [  # the longest first, so the parallel runs end together
     *(Case(f"hub_load{label}", "hub_load.py", ("--rates", "50", "--seconds", "0.5", *extra), {"delivered": 1},
            needs="redis")
       for label, extra in (("", ()), (" no-hiredis", ("--no-hiredis",)))),
-    Case("clicker_instructions", "clicker_instructions.py", ("--devices", "4", "--listeners", "0", "--rounds", "1"),
-         printed=r"instructions per SCORE: (?P<instructions>\d+) \((?P<devices>4) devices", needs="valgrind"),
+    *(Case(f"clicker_instructions {server}", "clicker_instructions.py",
+           ("--devices", "4", "--listeners", "0", "--rounds", "1", "--server", server),
+           printed=rf"instructions per SCORE: (?P<instructions>\d+) \({server}, (?P<devices>4) devices",
+           needs="valgrind")
+      for server in ("freescore", "floor")),
     Case("clicker_fastpath", "clicker_fastpath.py", ("--devices", "4", "--listeners", "2", "--per-listener", "2",
                                                      "--scores", "200", "--repeats", "2"),
          printed=r"(?P<acked>\d+) of (?P=acked) SCOREs acknowledged"),
