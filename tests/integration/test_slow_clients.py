@@ -163,7 +163,9 @@ def test_over_tls_a_408_or_413_closes_the_connection_with_it(tmp_path):
     producer: the connection stayed, a trickling client got a 408 a second until the abort 15 s on,
     and a 413 was followed by a 408, a second answer to one request."""
     files = write_server_files(tmp_path / "tls")
-    with FreescoreProcess(tls_config(files) + "max_body = 1024\n", tmp_path) as fs:
+    # header_timeout 3 s: the TLS handshake and the first bytes must come within it on a busy machine
+    config = tls_config(files).replace("header_timeout = 1.0", "header_timeout = 3.0")
+    with FreescoreProcess(config + "max_body = 1024\n", tmp_path) as fs:
         with files.client_context().wrap_socket(open_socket(fs.port()), server_hostname="localhost") as tls:
             tls.sendall(b"GET /status HTTP/1.1\r\nHost: x\r\nX-a: ")
             assert until_closed(tls, trickle=b"a") == REQUEST_TIMEOUT
@@ -175,13 +177,13 @@ def test_over_tls_a_408_or_413_closes_the_connection_with_it(tmp_path):
 
 def test_keep_alive_waits_for_idle_timeout_not_header_timeout_and_then_closes(echo):
     """Between requests the idle timeout governs; the header deadline starts with the next request's first byte."""
-    fs = echo()
+    fs = echo(PLAIN.replace("idle_timeout = 3.0", "idle_timeout = 12.0"))  # room for a stalled test process
     request = b"GET /status HTTP/1.1\r\nHost: x\r\n\r\n"
     with open_socket(fs.port()) as sock:
         sock.sendall(request)
         first = sock.recv(65536)
         assert first.startswith(b"HTTP/1.1 200 ")
-        time.sleep(1.8)  # longer than header_timeout, shorter than idle_timeout
+        time.sleep(2.0)  # longer than header_timeout (1 s), far shorter than idle_timeout
         assert still_open(sock)
         sock.sendall(request)
         second = sock.recv(65536)
