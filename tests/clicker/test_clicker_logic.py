@@ -263,7 +263,7 @@ def test_retry_filter_memory_is_bounded():
         for m in range(100):
             f.is_repeat(f"{dev:06d}", Score(str(m), "1", "1"))
     assert len(f._ids) == 4
-    assert all(len(seen.msgs) <= 8 and len(seen.msg_order) <= 8 for seen in f._ids.values())
+    assert all(len(seen.msgs) <= 8 and len(seen.ts_order) <= 8 for seen in f._ids.values())
 
 
 def test_listen_replaces_set_and_dialect():
