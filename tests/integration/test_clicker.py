@@ -659,10 +659,3 @@ def test_a_listener_that_stops_reading_is_closed_1013_and_the_others_get_every_r
         device.close()
         reader.close()
     assert "Traceback" not in fs.log()
-
-
-def test_max_unsent_must_not_be_negative(tmp_path):
-    (tmp_path / "freescore.toml").write_text(CONFIG.format(ping=30) + "max_unsent = -1\n")
-    result = run_twistd(tmp_path / "freescore.toml")
-    assert result.returncode != 0
-    assert "clicker.max_unsent: must not be negative (0: off)" in result.stderr + result.stdout

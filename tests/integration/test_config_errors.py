@@ -28,6 +28,9 @@ CASES = {
                                            "grassroots.sse_heartbeat: must be positive"),
     "negative max_unsent": (GOOD_LISTEN + '[worldclass]\nmax_unsent = -1\n',
                             "worldclass.max_unsent: must not be negative (0: off)"),
+    **{f"negative {table}.max_unsent": (GOOD_LISTEN + f'[{table}]\nmax_unsent = -1\n',
+                                        f"{table}.max_unsent: must not be negative (0: off)")
+       for table in ("clicker", "events")},
     "bad hub backend": (GOOD_LISTEN + '[hub]\nbackend = "etcd"\n', "hub.backend: must be 'memory' or 'redis'"),
 }
 

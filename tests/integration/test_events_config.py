@@ -31,11 +31,3 @@ def test_loopback_only_open_sender_still_starts(tmp_path):
     finally:
         fs.stop()
     assert "Traceback" not in fs.log()
-
-
-def test_max_unsent_must_not_be_negative(tmp_path):
-    config = tmp_path / "neg.toml"
-    config.write_text('[[listen]]\nendpoint = "tcp:0:interface=127.0.0.1"\n\n[events]\nmax_unsent = -1\n')
-    result = run_twistd(config)
-    assert result.returncode != 0
-    assert "events.max_unsent: must not be negative (0: off)" in result.stderr + result.stdout
