@@ -173,7 +173,10 @@ class Conn:
         self.timer = None
         if self.done:
             return
-        self.session.tick(self.service.reactor.seconds())
+        now = self.service.reactor.seconds()
+        if self.session.upgrade_expired(now) and self.probe_ws is not None:
+            self.probe_ws.close_with(CloseCode.POLICY_VIOLATION, "upgrade timeout")
+        self.session.tick(now)
         self.flush()
         if not self.session.closed:
             self.schedule()
@@ -285,7 +288,6 @@ class EngineIOProtocol(FreescoreServerProtocol):
     service: EventsService
     conn: Conn | None = None
     probing: bool = False
-    upgrade_timer: Any = None
 
     def handshake(self, request: Any) -> Any:
         query = {k: v[0] for k, v in request.params.items() if v}
@@ -316,25 +318,14 @@ class EngineIOProtocol(FreescoreServerProtocol):
         try:
             if conn.done:
                 raise eio.unknown_sid()
-            conn.session.begin_upgrade()
+            conn.session.begin_upgrade(service.reactor.seconds())
         except eio.EngineIOError as e:
             self.probing = False
             self.conn = None
             self.close_with(CloseCode.POLICY_VIOLATION, e.message)
             return
         conn.probe_ws = self
-        self.upgrade_timer = service.reactor.callLater(service.timing.upgrade_timeout, self._upgrade_expired)
-
-    def _upgrade_expired(self) -> None:
-        """No `5` within the upgrade timeout: drop this WebSocket, the session carries on polling (as Node)."""
-        self.upgrade_timer = None
-        if self.probing:
-            self.close_with(CloseCode.POLICY_VIOLATION, "upgrade timeout")
-
-    def _stop_upgrade_timer(self) -> None:
-        timer, self.upgrade_timer = self.upgrade_timer, None
-        if timer is not None and timer.active():
-            timer.cancel()
+        conn.schedule()  # the session's deadlines now include the upgrade's
 
     def received(self, payload: bytes, is_binary: bool) -> None:
         conn = self.conn
@@ -375,7 +366,6 @@ class EngineIOProtocol(FreescoreServerProtocol):
         elif text == eio.UPGRADE:
             conn.session.upgrade()
             self.probing = False
-            self._stop_upgrade_timer()
             conn.probe_ws = None
             conn.ws = self
             conn.release_get()
@@ -386,7 +376,6 @@ class EngineIOProtocol(FreescoreServerProtocol):
             raise eio.PacketError("unexpected packet during the upgrade")
 
     def closed(self, was_clean: bool, code: int | None, reason: str | None) -> None:
-        self._stop_upgrade_timer()
         conn = self.conn
         if conn is None or conn.done:
             return

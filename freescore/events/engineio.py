@@ -166,7 +166,7 @@ class Session:
     __slots__ = (
         "sid", "transport", "timing", "outbox", "closed", "close_reason", "upgrading", "upgraded",
         "get_pending", "post_pending", "awaiting_pong", "ping_sent_at", "next_ping_at", "join_deadline",
-        "unsent", "max_unsent", "dropped",
+        "upgrade_deadline", "unsent", "max_unsent", "dropped",
     )
 
     def __init__(self, sid: str, transport: str, now: float, timing: Timing, max_unsent: int = 0) -> None:
@@ -189,6 +189,8 @@ class Session:
         self.ping_sent_at = 0.0
         self.next_ping_at = now + timing.ping_interval
         self.join_deadline: float | None = now + timing.join_timeout
+        self.upgrade_deadline: float | None = None
+        """While a WebSocket probes: when it must have sent `5` (`upgrade_expired`)."""
 
     # sending
     def send(self, packet: str) -> None:
@@ -260,11 +262,20 @@ class Session:
         raise PacketError(f"unexpected packet type {kind!r} from client")
 
     # upgrade
-    def begin_upgrade(self) -> None:
+    def begin_upgrade(self, now: float) -> None:
         """A WebSocket with this sid opened to probe; until it upgrades or goes away no other may (as Node)."""
         if self.upgrading or self.transport != "polling":
             raise bad_request()
         self.upgrading = True
+        self.upgrade_deadline = now + self.timing.upgrade_timeout
+
+    def upgrade_expired(self, now: float) -> bool:
+        """The probing WebSocket sent no `5` within `upgrade_timeout`: drop it, the session polls on
+        (as Node). True once per probe; the WebSocket's going away then ends the upgrade."""
+        if self.upgrade_deadline is None or now < self.upgrade_deadline:
+            return False
+        self.upgrade_deadline = None
+        return True
 
     def probe(self) -> str:
         """The client sent `2probe` on the probing WebSocket: answer `3probe`, release a held GET."""
@@ -279,12 +290,14 @@ class Session:
         if not self.upgrading:
             raise PacketError("upgrade without probe")
         self.upgrading = False
+        self.upgrade_deadline = None
         self.upgraded = True
         self.transport = "websocket"
 
     def cancel_upgrade(self) -> None:
         """The probing WebSocket went away before `5`: carry on polling."""
         self.upgrading = False
+        self.upgrade_deadline = None
 
     # timers
     def joined(self) -> None:
@@ -292,8 +305,9 @@ class Session:
 
     def next_deadline(self) -> float:
         when = self.ping_sent_at + self.timing.ping_timeout if self.awaiting_pong else self.next_ping_at
-        if self.join_deadline is not None:
-            when = min(when, self.join_deadline)
+        for deadline in (self.join_deadline, self.upgrade_deadline):
+            if deadline is not None:
+                when = min(when, deadline)
         return when
 
     def tick(self, now: float) -> None:

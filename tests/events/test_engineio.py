@@ -93,12 +93,12 @@ def test_upgraded_session_refuses_polling():
     assert eio.check_request("GET", {"EIO": "4", "transport": "polling", "sid": s.sid}, sessions).sid == s.sid
     ws = eio.check_request("GET", {"EIO": "4", "transport": "websocket", "sid": s.sid}, sessions)
     assert ws.transport == "websocket"
-    s.begin_upgrade()
+    s.begin_upgrade(0.0)
     with pytest.raises(eio.EngineIOError) as second:  # one probing WebSocket at a time, as Node
         eio.check_request("GET", {"EIO": "4", "transport": "websocket", "sid": s.sid}, sessions)
     assert second.value.code == 3
     with pytest.raises(eio.EngineIOError):
-        s.begin_upgrade()
+        s.begin_upgrade(0.0)
     s.probe()
     s.upgrade()
     with pytest.raises(eio.EngineIOError) as e:
@@ -166,7 +166,7 @@ def test_no_namespace_join_closes():
 def test_probe_sends_noop_to_held_get_and_upgrade_switches():
     s = session()
     s.begin_get()
-    s.begin_upgrade()
+    s.begin_upgrade(0.0)
     assert s.probe() == "3probe"
     assert s.take() == ["6"]
     s.end_get()
@@ -238,3 +238,17 @@ def test_the_outbox_never_holds_more_than_max_unsent(packets, limit):
         s.send(p)
         assert sum(len(q) + 1 for q in s.outbox) <= limit
     assert s.closed == (sum(len(p) + 1 for p in packets) > limit)
+
+
+def test_a_probe_without_5_expires_at_the_upgrade_timeout_once_and_an_upgrade_or_a_cancel_ends_the_deadline():
+    s = session()
+    s.begin_upgrade(1.0)
+    assert s.next_deadline() == 11.0  # before the first ping (25 s) and the join deadline (45 s)
+    assert not s.upgrade_expired(10.9)
+    assert s.upgrade_expired(11.0)
+    assert not s.upgrade_expired(12.0)  # once: the WebSocket's going away ends the upgrade
+    s.cancel_upgrade()
+    s.begin_upgrade(20.0)
+    s.probe()
+    s.upgrade()
+    assert not s.upgrade_expired(100.0)
