@@ -31,6 +31,8 @@ CASES = {
     **{f"negative {table}.max_unsent": (GOOD_LISTEN + f'[{table}]\nmax_unsent = -1\n',
                                         f"{table}.max_unsent: must not be negative (0: off)")
        for table in ("clicker", "events")},
+    "negative gateway.max_backlog": (GOOD_LISTEN + '[gateway]\napi_uri = "http://127.0.0.1:9/websocket"\n'
+                                     'max_backlog = -1\n', "gateway.max_backlog: "),
     "bad hub backend": (GOOD_LISTEN + '[hub]\nbackend = "etcd"\n', "hub.backend: must be 'memory' or 'redis'"),
 }
 
