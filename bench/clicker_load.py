@@ -33,7 +33,16 @@ import time
 from pathlib import Path
 
 from gcstats import describe, snapshot  # bench/ is the script's folder, so on sys.path
-from loadkit import client_frame, cpu_seconds, cpu_split, pong, rss_kib, server_frames
+from loadkit import (
+    add_batch_pause_option,
+    client_frame,
+    cpu_seconds,
+    cpu_split,
+    pong,
+    rss_kib,
+    runtime_table,
+    server_frames,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
@@ -315,15 +324,16 @@ def start_server(args, tmp: Path):
         return FloorProcess(args.reactor)
     from harness import TWISTD, FreescoreProcess, env
 
+    config = CONFIG + runtime_table(args.batch_pause)
     if args.reactor == "epoll":
-        return FreescoreProcess(CONFIG, tmp).start()
+        return FreescoreProcess(config, tmp).start()
     if args.reactor == "uvloop":
         import uvloop  # noqa: F401  (not a dependency of freescore: `pip install uvloop` to measure it)
     prelude = f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); from clicker_floor import " \
               f"install_reactor; install_reactor({args.reactor!r}); "
     argv = [sys.executable, "-c", prelude + TWISTD, "-n", "--pidfile=", "freescore", "--config",
             str(tmp / "freescore.toml")]
-    return FreescoreProcess(CONFIG, tmp, argv=argv, environ=env()).start()
+    return FreescoreProcess(config, tmp, argv=argv, environ=env()).start()
 
 
 def main() -> None:
@@ -342,6 +352,7 @@ def main() -> None:
                     help="floor: bench/clicker_floor.py, a bare Twisted server (what the reactor and kernel cost)")
     ap.add_argument("--reactor", choices=["epoll", "asyncio", "uvloop"], default="epoll",
                     help="the server's reactor: Twisted's default (epoll), asyncio, or asyncio on uvloop")
+    add_batch_pause_option(ap)
     args = ap.parse_args()
     if args.listeners * args.per_listener > args.devices:
         ap.error("listeners x per-listener must not exceed devices (each device is watched once)")
@@ -376,7 +387,8 @@ def write_report(args, rows: list[dict]) -> None:
         f"({args.procs} asyncio processes, `{args.client}` client) on the same machine as the server "
         f"(1-minute load average at the start {os.getloadavg()[0]:.1f}; 2.0 means both cores busy). "
         f"Server: {'freescore' if args.server == 'freescore' else 'bench/clicker_floor.py (the floor)'}, "
-        f"reactor {args.reactor}.",
+        f"reactor {args.reactor}, [runtime] batch_pause "
+        f"{'default' if args.batch_pause is None else args.batch_pause}.",
         "",
         f"{args.devices} devices each sending `SCORE <msgId> <timestamp> <score>` at the given rate "
         "(not waiting for the acknowledgement), "

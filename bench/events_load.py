@@ -39,7 +39,15 @@ from array import array
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from loadkit import client_frame, cpu_seconds, pong, rss_kib, server_frames  # bench/ is on sys.path
+from loadkit import (  # bench/ is on sys.path
+    add_batch_pause_option,
+    client_frame,
+    cpu_seconds,
+    pong,
+    rss_kib,
+    runtime_table,
+    server_frames,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 REPORT = REPO / "bench" / "reports" / "events.md"
@@ -360,13 +368,14 @@ def percentile(hist: array, total: int, q: float) -> float:
     return BUCKETS * BUCKET_MS
 
 
-def start_freescore(scratch: Path) -> tuple[subprocess.Popen, str]:
+def start_freescore(scratch: Path, batch_pause: float | None = None) -> tuple[subprocess.Popen, str]:
     """A fresh `twistd -n freescore` with its configuration and log in a new folder under `scratch`."""
     workdir = Path(tempfile.mkdtemp(prefix="events-bench-", dir=scratch))
     config = workdir / "freescore.toml"
     config.write_text(
         '[[listen]]\nendpoint = "tcp:0:interface=127.0.0.1"\n\n[events]\n'
         f'sender_token = "{TOKEN}"\nmax_clients = 20000\nsender_rate_limit = 0.0\nlegacy = false\n'
+        + runtime_table(batch_pause)
     )
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     code = "import sys; from twisted.scripts.twistd import run; sys.argv[0] = 'twistd'; run()"
@@ -481,6 +490,7 @@ def main() -> None:
     ap.add_argument("--p99-limit", type=float, default=50.0)
     ap.add_argument("--settle", type=float, default=3.0, help="seconds between connecting and the first step")
     ap.add_argument("--report", type=Path, default=REPORT)
+    add_batch_pause_option(ap)
     args = ap.parse_args()
     raise_nofile()
     own = args.url is None
@@ -498,7 +508,7 @@ def main() -> None:
 
     def server():
         if own:
-            proc, url = start_freescore(Path(scratch.name))
+            proc, url = start_freescore(Path(scratch.name), args.batch_pause)
             return proc, url, proc.pid
         return None, args.url, args.server_pid
 

@@ -36,7 +36,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
-from loadkit import client_frame, cpu_seconds, pong, server_frames  # noqa: E402  (bench/ is on sys.path)
+from loadkit import add_batch_pause_option, client_frame, cpu_seconds, pong, runtime_table, server_frames  # noqa: E402  (bench/ is on sys.path)
 
 PREFIX = "org.fedoraproject.prod."
 CATEGORIES = {
@@ -279,6 +279,7 @@ def main() -> None:
     ap.add_argument("--no-stop", action="store_true", help="run every rate even after p99 passed the limit")
     ap.add_argument("--budget", type=float, default=110.0, help="seconds for the whole run")
     ap.add_argument("--report", default=str(REPO / "bench" / "reports" / "fedmsg.md"))
+    add_batch_pause_option(ap)
     args = ap.parse_args()
     started = time.monotonic()
 
@@ -307,7 +308,7 @@ endpoint = "tcp:0:interface=127.0.0.1:backlog=1024"
 endpoints = ["tcp://127.0.0.1:{port}"]
 max_connections = {args.subscribers + 100}
 nofile = {hard}
-""", workdir).start()
+{runtime_table(args.batch_pause)}""", workdir).start()
     server_pid = fs.proc.pid
     url = fs.url(0, "ws") + "/fedmsg"
     spawn = mp.get_context("spawn")

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 from gcstats import describe, snapshot  # bench/ is the script's folder, so on sys.path
-from loadkit import cpu_seconds
+from loadkit import add_batch_pause_option, cpu_seconds
 
 REPO = Path(__file__).resolve().parent.parent
 REPORT = REPO / "bench" / "reports" / "gateway.md"
@@ -302,6 +302,7 @@ def main() -> None:
     ap.add_argument("--gc-thresholds", default="", help="[runtime] gc_thresholds for the gateway, e.g. 700,10,10")
     ap.add_argument("--no-gc-freeze", action="store_true", help="[runtime] gc_freeze = false")
     ap.add_argument("--profile", type=Path, help="run the gateway under cProfile, stats to this file")
+    add_batch_pause_option(ap)
     args = ap.parse_args()
     nofile = raise_nofile()
     ctx = mp.get_context("spawn")
@@ -317,6 +318,8 @@ def main() -> None:
         runtime += f"gc_thresholds = [{args.gc_thresholds}]\n"
     if args.no_gc_freeze:
         runtime += "gc_freeze = false\n"
+    if args.batch_pause is not None:
+        runtime += f"batch_pause = {args.batch_pause}\n"
     args.gc_label = runtime.strip().replace("\n", ", ").replace("[runtime], ", "").replace("[runtime]", "defaults")
     work = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
     (work / "freescore.toml").write_text(f"""

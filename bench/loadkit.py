@@ -80,3 +80,14 @@ def rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return 0
+
+
+def add_batch_pause_option(ap) -> None:
+    """`--batch-pause`: the server's `[runtime] batch_pause` (poll pacing, docs/runtime.md), to compare with 0."""
+    ap.add_argument("--batch-pause", type=float, default=None,
+                    help="the server's [runtime] batch_pause in seconds (poll pacing; 0: off); default: freescore's")
+
+
+def runtime_table(batch_pause: float | None) -> str:
+    """The `[runtime]` table `--batch-pause` asks for, or "" (freescore's defaults)."""
+    return "" if batch_pause is None else f"\n[runtime]\nbatch_pause = {batch_pause}\n"

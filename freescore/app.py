@@ -24,6 +24,7 @@ from freescore.gcpolicy import GcPolicy
 from freescore.hub.memory import MemoryHub
 from freescore.listeners import ListenerService
 from freescore.metrics import Metrics
+from freescore.pollpacing import PollPacing
 from freescore.protocolservice import ProtocolService, ServiceContext
 from freescore.web import FreescoreSite, MetricsPage, Root, Status
 from freescore.websocket import ConnectionRegistry
@@ -59,6 +60,7 @@ class FreescoreService(MultiService):
         self.connections = ConnectionRegistry()
         self.gc = GcPolicy(reactor, self.metrics, self.connections, cfg.runtime)
         self.gc.setServiceParent(self)
+        PollPacing(reactor, self.metrics, cfg.runtime).setServiceParent(self)
         self.hub = make_hub(cfg, reactor)
         if isinstance(self.hub, Service):  # the Redis hub connects on start, leaves presence on stop
             self.hub.setServiceParent(self)

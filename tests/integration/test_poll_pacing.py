@@ -1,0 +1,53 @@
+"""Poll pacing in a real `twistd freescore`: on by default, counted on /metrics, off with 0."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import requests
+from websockets.sync.client import connect
+
+pytestmark = pytest.mark.integration
+
+CONFIG = """
+[[listen]]
+endpoint = "tcp:0:interface=127.0.0.1"
+
+[clicker]
+state = "state"
+"""
+
+
+def paced(url: str) -> float:
+    text = requests.get(url + "/metrics", timeout=5).text
+    m = re.search(r"^freescore_reactor_paced_polls_total (\S+)$", text, re.M)
+    assert m, "no freescore_reactor_paced_polls_total on /metrics"
+    return float(m.group(1))
+
+
+def score_round_trips(url: str, count: int) -> None:
+    with connect(url.replace("http", "ws", 1) + "/ws") as ws:
+        ws.send("REGISTER")
+        assert ws.recv(timeout=10).startswith("REGISTERED ")
+        for n in range(1, count + 1):
+            ws.send(f"SCORE {n} {1000 + n} 7")
+            assert ws.recv(timeout=10) == f"SCORED {n} {1000 + n}"
+
+
+def test_default_is_on_and_a_busy_poll_paces_the_next(freescore) -> None:
+    # batch_ready = 1: every poll that found a socket is busy, so pacing shows without a crowd
+    fs = freescore(CONFIG + "\n[runtime]\nbatch_ready = 1\n")
+    fs.wait_log(r"poll pacing: 0\.5 ms before polling again after a poll of 1 or more ready sockets")
+    url = fs.url()
+    before = paced(url)
+    score_round_trips(url, 20)  # every answer still comes, in order
+    assert paced(url) > before
+
+
+def test_zero_turns_it_off(freescore) -> None:
+    fs = freescore(CONFIG + "\n[runtime]\nbatch_pause = 0\nbatch_ready = 1\n")
+    fs.wait_log(r"poll pacing off \(\[runtime\] batch_pause = 0\)")
+    url = fs.url()
+    score_round_trips(url, 20)
+    assert paced(url) == 0
