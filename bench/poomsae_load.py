@@ -34,6 +34,8 @@ import websockets
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO))
+from loadkit import add_batch_pause_option, runtime_table  # noqa: E402
+
 from harness import FreescoreProcess  # noqa: E402
 
 ScoreRequest = Callable[[str, int, int, int], dict[str, Any]]
@@ -212,6 +214,7 @@ def phase_arguments(ap: argparse.ArgumentParser, rings: int, judges: int, displa
     ap.add_argument("--drain", type=float, default=3.0,
                     help="seconds the displays keep reading after the judges stop (late updates still count)")
     ap.add_argument("--report", default=str(REPO / "bench" / "reports" / report))
+    add_batch_pause_option(ap)
 
 
 def display_seconds(args: argparse.Namespace, seconds: float) -> float:
@@ -248,7 +251,7 @@ def run(scenario: Scenario, description: str, parents: tuple[argparse.ArgumentPa
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         scenario.make_data(work / "data", args.rings, args.judges)
-        config = server_config(scenario)
+        config = server_config(scenario) + runtime_table(args.batch_pause)
         probe_before = write_probe(work)
         fs = FreescoreProcess(config, work).start()
         try:

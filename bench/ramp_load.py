@@ -39,14 +39,14 @@ from pathlib import Path
 
 import events_load  # bench/ is the script's folder, so on sys.path
 from clicker_load import open_client, request
-from loadkit import cpu_seconds, listen_drops
+from loadkit import add_batch_pause_option, cpu_seconds, listen_drops, runtime_table
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 REPORT = REPO / "bench" / "reports" / "ramp.md"
 
 
-def config(backlog: int | None, clients: int) -> str:
+def config(backlog: int | None, clients: int, batch_pause: float | None = None) -> str:
     suffix = f":backlog={backlog}" if backlog else ""
     return f"""
 [[listen]]
@@ -60,7 +60,7 @@ legacy = false
 
 [clicker]
 state = "state"
-"""
+""" + runtime_table(batch_pause)
 
 
 # -- clicker devices ---------------------------------------------------------------------------
@@ -226,6 +226,7 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, default=120.0,
                     help="longest a device may take to register (the Socket.IO receivers give up after 90 s)")
     ap.add_argument("--report", type=Path, default=REPORT)
+    add_batch_pause_option(ap)
     args = ap.parse_args()
     events_load.raise_nofile()
     from harness import FreescoreProcess
@@ -236,7 +237,7 @@ def main() -> None:
     for i in range(args.runs):
         for scenario in wanted:
             with tempfile.TemporaryDirectory() as tmp:
-                fs = FreescoreProcess(config(args.backlog, args.clients), Path(tmp)).start()
+                fs = FreescoreProcess(config(args.backlog, args.clients, args.batch_pause), Path(tmp)).start()
                 try:
                     row = events_run(fs, args) if scenario == "events" else clicker_run(fs, args)
                 finally:
