@@ -52,3 +52,31 @@ def test_zero_turns_it_off(freescore) -> None:
     url = fs.url()
     score_round_trips(url, 20)
     assert paced(url) == 0
+
+
+def test_a_crowd_under_the_default_pacing_gets_every_answer_in_order(freescore) -> None:
+    """50 devices sending bursts: polls find many sockets ready and pace; nothing is lost or reordered."""
+    import asyncio
+
+    import websockets
+
+    fs = freescore(CONFIG)
+    ws_url = fs.url().replace("http", "ws", 1) + "/ws"
+
+    async def answers_of(ws) -> list[str]:
+        return [await asyncio.wait_for(ws.recv(), 10) for _ in range(20)]
+
+    async def crowd() -> list[list[str]]:
+        conns = [await websockets.connect(ws_url) for _ in range(50)]
+        try:
+            for ws in conns:
+                await ws.send("REGISTER")
+                assert (await asyncio.wait_for(ws.recv(), 10)).startswith("REGISTERED ")
+            for n in range(1, 21):  # every device's SCORE n leaves before any answer is read
+                await asyncio.gather(*(ws.send(f"SCORE {n} {5000 + n} 3") for ws in conns))
+            return await asyncio.gather(*(answers_of(ws) for ws in conns))
+        finally:
+            await asyncio.gather(*(ws.close() for ws in conns))
+
+    answers = asyncio.run(crowd())
+    assert answers == [[f"SCORED {n} {5000 + n}" for n in range(1, 21)]] * 50
