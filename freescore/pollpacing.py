@@ -6,12 +6,15 @@ poll found 1.9 ready sockets on average, so the process woke, polled and ran
 Twisted's per-turn work about 15 000 times a second, and that cost about a sixth
 of its CPU (docs/runtime.md, bench/reports/pollpacing.md).
 
-When the last poll found at least `batch_ready` ready sockets, the reactor polls
-again no sooner than `batch_pause` seconds after that poll returned (never past
-its next timer), so the next turn finds the sockets that became ready meanwhile.
-Below that rate nothing waits: a lone request is answered as soon as it arrives;
-under load a message waits at most `batch_pause` longer. A saturated process,
-whose turns take longer than the pause, never waits.
+When the last poll found at least `batch_ready` ready sockets, the reactor waits
+`batch_pause` seconds (never past its next timer) before it polls again, so the
+next turn finds the sockets that became ready meanwhile. Below that rate nothing
+waits: a lone request is answered as soon as it arrives; under load a message
+waits at most `batch_pause` longer. Capacity is not lost: as the load grows the
+turns grow, and the pause becomes a smaller part of each. Counting the pause
+from when the busy poll returned instead, so that long turns skip it, saved
+much less (bench/reports/pollpacing.md): the process fell back to polls of one
+or two sockets whenever a turn outlasted the pause.
 
 Only Twisted's epoll reactor (the default on Linux) is paced; with another
 reactor the start-up log says the setting has no effect. The reactor is the
@@ -23,7 +26,6 @@ from __future__ import annotations
 
 import select
 import time
-from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import Counter
@@ -36,27 +38,23 @@ from freescore.settings import RuntimeSettings
 log = Logger(namespace="freescore")
 
 
-def pause_before_poll(
-    last_ready: int, batch_ready: int, batch_pause: float, since_poll: float, timeout: float | None
-) -> float:
-    """Seconds to wait before the next poll: what is left of `batch_pause` since a busy poll returned
-    (`since_poll` seconds ago), cut to the next timer (`timeout`); 0 after a quiet poll."""
+def pause_before_poll(last_ready: int, batch_ready: int, batch_pause: float, timeout: float | None) -> float:
+    """Seconds to wait before the next poll: `batch_pause` after a busy poll, cut to the next timer."""
     if batch_pause <= 0 or last_ready < batch_ready:
         return 0.0
-    pause = batch_pause - since_poll
-    if timeout is not None and timeout < pause:
-        pause = timeout
-    return max(0.0, pause)
+    if timeout is not None and timeout < batch_pause:
+        return max(0.0, timeout)
+    return batch_pause
 
 
 class CountingPoller:
-    """The reactor's epoll object, remembering how many sockets its last poll returned, and when.
+    """The reactor's epoll object, remembering how many sockets its last poll returned.
 
     Registration calls are the epoll object's own bound methods (no Python call added);
     only `poll`, once per reactor turn, goes through here.
     """
 
-    def __init__(self, epoll: Any, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, epoll: Any) -> None:
         self.epoll = epoll
         self.register = epoll.register
         self.modify = epoll.modify
@@ -64,15 +62,11 @@ class CountingPoller:
         self.close = epoll.close
         self.fileno = epoll.fileno
         self._poll = epoll.poll
-        self.clock = clock
         self.last_ready = 0
-        self.returned = 0.0
-        """When the last poll returned (`clock`)."""
 
     def poll(self, timeout: float = -1, maxevents: int = -1) -> list[tuple[int, int]]:
         events = self._poll(timeout, maxevents)
         self.last_ready = len(events)
-        self.returned = self.clock()
         return events
 
 
@@ -106,12 +100,9 @@ class PollPacing(Service):
 
     name = "pollpacing"
 
-    def __init__(
-        self, reactor: Any, metrics: Metrics, settings: RuntimeSettings, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, reactor: Any, metrics: Metrics, settings: RuntimeSettings) -> None:
         self.reactor = reactor
         self.settings = settings
-        self.clock = clock
         counter = Counter(
             "freescore_reactor_paced_polls", "Reactor polls delayed by [runtime] batch_pause after a busy poll",
             registry=metrics.registry,
@@ -137,20 +128,20 @@ class PollPacing(Service):
             return
         self._install()
         self._mine = True
-        log.info("freescore: poll pacing: {pause} ms between polls after a poll of {ready} or more ready sockets",
+        log.info("freescore: poll pacing: {pause} ms before polling again after a poll of {ready} or more ready"
+                 " sockets",
                  pause=round(s.batch_pause * 1000, 3), ready=s.batch_ready)
 
     def _install(self) -> None:
         reactor = self.reactor
-        poller = CountingPoller(reactor._poller, self.clock)
+        poller = CountingPoller(reactor._poller)
         iterate = reactor.doIteration
         batch_ready, batch_pause = self.settings.batch_ready, self.settings.batch_pause
         sleep, paced = time.sleep, self.paced
 
         def doIteration(timeout: float | None) -> None:
             if poller.last_ready >= batch_ready:  # the common light-load case: one comparison
-                since = poller.clock() - poller.returned
-                pause = pause_before_poll(poller.last_ready, batch_ready, batch_pause, since, timeout)
+                pause = pause_before_poll(poller.last_ready, batch_ready, batch_pause, timeout)
                 if pause > 0:
                     sleep(pause)
                     paced.pending += 1
