@@ -31,6 +31,10 @@ from freescore.wireformat import CloseCode, HttpError
 log = Logger(namespace="freescore.websocket")
 
 _OPEN = WebSocketServerProtocol.STATE_OPEN
+_from_bytes = int.from_bytes
+"""Bound once: `int.from_bytes` looked up per frame made a bound method each time (twice per frame)."""
+_LOW_BYTES = [(1 << (n << 3)) - 1 for n in range(126)]
+"""The mask keeping the low `n` bytes of an int, per payload length: a list index, not two big-int operations."""
 EARLY_BYTES_LIMIT = 65536
 """Bytes a client may send while its handshake waits for an answer; more refuse it with 400."""
 UPGRADE_REQUIRED = HttpError(426, "this path takes WebSocket connections only", {"upgrade": "websocket"})
@@ -282,13 +286,13 @@ class FreescoreServerProtocol(WebSocketServerProtocol):
                 if length > limit or end > n:
                     break
                 if length:
-                    key = data[i + 2:i + 6] * ((length + 3) >> 2)
-                    mask = int.from_bytes(key, "little") & ((1 << (length << 3)) - 1)
-                    payload = (int.from_bytes(data[i + 6:end], "little") ^ mask).to_bytes(length, "little")
-                    try:
-                        payload.decode("utf-8")
-                    except UnicodeDecodeError:
-                        break
+                    mask = _from_bytes(data[i + 2:i + 6] * ((length + 3) >> 2), "little") & _LOW_BYTES[length]
+                    payload = (_from_bytes(data[i + 6:end], "little") ^ mask).to_bytes(length, "little")
+                    if not payload.isascii():  # ASCII is valid UTF-8: decode only to validate the rest
+                        try:
+                            payload.decode("utf-8")
+                        except UnicodeDecodeError:
+                            break
                 else:
                     payload = b""
                 i = end
