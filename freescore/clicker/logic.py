@@ -195,20 +195,20 @@ class RetryFilter:
                 ids.popitem(last=False)
         else:
             ids.move_to_end(device_id)
-        msg_id, timestamp, value = score
+        msg_id = score[0]
         if msg_id is None:
-            return seen.timestamp_repeat(timestamp)
-        body = hash((timestamp, value))
+            return seen.timestamp_repeat(score[1])
+        body = hash(score)  # its timestamp and score, and the msgId it is filed under: no tuple to build
         msgs = seen.msgs
         known = msgs.get(msg_id)
         if known == body:
             return True
-        last = seen.last_msg
-        if known is not None or (  # msgId went down: a reboot (the usual case, both plain digits, written out)
-            last is not None and (len(msg_id) < len(last) or (len(msg_id) == len(last) and msg_id < last)
-                                  if msg_id[0] != "-" and last[0] != "-" else _below(msg_id, last))
-        ):
-            msgs.clear()
+        size = len(msg_id)
+        if known is not None or size != seen.last_size or not msg_id > seen.last_msg:
+            # Not the usual case (a plain msgId above the last, of as many digits: compared as strings).
+            if known is not None or (seen.last_msg is not None and _below(msg_id, seen.last_msg)):
+                msgs.clear()  # msgId went down: a reboot
+            seen.last_size = size if msg_id[0] != "-" else 0
         seen.last_msg = msg_id
         msgs[msg_id] = body  # always a new key (a known one cleared them): the dict's order is arrival order
         if len(msgs) > self.window:
@@ -222,14 +222,16 @@ def _below(a: str, b: str) -> bool:
 
 
 class _Seen:
-    __slots__ = ("window", "last_msg", "msgs", "timestamps", "ts_order")
+    __slots__ = ("window", "last_msg", "last_size", "msgs", "timestamps", "ts_order")
 
     def __init__(self, window: int) -> None:
         self.window = window
         self.last_msg: str | None = None
         """The last msgId taken (canonical decimal)."""
+        self.last_size = 0
+        """Its digits when it is plain (not negative), else 0: a msgId of as many digits compares as a string."""
         self.msgs: dict[str, int] = {}
-        """msgId -> hash of (timestamp, score): a retry repeats both, a reboot's msgId does not.
+        """msgId -> hash of the SCORE (msgId, timestamp, score): a retry repeats all three, a reboot's msgId does not.
         In arrival order, so the oldest is the first (no second structure to touch per SCORE:
         with 1 000 devices taking turns every object a SCORE touches is out of cache)."""
         self.timestamps: set[str] = set()
