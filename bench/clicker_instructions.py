@@ -41,18 +41,26 @@ PER_LISTENER = 16
 """Ids a listener watches: one SUBSCRIBE and one CONNECT line stay under 126 bytes."""
 
 
+def add_batch_pause_option(ap: argparse.ArgumentParser) -> None:
+    from loadkit import add_batch_pause_option as add
+
+    add(ap)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--devices", type=int, default=50)
     ap.add_argument("--listeners", type=int, default=0, help=f"each watches {PER_LISTENER} devices")
     ap.add_argument("--rounds", type=int, default=4, help="SCOREs per device in the short phase (3x in the long)")
     ap.add_argument("--server", choices=["freescore", "floor"], default="freescore")
+    add_batch_pause_option(ap)
     args = ap.parse_args()
     if args.listeners * PER_LISTENER > args.devices:
         ap.error(f"listeners x {PER_LISTENER} must not exceed devices")
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         sys.exit("needs valgrind (apt-get install valgrind)")
     from clicker_raw import RawDevice  # the tests' device: handshake as the firmware does, masked frames
+    from loadkit import runtime_table
 
     from harness import TWISTD, FreescoreProcess, env
 
@@ -66,7 +74,8 @@ def main() -> None:
         else:
             argv = [*valgrind, sys.executable, "-c", TWISTD, "-n", "--pidfile=", "freescore", "--config",
                     str(Path(tmp) / "freescore.toml")]
-            fs = FreescoreProcess(CONFIG, Path(tmp), argv=argv, environ={**env(), "PYTHONHASHSEED": "0"}).start(300)
+            config = CONFIG + runtime_table(args.batch_pause)
+            fs = FreescoreProcess(config, Path(tmp), argv=argv, environ={**env(), "PYTHONHASHSEED": "0"}).start(300)
         try:
             devices = [RawDevice(fs.port(), timeout=120) for _ in range(args.devices)]
             ids = []
