@@ -109,16 +109,17 @@ _new_score = tuple.__new__
 
 def parse(text: str, max_ids: int = 64) -> Command:
     """Parse one frame's text; raise IgnoredInput for anything the protocol ignores."""
-    tokens = text.rstrip("\r\n").split(" ")
-    verb = tokens[0]
-    if verb == "SCORE" and len(tokens) == 4 and text.isascii():
-        # What every device sends, `SCORE <msgId> <timestamp> <score>` in plain digits,
-        # without the four calls of the general path (the same result).
-        msg_id, timestamp, score = tokens[1], tokens[2], tokens[3]
+    tokens = text.split(" ")
+    if len(tokens) == 4 and tokens[0] == "SCORE" and text.isascii():
+        # What every device sends, `SCORE <msgId> <timestamp> <score>` in plain digits, without
+        # the four calls of the general path (the same result). A line end fails `isdigit`:
+        # the general path strips it, so a SCORE pays no `rstrip`.
+        _, msg_id, timestamp, score = tokens
         if msg_id.isdigit() and timestamp.isdigit() and score.isdigit():
             canonical = (msg_id.lstrip("0") or "0", timestamp.lstrip("0") or "0", score.lstrip("0") or "0")
             return _new_score(Score, canonical)
-    verb = verb.upper()
+    tokens = text.rstrip("\r\n").split(" ")
+    verb = tokens[0].upper()
     if verb == "SCORE":
         return _parse_score(tokens)
     if verb == "REGISTER":
