@@ -159,6 +159,9 @@ class FreescoreServerProtocol(WebSocketServerProtocol):
         # announce longer ones) and the count it adds to.
         self._small_limit = min(125, self.maxFramePayloadSize or 125, self.maxMessagePayloadSize or 125)
         self._messages_in = self.factory.metrics.messages_in
+        # Read per frame and per write: an attribute of the connection itself is a specialized load;
+        # the class's default was looked up through the long MRO (Autobahn's classes) every time.
+        self._batch = None
         # Real-time frames are small: do not let Nagle hold one back behind an unacknowledged one.
         set_nodelay = getattr(self.transport, "setTcpNoDelay", None)
         if set_nodelay is not None:

@@ -93,6 +93,7 @@ class ClickerProtocol(FreescoreServerProtocol):
 
     def opened(self) -> None:
         svc = self.service
+        self._held = None  # read per frame: the connection's own attribute, not the class's default
         self.cid = svc.conns.add(self)
         svc.logic.opened(self.cid)
 
