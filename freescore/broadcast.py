@@ -46,7 +46,7 @@ _SHORT_TEXT_HEADS = [bytes((0x81, n)) for n in range(126)]
 
 
 def text_frame(text: str) -> bytes:
-    payload = text.encode("utf-8")
+    payload = text.encode()  # UTF-8; without the argument, no argument parsing
     n = len(payload)
     if n < 126:  # most replies and relays: the header from a table, no second call
         return _SHORT_TEXT_HEADS[n] + payload

@@ -110,7 +110,7 @@ class ClickerProtocol(FreescoreServerProtocol):
             return
         svc = self.service
         try:
-            command = wire.parse(payload.decode("utf-8"), svc.settings.max_ids)
+            command = wire.parse(payload.decode(), svc.settings.max_ids)  # UTF-8, no argument to parse
         except (wire.IgnoredInput, UnicodeDecodeError):
             self.factory.metrics.errors.inc()
             return
