@@ -8,15 +8,11 @@ import pytest
 import requests
 from websockets.sync.client import connect
 
+from harness import LOOPBACK_ANY_PORT
+
 pytestmark = pytest.mark.integration
 
-CONFIG = """
-[[listen]]
-endpoint = "tcp:0:interface=127.0.0.1"
-
-[clicker]
-state = "state"
-"""
+CONFIG = f'[[listen]]\nendpoint = "{LOOPBACK_ANY_PORT}"\n\n[clicker]\nstate = "state"\n'
 
 
 def paced(url: str) -> float:
