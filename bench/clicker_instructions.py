@@ -74,7 +74,7 @@ def main() -> None:
         else:
             argv = [*valgrind, sys.executable, "-c", TWISTD, "-n", "--pidfile=", "freescore", "--config",
                     str(Path(tmp) / "freescore.toml")]
-            config = CONFIG + runtime_table(args.batch_pause)
+            config = CONFIG + runtime_table(args)
             fs = FreescoreProcess(config, Path(tmp), argv=argv, environ={**env(), "PYTHONHASHSEED": "0"}).start(300)
         try:
             devices = [RawDevice(fs.port(), timeout=120) for _ in range(args.devices)]

@@ -40,6 +40,7 @@ from loadkit import (
     cpu_split,
     pong,
     rss_kib,
+    runtime_keys,
     runtime_table,
     server_frames,
 )
@@ -324,7 +325,7 @@ def start_server(args, tmp: Path):
         return FloorProcess(args.reactor)
     from harness import TWISTD, FreescoreProcess, env
 
-    config = CONFIG + runtime_table(args.batch_pause)
+    config = CONFIG + runtime_table(args)
     if args.reactor == "epoll":
         return FreescoreProcess(config, tmp).start()
     if args.reactor == "uvloop":
@@ -387,8 +388,7 @@ def write_report(args, rows: list[dict]) -> None:
         f"({args.procs} asyncio processes, `{args.client}` client) on the same machine as the server "
         f"(1-minute load average at the start {os.getloadavg()[0]:.1f}; 2.0 means both cores busy). "
         f"Server: {'freescore' if args.server == 'freescore' else 'bench/clicker_floor.py (the floor)'}, "
-        f"reactor {args.reactor}, [runtime] batch_pause "
-        f"{'default' if args.batch_pause is None else args.batch_pause}.",
+        f"reactor {args.reactor}, [runtime] {runtime_keys(args).strip().replace(chr(10), ', ') or 'defaults'}.",
         "",
         f"{args.devices} devices each sending `SCORE <msgId> <timestamp> <score>` at the given rate "
         "(not waiting for the acknowledgement), "

@@ -368,14 +368,14 @@ def percentile(hist: array, total: int, q: float) -> float:
     return BUCKETS * BUCKET_MS
 
 
-def start_freescore(scratch: Path, batch_pause: float | None = None) -> tuple[subprocess.Popen, str]:
+def start_freescore(scratch: Path, args=None) -> tuple[subprocess.Popen, str]:
     """A fresh `twistd -n freescore` with its configuration and log in a new folder under `scratch`."""
     workdir = Path(tempfile.mkdtemp(prefix="events-bench-", dir=scratch))
     config = workdir / "freescore.toml"
     config.write_text(
         '[[listen]]\nendpoint = "tcp:0:interface=127.0.0.1"\n\n[events]\n'
         f'sender_token = "{TOKEN}"\nmax_clients = 20000\nsender_rate_limit = 0.0\nlegacy = false\n'
-        + runtime_table(batch_pause)
+        + (runtime_table(args) if args is not None else "")
     )
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     code = "import sys; from twisted.scripts.twistd import run; sys.argv[0] = 'twistd'; run()"
@@ -508,7 +508,7 @@ def main() -> None:
 
     def server():
         if own:
-            proc, url = start_freescore(Path(scratch.name), args.batch_pause)
+            proc, url = start_freescore(Path(scratch.name), args)
             return proc, url, proc.pid
         return None, args.url, args.server_pid
 

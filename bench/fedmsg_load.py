@@ -308,7 +308,7 @@ endpoint = "tcp:0:interface=127.0.0.1:backlog=1024"
 endpoints = ["tcp://127.0.0.1:{port}"]
 max_connections = {args.subscribers + 100}
 nofile = {hard}
-{runtime_table(args.batch_pause)}""", workdir).start()
+{runtime_table(args)}""", workdir).start()
     server_pid = fs.proc.pid
     url = fs.url(0, "ws") + "/fedmsg"
     spawn = mp.get_context("spawn")

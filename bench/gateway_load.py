@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 from gcstats import describe, snapshot  # bench/ is the script's folder, so on sys.path
-from loadkit import add_batch_pause_option, cpu_seconds
+from loadkit import add_batch_pause_option, cpu_seconds, runtime_keys
 
 REPO = Path(__file__).resolve().parent.parent
 REPORT = REPO / "bench" / "reports" / "gateway.md"
@@ -318,8 +318,7 @@ def main() -> None:
         runtime += f"gc_thresholds = [{args.gc_thresholds}]\n"
     if args.no_gc_freeze:
         runtime += "gc_freeze = false\n"
-    if args.batch_pause is not None:
-        runtime += f"batch_pause = {args.batch_pause}\n"
+    runtime += runtime_keys(args)
     args.gc_label = runtime.strip().replace("\n", ", ").replace("[runtime], ", "").replace("[runtime]", "defaults")
     work = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
     (work / "freescore.toml").write_text(f"""

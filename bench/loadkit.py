@@ -83,11 +83,24 @@ def rss_kib(pid: int) -> int:
 
 
 def add_batch_pause_option(ap) -> None:
-    """`--batch-pause`: the server's `[runtime] batch_pause` (poll pacing, docs/runtime.md), to compare with 0."""
+    """`--batch-pause`, `--batch-ready`: the server's poll pacing (`[runtime]`, docs/runtime.md), to compare with 0."""
     ap.add_argument("--batch-pause", type=float, default=None,
                     help="the server's [runtime] batch_pause in seconds (poll pacing; 0: off); default: freescore's")
+    ap.add_argument("--batch-ready", type=int, default=None,
+                    help="the server's [runtime] batch_ready; default: freescore's")
 
 
-def runtime_table(batch_pause: float | None) -> str:
-    """The `[runtime]` table `--batch-pause` asks for, or "" (freescore's defaults)."""
-    return "" if batch_pause is None else f"\n[runtime]\nbatch_pause = {batch_pause}\n"
+def runtime_table(args) -> str:
+    """The `[runtime]` table `--batch-pause`/`--batch-ready` ask for, or "" (freescore's defaults)."""
+    keys = runtime_keys(args)
+    return f"\n[runtime]\n{keys}" if keys else ""
+
+
+def runtime_keys(args) -> str:
+    """The `[runtime]` lines of `--batch-pause`/`--batch-ready`, for a generator that writes the table itself."""
+    lines = ""
+    if args.batch_pause is not None:
+        lines += f"batch_pause = {args.batch_pause}\n"
+    if args.batch_ready is not None:
+        lines += f"batch_ready = {args.batch_ready}\n"
+    return lines

@@ -251,7 +251,7 @@ def run(scenario: Scenario, description: str, parents: tuple[argparse.ArgumentPa
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         scenario.make_data(work / "data", args.rings, args.judges)
-        config = server_config(scenario) + runtime_table(args.batch_pause)
+        config = server_config(scenario) + runtime_table(args)
         probe_before = write_probe(work)
         fs = FreescoreProcess(config, work).start()
         try:

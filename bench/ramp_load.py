@@ -46,7 +46,7 @@ sys.path.insert(0, str(REPO / "tests"))
 REPORT = REPO / "bench" / "reports" / "ramp.md"
 
 
-def config(backlog: int | None, clients: int, batch_pause: float | None = None) -> str:
+def config(backlog: int | None, clients: int, args=None) -> str:
     suffix = f":backlog={backlog}" if backlog else ""
     return f"""
 [[listen]]
@@ -60,7 +60,7 @@ legacy = false
 
 [clicker]
 state = "state"
-""" + runtime_table(batch_pause)
+""" + (runtime_table(args) if args is not None else "")
 
 
 # -- clicker devices ---------------------------------------------------------------------------
@@ -237,7 +237,7 @@ def main() -> None:
     for i in range(args.runs):
         for scenario in wanted:
             with tempfile.TemporaryDirectory() as tmp:
-                fs = FreescoreProcess(config(args.backlog, args.clients, args.batch_pause), Path(tmp)).start()
+                fs = FreescoreProcess(config(args.backlog, args.clients, args), Path(tmp)).start()
                 try:
                     row = events_run(fs, args) if scenario == "events" else clicker_run(fs, args)
                 finally:

@@ -254,7 +254,7 @@ class RuntimeSettings:
     gc_full_interval: float = 600.0  # full pass at least this often (s); 0: never
     nofile: int = 0  # open-files soft limit raised to this at start (capped by the hard limit); 0: the hard limit
     batch_pause: float = 0.0005  # s to wait before polling again after a busy poll (freescore.pollpacing); 0: off
-    batch_ready: int = 4  # a poll that found this many ready sockets or more is busy
+    batch_ready: int = 8  # pace while polls find this many ready sockets per batch_pause, on average
 
     def validate(self, base: Path) -> "RuntimeSettings":
         t = self.gc_thresholds

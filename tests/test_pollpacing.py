@@ -11,29 +11,43 @@ from twisted.internet.pollreactor import PollReactor
 
 from freescore import config
 from freescore.metrics import Metrics
-from freescore.pollpacing import PacingPoller, PollPacing, pause_before_poll
+from freescore.pollpacing import WINDOW, PacingPoller, PollPacing, pacing_due, pause_before_poll
 from freescore.settings import RuntimeSettings
 
 LISTEN = '[[listen]]\nendpoint = "tcp:0:interface=127.0.0.1"\n'
 
 
 @pytest.mark.parametrize(
-    ("last_ready", "timeout", "pause"),
+    ("found", "elapsed", "due"),
     [
-        (0, -1, 0.0),  # idle: poll at once (and block: -1, no timer)
-        (3, -1, 0.0),  # below batch_ready
-        (4, -1, 0.001),
-        (40, 5.0, 0.001),
-        (4, 0.0004, 0.0004),  # never past the next timer
-        (4, 0.0, 0.0),
+        (800, 0.05, True),  # 16 000 a second: 8 per 0.5 ms
+        (799, 0.05, False),
+        (100, 0.0, True),  # a window within one clock tick
+        (0, 0.0, False),  # only timers woke it
+        (10, 60.0, False),  # light load
     ],
 )
-def test_pause_before_poll(last_ready: int, timeout: float, pause: float) -> None:
-    assert pause_before_poll(last_ready, 4, 0.001, timeout) == pause
+def test_pacing_due(found: int, elapsed: float, due: bool) -> None:
+    assert pacing_due(found, elapsed, 8, 0.0005) is due
+
+
+@pytest.mark.parametrize(
+    ("pacing", "last_ready", "timeout", "pause"),
+    [
+        (False, 50, -1, 0.0),  # the rate is low: never wait
+        (True, 0, -1, 0.0),  # the last poll found nothing (a timer): poll at once
+        (True, 1, -1, 0.001),
+        (True, 40, 5.0, 0.001),
+        (True, 4, 0.0004, 0.0004),  # never past the next timer
+        (True, 4, 0.0, 0.0),
+    ],
+)
+def test_pause_before_poll(pacing: bool, last_ready: int, timeout: float, pause: float) -> None:
+    assert pause_before_poll(pacing, last_ready, 0.001, timeout) == pause
 
 
 def test_pause_zero_is_off() -> None:
-    assert pause_before_poll(1000, 4, 0.0, -1) == 0.0
+    assert not pacing_due(10**6, 0.001, 8, 0.0)
 
 
 class Reader:
@@ -80,28 +94,44 @@ def pairs(reactor: EPollReactor, count: int) -> list[tuple[socket.socket, Reader
     return made
 
 
-def test_a_busy_poll_makes_the_next_turn_wait(reactor: EPollReactor) -> None:
-    pacing = PollPacing(reactor, Metrics(), RuntimeSettings(batch_pause=0.001, batch_ready=3))
+class Clock:
+    """Seconds that move only when the test says: the rate a window measures is the test's choice."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_high_rate_paces_and_a_low_one_stops_it(reactor: EPollReactor) -> None:
+    clock = Clock()
+    pacing = PollPacing(reactor, Metrics(), RuntimeSettings(batch_pause=0.001, batch_ready=8), clock=clock)
     pacing.startService()
-    socks = pairs(reactor, 3)
-    for a, _ in socks:
+    poller = reactor._poller
+    (a, r), = pairs(reactor, 1)
+    for _ in range(WINDOW):  # a window of polls that each find the socket, within one tick: a high rate
         a.send(b"x")
-    reactor.iterate(5)  # the first poll: nothing before it was busy
-    assert pacing.paced.pending == 0
-    assert [r.got for _, r in socks] == [b"x"] * 3
-    socks[0][0].send(b"y")
-    reactor.iterate(5)  # the last poll found 3: this turn waits first, then reads
+        reactor.iterate(5)
+    assert poller.pacing and pacing.paced.pending == 0  # decided at the window's end; nothing waited yet
+    a.send(b"y")
+    reactor.iterate(5)  # the last poll found a socket: this turn waits, then reads
     assert pacing.paced.pending == 1
-    assert socks[0][1].got == b"xy"
-    socks[1][0].send(b"z")
-    reactor.iterate(5)  # the last poll found 1: no wait
-    assert pacing.paced.pending == 1
-    assert socks[1][1].got == b"xz"
+    assert r.got == b"x" * WINDOW + b"y"
+    clock.now += 3600.0  # the rest of this window spreads over an hour: a low rate
+    for _ in range(WINDOW - 1):
+        a.send(b"z")
+        reactor.iterate(5)
+    assert not poller.pacing
+    waited = pacing.paced.pending
+    a.send(b"z")
+    reactor.iterate(5)
+    assert pacing.paced.pending == waited  # no longer paced
     pacing.stopService()
 
 
 def test_stop_restores_the_reactor_and_two_services_share_one_pacing(reactor: EPollReactor) -> None:
-    settings = RuntimeSettings(batch_pause=0.001, batch_ready=1)
+    settings = RuntimeSettings(batch_pause=0.001, batch_ready=8)
     first = PollPacing(reactor, Metrics(), settings)
     second = PollPacing(reactor, Metrics(), settings)
     first.startService()
@@ -129,7 +159,7 @@ def test_another_reactor_is_left_alone() -> None:
 
 def test_runtime_defaults_and_errors() -> None:
     rt = config.parse(LISTEN).runtime
-    assert (rt.batch_pause, rt.batch_ready) == (0.0005, 4)
+    assert (rt.batch_pause, rt.batch_ready) == (0.0005, 8)
     assert config.parse(LISTEN + "[runtime]\nbatch_pause = 0\n").runtime.batch_pause == 0.0
     for text, key, message in [
         ("batch_pause = -1", "runtime.batch_pause", "0 (off) or up to 0.01 s"),
