@@ -3,8 +3,8 @@
 Twisted's epoll reactor polls again as soon as a turn ends. Under a load of many
 small messages from many connections (1 000 clicker devices at 30 000 SCORE/s) a
 poll found 1.9 ready sockets on average, so the process woke, polled and ran
-Twisted's per-turn work about 15 000 times a second, and that cost about a sixth
-of its CPU (docs/runtime.md, bench/reports/pollpacing.md).
+Twisted's per-turn work about 15 000 times a second; pacing them cut its CPU per
+SCORE by 16 % (docs/runtime.md, bench/reports/pollpacing.md).
 
 While polls find, on average over the last 128, at least `batch_ready` ready
 sockets per `batch_pause` (16 000 a second with the defaults), the reactor waits
