@@ -23,7 +23,8 @@ bursts are short, 6 % more CPU and 2 ms of p99.
 Only Twisted's epoll reactor (the default on Linux) is paced; with another
 reactor the start-up log says the setting has no effect. The reactor is the
 process's: with several freescore services on one reactor (tests, embedding),
-the first to start paces it and the last to stop restores it.
+the first to start paces it (with its settings) and the last to stop restores it.
+After the load drops, pacing ends with the next window of 128 polls.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ class PacingPoller:
     It replaces the reactor's `_poller`, an attribute it already has. Giving the reactor a new
     attribute (its own `doIteration`) or a new class cost 1 700 to 4 500 instructions per turn, a
     lone request's price at light load: every attribute of the reactor got slower to read once its
-    instance dictionary changed shape. This costs one Python call per turn (about 1 200).
+    instance dictionary changed shape. This costs one Python call per turn (about 1 500).
     Registration calls are the epoll object's own bound methods.
     """
 
@@ -100,7 +101,7 @@ class PacingPoller:
         self.since = clock()
 
     def poll(self, timeout: float = -1, maxevents: int = -1) -> list[tuple[int, int]]:
-        if self.pacing and self.last_ready:  # light load: this one test
+        if self.pacing and self.last_ready:  # below the pacing rate: this one test
             pause = pause_before_poll(True, self.last_ready, self.batch_pause, timeout)
             if pause > 0:
                 time.sleep(pause)
@@ -158,7 +159,7 @@ class PollPacing(Service):
         self.settings = settings
         self.clock = clock
         counter = Counter(
-            "freescore_reactor_paced_polls", "Reactor polls delayed by [runtime] batch_pause after a busy poll",
+            "freescore_reactor_paced_polls", "Reactor polls delayed by [runtime] batch_pause while pacing",
             registry=metrics.registry,
         )
         self.paced = Tally(counter)
