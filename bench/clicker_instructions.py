@@ -35,16 +35,11 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "tests" / "clicker"))
 sys.path.insert(0, str(REPO / "bench"))
+from loadkit import add_batch_pause_option, runtime_table  # noqa: E402  (bench/ is on sys.path)
 
 CONFIG = '[[listen]]\nendpoint = "tcp:0:interface=127.0.0.1"\n\n[clicker]\nstate = "state"\nping_interval = 0\n'
 PER_LISTENER = 16
 """Ids a listener watches: one SUBSCRIBE and one CONNECT line stay under 126 bytes."""
-
-
-def add_batch_pause_option(ap: argparse.ArgumentParser) -> None:
-    from loadkit import add_batch_pause_option as add
-
-    add(ap)
 
 
 def main() -> None:
@@ -60,7 +55,6 @@ def main() -> None:
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         sys.exit("needs valgrind (apt-get install valgrind)")
     from clicker_raw import RawDevice  # the tests' device: handshake as the firmware does, masked frames
-    from loadkit import runtime_table
 
     from harness import TWISTD, FreescoreProcess, env
 

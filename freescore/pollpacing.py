@@ -18,7 +18,7 @@ Two rules measured worse (bench/reports/pollpacing.md): counting the pause from
 when the busy poll returned, so long turns skip it, saved much less (the process
 fell back to polls of one or two sockets whenever a turn outlasted the pause);
 pausing after any poll that found 4 or more sockets cost the gateway, whose
-bursts are short, 6 % more CPU and 2 ms of p99.
+bursts are short, more CPU per operation and a higher p99.
 
 Only Twisted's epoll reactor (the default on Linux) is paced; with another
 reactor the start-up log says the setting has no effect. The reactor is the
@@ -51,7 +51,7 @@ WINDOW = 128
 def pacing_due(found: int, elapsed: float, batch_ready: int, batch_pause: float) -> bool:
     """Pace while polls find, on average, at least `batch_ready` ready sockets per `batch_pause`:
     `found` over the last `elapsed` seconds. Below that rate a pause gathers too little to pay
-    for itself (the gateway at 3 000 operations a second spent 6 % more CPU when it paced)."""
+    for itself (the gateway at 3 000 operations a second spent more CPU when it paced)."""
     return batch_pause > 0 and found > 0 and found * batch_pause >= batch_ready * elapsed
 
 

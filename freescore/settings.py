@@ -253,7 +253,7 @@ class RuntimeSettings:
     gc_full_after_closes: int = 1000  # full pass after this many closes (and >= the open count); 0: never
     gc_full_interval: float = 600.0  # full pass at least this often (s); 0: never
     nofile: int = 0  # open-files soft limit raised to this at start (capped by the hard limit); 0: the hard limit
-    batch_pause: float = 0.0005  # s to wait before polling again after a busy poll (freescore.pollpacing); 0: off
+    batch_pause: float = 0.0005  # s to wait before each poll while pacing (freescore.pollpacing); 0: off
     batch_ready: int = 8  # pace while polls find this many ready sockets per batch_pause, on average
 
     def validate(self, base: Path) -> "RuntimeSettings":
